@@ -1,0 +1,38 @@
+"""hpsearch: hyperparameter search for 🤗 Transformers on optuna, SigOpt, Ray Tune and W&B.
+
+`import hpsearch` imports no backend library and not transformers: `Trainer` and
+`hyperparameter_search` load it when first used.
+"""
+
+from typing import Any
+
+from hpsearch import space
+from hpsearch.engine import BestRun, Search, SearchInterrupted, SearchSummary, search
+from hpsearch.objective import default_compute_objective
+from hpsearch.store import load_trials
+from hpsearch.trial import Trial, TrialPruned, TrialRecord, TrialState
+
+__all__ = [
+    "BestRun",
+    "Search",
+    "SearchInterrupted",
+    "SearchSummary",
+    "Trainer",
+    "Trial",
+    "TrialPruned",
+    "TrialRecord",
+    "TrialState",
+    "default_compute_objective",
+    "hyperparameter_search",
+    "load_trials",
+    "search",
+    "space",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Trainer", "hyperparameter_search"):
+        from hpsearch import transformers
+
+        return getattr(transformers, name)
+    raise AttributeError(f"module 'hpsearch' has no attribute {name!r}")

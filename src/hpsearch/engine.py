@@ -1,0 +1,226 @@
+"""The search loop for every ask/tell backend: ask -> run -> report/prune -> tell.
+
+Written once here, so progress, the store, failures, timeouts and resume behave the same on
+every backend. `search()` is the function API on top of it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from tqdm.auto import tqdm
+
+from hpsearch import store
+from hpsearch.backends.base import Backend, Proposal, get_backend
+from hpsearch.objective import check_directions, check_values, is_better
+from hpsearch.report import format_value, print_leaderboard
+from hpsearch.trial import Trial, TrialPruned, TrialRecord, TrialState
+
+logger = logging.getLogger("hpsearch")
+
+
+class BestRun(NamedTuple):
+    """The best run of a search, in the shape of `transformers.trainer_utils.BestRun`."""
+
+    run_id: str
+    objective: float | list[float]
+    hyperparameters: dict[str, Any]
+    run_summary: Any | None = None
+
+
+class SearchSummary(NamedTuple):
+    """What `BestRun.run_summary` holds: every trial, the store, and the best model's directory."""
+
+    trials: list[TrialRecord]
+    study: Any
+    best_model_dir: str | None = None
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a search: the running trial is recorded as interrupted; rerun the same call to resume."""
+
+
+class Search:
+    """One search: a backend on a study store, run trial by trial until `n_trials` have finished.
+
+    `n_trials` counts every finished trial of the study, earlier runs' included, so rerunning the
+    same search after a crash finishes what is missing. A trial that raises one of `catch` is
+    recorded as failed and the search goes on; if every trial of this run fails, it raises.
+    """
+
+    def __init__(
+        self,
+        hp_space: Any = None,
+        n_trials: int = 20,
+        direction: str | Sequence[str] = "minimize",
+        backend: str | type[Backend] | None = None,
+        storage: Any = None,
+        study_name: str = store.DEFAULT_STUDY_NAME,
+        timeout: float | None = None,
+        catch: tuple[type[BaseException], ...] = (Exception,),
+        show_progress: bool = True,
+        n_jobs: int = 1,
+        gc_after_trial: bool = True,
+        **backend_kwargs: Any,
+    ):
+        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+            raise ValueError(f"`n_trials` must be an int >= 1. Received: n_trials={n_trials!r}.")
+        if n_jobs != 1:
+            raise ValueError(
+                f"`n_jobs` must be 1: a trial uses the whole process. Received: n_jobs={n_jobs!r}. "
+                "To run trials in parallel, start several workers with the same `storage`."
+            )
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"`timeout` must be a positive number of seconds. Received: timeout={timeout!r}.")
+        self.directions = check_directions(direction)
+        self.n_trials = n_trials
+        self.timeout = timeout
+        self.catch = tuple(catch)
+        self.show_progress = show_progress
+        backend_class = get_backend(backend)
+        _check_kwargs(backend_class, backend_kwargs)
+        self.backend = backend_class(hp_space, self.directions, storage, study_name, **backend_kwargs)
+
+    @property
+    def study(self) -> Any:
+        return self.backend.study
+
+    def run(self, objective: Callable[[Trial], Any]) -> list[TrialRecord]:
+        """Run trials until `n_trials` have finished (or `timeout`, or the backend has no more)."""
+        resumed = store.fail_interrupted(self.study)
+        if resumed:
+            logger.warning(f"Trials {resumed} were left running by a process that died; their slots run again.")
+        done = sum(r.counts for r in store.records(self.study))
+        errors: list[BaseException] = []
+        ran = 0
+        start = time.monotonic()
+        bar = tqdm(total=self.n_trials, initial=done, desc="hpsearch", unit="trial", disable=not self.show_progress)
+        try:
+            while done < self.n_trials:
+                if self.timeout is not None and time.monotonic() - start > self.timeout:
+                    logger.info(f"Search stopped: timeout of {self.timeout} s reached.")
+                    break
+                proposal = self.backend.ask()
+                if proposal is None:
+                    logger.info("Search stopped: the backend has no more trials to propose.")
+                    break
+                error = self._run_trial(proposal, objective)
+                if error is not None:
+                    errors.append(error)
+                done += 1
+                ran += 1
+                bar.update()
+                best = self.best_values()
+                if best is not None:
+                    bar.set_postfix_str(f"best={format_value(best)}")
+        finally:
+            bar.close()
+        if ran and len(errors) == ran:
+            raise RuntimeError(f"All {ran} trials of this search failed; the first error: {errors[0]!r}") from errors[0]
+        records = store.records(self.study)
+        if self.show_progress:
+            print_leaderboard(records, self.directions)
+        return records
+
+    def _run_trial(self, proposal: Proposal, objective: Callable[[Trial], Any]) -> BaseException | None:
+        """Run one trial and tell the backend how it ended; the error if it failed."""
+        trial = Trial(
+            proposal.number,
+            proposal.params,
+            proposal.native,
+            report=lambda step, value: self.backend.report(proposal, step, value),
+            beats_best=self._beats_best,
+        )
+        try:
+            result = objective(trial)
+            if trial.should_stop:
+                raise TrialPruned()
+            values = check_values(result, len(self.directions))
+        except TrialPruned:
+            self.backend.tell(proposal, TrialState.PRUNED, None)
+            return None
+        except self.catch as e:
+            logger.warning(f"Trial {proposal.number} failed: {e!r}")
+            self._fail(proposal, "".join(traceback.format_exception(e)))
+            return e
+        except KeyboardInterrupt:
+            self._fail(proposal, "interrupted (Ctrl-C)", interrupted=True)
+            raise SearchInterrupted(
+                f"Search interrupted during trial {proposal.number}; rerun the same call to resume it."
+            ) from None
+        except BaseException as e:
+            self._fail(proposal, "".join(traceback.format_exception(e)))
+            raise
+        self.backend.tell(proposal, TrialState.COMPLETE, values)
+        return None
+
+    def _fail(self, proposal: Proposal, error: str, interrupted: bool = False) -> None:
+        store.record_error(self.study, proposal.trial_id, error, interrupted)
+        self.backend.tell(proposal, TrialState.FAILED, None)
+
+    def best_values(self) -> list[float] | float | None:
+        """The best objective so far (single objective), None before any trial completed."""
+        if len(self.directions) > 1:
+            return None
+        best = None
+        for record in store.records(self.study):
+            if record.state is TrialState.COMPLETE and is_better(record.values[0], best, self.directions[0]):
+                best = record.values[0]
+        return best
+
+    def _beats_best(self, value: float) -> bool:
+        return len(self.directions) == 1 and is_better(value, self.best_values(), self.directions[0])
+
+    def best(self, **summary: Any) -> BestRun | list[BestRun]:
+        """The best run, or the Pareto front for several directions; `summary` goes into its run_summary."""
+        records = store.records(self.study)
+        complete = [r for r in records if r.state is TrialState.COMPLETE]
+        if not complete:
+            raise RuntimeError(f"No trial of the study completed ({len(records)} recorded); nothing to return.")
+        run_summary = SearchSummary(records, self.study, **summary)
+        if len(self.directions) == 1:
+            best = self.study.best_trial
+            return BestRun(str(best.number), best.value, dict(best.params), run_summary)
+        return [BestRun(str(t.number), list(t.values), dict(t.params), run_summary) for t in self.study.best_trials]
+
+
+def _check_kwargs(backend_class: type[Backend], kwargs: dict[str, Any]) -> None:
+    accepted = [
+        name
+        for name in inspect.signature(backend_class.__init__).parameters
+        if name not in ("self", "hp_space", "directions", "storage", "study_name")
+    ]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"Unknown argument(s) {unknown} for the {backend_class.name!r} backend. "
+            f"It takes {accepted}, besides storage, study_name, timeout, catch, n_jobs and show_progress."
+        )
+
+
+def search(
+    objective: Callable[[Trial], Any],
+    space: Any,
+    n_trials: int = 20,
+    direction: str | Sequence[str] = "minimize",
+    backend: str | type[Backend] | None = None,
+    storage: Any = None,
+    **kwargs: Any,
+) -> BestRun | list[BestRun]:
+    """Search `space` for the parameters that optimise `objective(trial)`.
+
+    `objective` reads `trial.params`, may call `trial.report(step, value)` (True: stop now) and
+    returns the objective (a list of them for several directions). `space` is an `hpsearch.space`
+    dict, or the backend's native format. `storage` (an optuna storage URL) keeps the study;
+    None keeps it in memory.
+    """
+    if not callable(objective):
+        raise ValueError(f"`objective` must be a function of a trial. Received: {objective!r}.")
+    run = Search(space, n_trials, direction, backend, storage, **kwargs)
+    run.run(objective)
+    return run.best()

@@ -1,0 +1,62 @@
+"""Objectives and directions: what a trial is scored by, and which way is better."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+DIRECTIONS = ("minimize", "maximize")
+
+
+def default_compute_objective(metrics: Mapping[str, float]) -> float:
+    """transformers' default objective: the sum of the evaluation metrics, or the loss if there are none.
+
+    `eval_loss`, `epoch` and the speed metrics (`*_runtime`, `*_per_second`) are not metrics here.
+    """
+    rest = {
+        name: value
+        for name, value in metrics.items()
+        if name not in ("eval_loss", "epoch") and not name.endswith(("_runtime", "_per_second"))
+    }
+    return metrics.get("eval_loss") if not rest else sum(rest.values())
+
+
+def check_directions(direction: str | Sequence[str]) -> list[str]:
+    """Return the direction(s) as a list, or raise a ValueError naming the bad value."""
+    directions = [direction] if isinstance(direction, str) else list(direction) if direction else []
+    if not directions or any(d not in DIRECTIONS for d in directions):
+        raise ValueError(
+            f"`direction` must be 'minimize', 'maximize' or a list of them. Received: direction={direction!r}."
+        )
+    return directions
+
+
+def check_values(result: Any, n_objectives: int) -> list[float]:
+    """The objective value(s) a trial returned, as a list of finite floats, or a ValueError saying why not."""
+    values = list(result) if isinstance(result, (list, tuple)) else [result]
+    if len(values) != n_objectives:
+        raise ValueError(
+            f"The objective returned {len(values)} value(s) for {n_objectives} direction(s): {result!r}. "
+            "Return one value per direction."
+        )
+    checked = []
+    for value in values:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"The objective must be a number. Received: {value!r} (of type {type(value).__name__}); "
+                "make `compute_objective` return a float."
+            ) from None
+        if not math.isfinite(number):
+            raise ValueError(f"The objective is {number}, not a finite number; the trial diverged or a metric is NaN.")
+        checked.append(number)
+    return checked
+
+
+def is_better(value: float, than: float | None, direction: str) -> bool:
+    """Whether `value` beats `than` (None: nothing to beat) in `direction`."""
+    if than is None:
+        return True
+    return value > than if direction == "maximize" else value < than

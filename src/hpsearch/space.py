@@ -1,0 +1,112 @@
+"""A backend-neutral search space: `Float`, `Int` and `Categorical` dimensions.
+
+A space is a plain mapping of parameter names to dimensions. Every backend converts it to
+its own native format, so one space runs on any backend:
+
+    space = {"learning_rate": Float(1e-6, 1e-4, log=True), "seed": Int(1, 40)}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+
+def _check_bounds(kind: str, low: float, high: float, log: bool) -> None:
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"`{kind}` bounds must be finite. Received: low={low}, high={high}.")
+    if low >= high:
+        raise ValueError(f"`{kind}` needs low < high. Received: low={low}, high={high}; swap or widen them.")
+    if log and low <= 0:
+        raise ValueError(f"`{kind}` with log=True needs low > 0. Received: low={low}; use a positive lower bound.")
+
+
+@dataclass(frozen=True)
+class Float:
+    """A real number in [low, high], sampled uniformly or, with `log=True`, log-uniformly."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        _check_bounds("Float", self.low, self.high, self.log)
+
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, float) and self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class Int:
+    """An integer in [low, high] (both included), uniformly or log-uniformly."""
+
+    low: int
+    high: int
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not all(isinstance(b, int) and not isinstance(b, bool) for b in (self.low, self.high)):
+            raise ValueError(f"`Int` bounds must be ints. Received: low={self.low!r}, high={self.high!r}.")
+        _check_bounds("Int", self.low, self.high, self.log)
+
+    def contains(self, value: Any) -> bool:
+        return isinstance(value, int) and self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class Categorical:
+    """One of a fixed list of choices (numbers, strings, booleans or None)."""
+
+    choices: tuple[Any, ...]
+
+    def __init__(self, choices: Sequence[Any]) -> None:
+        if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence) or len(choices) == 0:
+            raise ValueError(
+                f"`Categorical` needs a non-empty list of choices. Received: choices={choices!r}."
+            )
+        object.__setattr__(self, "choices", tuple(choices))
+
+    def contains(self, value: Any) -> bool:
+        return value in self.choices
+
+
+Dimension = Union[Float, Int, Categorical]
+Space = Mapping[str, Dimension]
+
+
+def is_space(value: Any) -> bool:
+    """Whether `value` is a neutral space (a non-empty mapping of names to dimensions)."""
+    return (
+        isinstance(value, Mapping)
+        and len(value) > 0
+        and all(isinstance(d, (Float, Int, Categorical)) for d in value.values())
+    )
+
+
+def check_space(space: Any) -> Space:
+    """Return `space` if it is a valid neutral space, else raise a ValueError saying what is wrong."""
+    if not isinstance(space, Mapping) or not space:
+        raise ValueError(
+            f"`space` must be a non-empty dict of names to `Float`, `Int` or `Categorical`. Received: {space!r}."
+        )
+    for name, dim in space.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"`space` keys must be non-empty strings. Received: {name!r}.")
+        if not isinstance(dim, (Float, Int, Categorical)):
+            raise ValueError(
+                f"`space[{name!r}]` must be `Float`, `Int` or `Categorical` from `hpsearch.space`. "
+                f"Received: {dim!r} (of type {type(dim).__name__})."
+            )
+    return space
+
+
+# transformers' default search space (`default_hp_space_optuna`), shared by the backends
+# whose native default is the same.
+DEFAULT_SPACE: Space = {
+    "learning_rate": Float(1e-6, 1e-4, log=True),
+    "num_train_epochs": Int(1, 5),
+    "seed": Int(1, 40),
+    "per_device_train_batch_size": Categorical([4, 8, 16, 32, 64]),
+}

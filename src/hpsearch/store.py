@@ -1,0 +1,167 @@
+"""The study store: every trial of a search, written as it starts and as it ends.
+
+The store is an optuna study in optuna's own storage (a SQLite file in `output_dir` by
+default, or any optuna storage URL), whichever backend chose the trials: optuna keeps it
+crash-safe, and `load_trials` reads it back the same way for every backend.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from hpsearch.trial import TrialRecord, TrialState
+
+if TYPE_CHECKING:
+    import optuna
+
+STORE_FILE = "hpsearch.db"
+DEFAULT_STUDY_NAME = "hpsearch"
+_OWNER = "hpsearch:owner"
+_INTERRUPTED = "hpsearch:interrupted"
+_ERROR = "hpsearch:error"
+
+
+def storage_url(output_dir: str | os.PathLike) -> str:
+    """The default storage of a search writing to `output_dir`: a SQLite file inside it."""
+    return f"sqlite:///{Path(output_dir).resolve() / STORE_FILE}"
+
+
+def open_storage(storage: str | optuna.storages.BaseStorage | None) -> optuna.storages.BaseStorage | None:
+    """An optuna storage from a URL (SQLite waits for locks held by other workers), a storage object,
+    or None (in memory)."""
+    import optuna
+
+    if not isinstance(storage, str):
+        return storage
+    if storage.startswith("sqlite:///"):
+        Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.RDBStorage(storage, engine_kwargs={"connect_args": {"timeout": 60}})
+    return optuna.storages.RDBStorage(storage)
+
+
+def open_study(
+    storage: str | optuna.storages.BaseStorage | None,
+    study_name: str,
+    directions: Sequence[str],
+    load_if_exists: bool = True,
+    **create_kwargs: Any,
+) -> optuna.Study:
+    """Create the study, or load it to continue a search; its directions must not have changed."""
+    import optuna
+
+    study = optuna.create_study(
+        storage=open_storage(storage),
+        study_name=study_name,
+        directions=list(directions),
+        load_if_exists=load_if_exists,
+        **create_kwargs,
+    )
+    stored = [d.name.lower() for d in study.directions]
+    if stored != list(directions):
+        raise ValueError(
+            f"The study {study_name!r} in this storage was made with direction={stored}, not {list(directions)}. "
+            "Pass the same `direction`, or a new `study_name` / `output_dir`."
+        )
+    return study
+
+
+def claim(study: optuna.Study, trial_id: int) -> None:
+    """Note which process runs a trial, so that a later run can tell whether it died."""
+    process = psutil.Process()
+    owner = {"host": socket.gethostname(), "pid": process.pid, "started": process.create_time()}
+    study._storage.set_trial_system_attr(trial_id, _OWNER, owner)
+
+
+def _owner_is_dead(owner: dict[str, Any] | None) -> bool:
+    if not owner or owner.get("host") != socket.gethostname():
+        return False  # another machine's trial: only its heartbeat can tell
+    try:
+        return psutil.Process(owner["pid"]).create_time() != owner["started"]
+    except psutil.NoSuchProcess:
+        return True
+
+
+def fail_interrupted(study: optuna.Study) -> list[int]:
+    """Mark as failed (interrupted) the running trials whose process on this machine is gone.
+
+    Their slots are run again; the numbers of the trials marked are returned.
+    """
+    import optuna
+
+    marked = []
+    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if _owner_is_dead(frozen.system_attrs.get(_OWNER)):
+            mark_failed(study, frozen._trial_id, "the process running this trial died", interrupted=True)
+            marked.append(frozen.number)
+    return marked
+
+
+def mark_failed(study: optuna.Study, trial_id: int, error: str, interrupted: bool = False) -> None:
+    """Record a trial as failed, with the error text (and whether it was interrupted rather than run)."""
+    import optuna
+
+    record_error(study, trial_id, error, interrupted)
+    study._storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+
+
+def record_error(study: optuna.Study, trial_id: int, error: str, interrupted: bool = False) -> None:
+    """Keep a failed trial's error text beside it, and whether it was interrupted rather than run."""
+    study._storage.set_trial_system_attr(trial_id, _ERROR, error)
+    if interrupted:
+        study._storage.set_trial_system_attr(trial_id, _INTERRUPTED, True)
+
+
+_STATES = {"RUNNING": TrialState.RUNNING, "COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED}
+
+
+def to_record(frozen: optuna.trial.FrozenTrial) -> TrialRecord:
+    """The store's view of one optuna trial."""
+    return TrialRecord(
+        number=frozen.number,
+        state=_STATES.get(frozen.state.name, TrialState.FAILED),
+        params=dict(frozen.params),
+        values=list(frozen.values) if frozen.values is not None else None,
+        intermediate=dict(frozen.intermediate_values),
+        error=frozen.system_attrs.get(_ERROR),
+        interrupted=bool(frozen.system_attrs.get(_INTERRUPTED)),
+        started=frozen.datetime_start,
+        finished=frozen.datetime_complete,
+    )
+
+
+def records(study: optuna.Study) -> list[TrialRecord]:
+    """Every trial of `study`, as records, in trial-number order."""
+    return [to_record(t) for t in study.get_trials(deepcopy=False)]
+
+
+def load_trials(
+    output_dir: str | os.PathLike | None = None,
+    storage: str | optuna.storages.BaseStorage | None = None,
+    study_name: str | None = None,
+) -> list[TrialRecord]:
+    """The recorded trials of a search, from its `output_dir` (or its `storage`).
+
+    `study_name` may be left out when the storage holds one study.
+    """
+    import optuna
+
+    if storage is None:
+        if output_dir is None:
+            raise ValueError("Pass `output_dir` (the search's output directory) or `storage` (its storage URL).")
+        path = Path(output_dir) / STORE_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"No hpsearch study in {str(output_dir)!r}: {STORE_FILE} is missing.")
+        storage = storage_url(output_dir)
+    storage = open_storage(storage)
+    if study_name is None:
+        names = optuna.get_all_study_names(storage)
+        if len(names) != 1:
+            raise ValueError(f"The storage holds {len(names)} studies {names}; pass `study_name`.")
+        study_name = names[0]
+    return records(optuna.load_study(study_name=study_name, storage=storage))

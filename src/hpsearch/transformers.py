@@ -1,0 +1,312 @@
+"""The 🤗 Transformers integration: a drop-in `Trainer` and the trial runner it searches with.
+
+A trial's parameters that are `TrainingArguments` fields set those fields; the others are
+model hyperparameters, which `model_init(trial)` reads from the backend's trial it is given
+(`trial.params[...]` for optuna). Every evaluation is reported to the backend, which may stop
+the trial there (pruning); memory is released between trials; the best model is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import gc
+import json
+import logging
+import shutil
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from transformers.trainer_utils import number_of_arguments
+
+from hpsearch import store
+from hpsearch.engine import BestRun, Search
+from hpsearch.objective import check_values, default_compute_objective, is_better
+from hpsearch.trial import Trial
+
+logger = logging.getLogger("hpsearch")
+
+BEST_MODEL_DIR = "best_model"
+DEFAULT_EVALS_PER_TRIAL = 4
+
+
+class Trainer(transformers.Trainer):
+    """A `transformers.Trainer` whose `hyperparameter_search` is hpsearch's engine.
+
+    It also takes the `tokenizer=` of older transformers (and of the docs), passed on as
+    `processing_class`.
+    """
+
+    def __init__(self, *args: Any, tokenizer: Any = None, **kwargs: Any):
+        if tokenizer is not None:
+            if kwargs.get("processing_class") is not None:
+                raise ValueError("Pass either `tokenizer` or `processing_class` to `Trainer`, not both.")
+            kwargs["processing_class"] = tokenizer
+        super().__init__(*args, **kwargs)
+
+    def hyperparameter_search(
+        self,
+        hp_space: Any = None,
+        compute_objective: Callable[[dict[str, float]], Any] | None = None,
+        n_trials: int = 20,
+        direction: str | list[str] = "minimize",
+        backend: Any = None,
+        hp_name: Callable[[Any], str] | None = None,
+        **kwargs: Any,
+    ) -> BestRun | list[BestRun]:
+        """Search hyperparameters with hpsearch; see `hpsearch.hyperparameter_search`."""
+        return hyperparameter_search(
+            self,
+            hp_space=hp_space,
+            compute_objective=compute_objective,
+            n_trials=n_trials,
+            direction=direction,
+            backend=backend,
+            hp_name=hp_name,
+            **kwargs,
+        )
+
+
+def hyperparameter_search(
+    trainer: transformers.Trainer,
+    hp_space: Any = None,
+    compute_objective: Callable[[dict[str, float]], Any] | None = None,
+    n_trials: int = 20,
+    direction: str | Sequence[str] = "minimize",
+    backend: Any = None,
+    hp_name: Callable[[Any], str] | None = None,
+    objective_at: str = "last",
+    evals_per_trial: int | None = None,
+    **kwargs: Any,
+) -> BestRun | list[BestRun]:
+    """Search the hyperparameters of `trainer` (built with `model_init`); the best run, or the
+    Pareto front when `direction` is a list.
+
+    Beyond transformers' arguments:
+    - `objective_at`: "last" (the trial's last evaluation, as transformers) or "best" (its best).
+    - `evals_per_trial`: evaluations spread over each trial's training. By default, when the
+      user's `eval_strategy` is "no" and the backend can prune, 4, so that pruning has values to
+      act on; otherwise the user's own evaluation schedule.
+    - `storage`, `study_name`: the study store (default: `<output_dir>/hpsearch.db`); rerunning
+      the same call continues it. Other keyword arguments go to the backend.
+    """
+    if trainer.model_init is None:
+        raise ValueError(
+            "hyperparameter_search needs a `model_init`: build the Trainer with `model_init=...` "
+            "(a function returning a fresh model, optionally of the trial) instead of `model=`."
+        )
+    if trainer.eval_dataset is None:
+        raise ValueError("hyperparameter_search needs an `eval_dataset` on the Trainer to score each trial.")
+    if compute_objective is not None and not callable(compute_objective):
+        raise ValueError(f"`compute_objective` must be a function of the metrics. Received: {compute_objective!r}.")
+    if objective_at not in ("last", "best"):
+        raise ValueError(f"`objective_at` must be 'last' or 'best'. Received: objective_at={objective_at!r}.")
+    if evals_per_trial is not None and (not isinstance(evals_per_trial, int) or evals_per_trial < 0):
+        raise ValueError(f"`evals_per_trial` must be an int >= 0. Received: evals_per_trial={evals_per_trial!r}.")
+    kwargs.setdefault("storage", store.storage_url(trainer.args.output_dir))
+    search = Search(hp_space, n_trials, direction, backend, **kwargs)
+    if objective_at == "best" and len(search.directions) > 1:
+        raise ValueError("`objective_at='best'` needs a single `direction`; several objectives have no single best.")
+    check_params(search.backend.param_names(), trainer.model_init)
+    if evals_per_trial is None:
+        wants_evals = trainer.args.eval_strategy == "no" and search.backend.can_prune
+        evals_per_trial = DEFAULT_EVALS_PER_TRIAL if wants_evals else 0
+    runner = TrialRunner(
+        trainer,
+        compute_objective or default_compute_objective,
+        search.directions,
+        hp_name=hp_name,
+        objective_at=objective_at,
+        evals_per_trial=evals_per_trial,
+    )
+    search.run(runner)
+    best_dir = runner.best_model_dir
+    return search.best(best_model_dir=str(best_dir) if best_dir.is_dir() else None)
+
+
+@functools.cache
+def _argument_types() -> dict[str, Any]:
+    fields = {f.name for f in dataclasses.fields(transformers.TrainingArguments) if f.init}
+    hints = typing.get_type_hints(transformers.TrainingArguments)
+    return {name: hints.get(name) for name in fields}
+
+
+def check_params(names: Sequence[str], model_init: Callable[..., Any]) -> None:
+    """Fail before training if a parameter can reach neither `TrainingArguments` nor `model_init`."""
+    fields = _argument_types()
+    model_keys = [name for name in names if name not in fields]
+    if not model_keys:
+        return
+    hints = "".join(
+        f" Did you mean {close[0]!r} for {key!r}?"
+        for key in model_keys
+        if (close := difflib.get_close_matches(key, fields, n=1, cutoff=0.8))
+    )
+    if number_of_arguments(model_init) == 0:
+        raise ValueError(
+            f"hp_space key(s) {model_keys} are not `TrainingArguments` fields, and `model_init` takes no trial "
+            f"to read them from.{hints} For a model hyperparameter, define `model_init(trial)` and read it there "
+            "(`trial.params[name]` for optuna)."
+        )
+    logger.info(f"hp_space key(s) {model_keys} are model hyperparameters: `model_init(trial)` reads them.{hints}")
+    if hints:
+        logger.warning(f"hp_space key(s) {model_keys} are not `TrainingArguments` fields.{hints}")
+
+
+def _cast(name: str, value: Any) -> Any:
+    """Cast a trial value to the type of its `TrainingArguments` field ("16" -> 16)."""
+    hint = _argument_types()[name]
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    target = args[0] if len(args) == 1 else hint
+    if target is bool and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    if target in (int, float, str, bool):
+        return target(float(value)) if target is int and isinstance(value, str) else target(value)
+    return value
+
+
+def _run_name(hp_name: Callable[[Any], str] | None, trial: Trial) -> str:
+    name = hp_name(trial.native) if hp_name is not None else f"run-{trial.number}"
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"`hp_name` must return a plain directory name. Received: {name!r}.")
+    return name
+
+
+class _Reporter(transformers.TrainerCallback):
+    """Reports each evaluation of a trial to the backend, and stops training when it says prune."""
+
+    def __init__(self, runner: TrialRunner, trial: Trial):
+        self.runner = runner
+        self.trial = trial
+        self.values: list[tuple[int, Any]] = []
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        value = self.runner.compute_objective(dict(metrics or {}))
+        self.values.append((state.global_step, value))
+        if len(self.runner.directions) > 1:
+            return
+        (number,) = check_values(value, 1)
+        self.runner.on_intermediate(self.trial, number, self.values[:-1])
+        if self.trial.report(state.global_step, number):
+            control.should_training_stop = True
+
+
+class TrialRunner:
+    """Runs one trial of a Trainer: applies the parameters, trains, returns the objective.
+
+    It knows nothing of the backends: it sees only the `Trial`.
+    """
+
+    def __init__(
+        self,
+        trainer: transformers.Trainer,
+        compute_objective: Callable[[dict[str, float]], Any],
+        directions: Sequence[str],
+        hp_name: Callable[[Any], str] | None = None,
+        objective_at: str = "last",
+        evals_per_trial: int = 0,
+    ):
+        self.trainer = trainer
+        self.compute_objective = compute_objective
+        self.directions = list(directions)
+        self.hp_name = hp_name
+        self.objective_at = objective_at
+        self.evals_per_trial = evals_per_trial
+        self.base_args = trainer.args
+        self.output_dir = Path(trainer.args.output_dir)
+        self.best_model_dir = self.output_dir / BEST_MODEL_DIR
+
+    def trial_args(self, trial: Trial) -> transformers.TrainingArguments:
+        """The trial's `TrainingArguments`: the user's, with the trial's fields and its own run dir."""
+        fields = _argument_types()
+        values = {name: _cast(name, value) for name, value in trial.params.items() if name in fields}
+        values["output_dir"] = str(self.output_dir / _run_name(self.hp_name, trial))
+        if self.evals_per_trial == 1:
+            values["eval_strategy"] = "no"  # the one evaluation after training
+        elif self.evals_per_trial > 1:
+            values["eval_strategy"] = "steps"
+            values["eval_steps"] = 1 / self.evals_per_trial  # a fraction of the trial's steps
+        return dataclasses.replace(self.base_args, **values)
+
+    def __call__(self, trial: Trial) -> Any:
+        trainer = self.trainer
+        args = self.trial_args(trial)
+        reporter = _Reporter(self, trial)
+        trainer.args = args
+        trainer._train_batch_size = args.train_batch_size  # transformers keeps the first trial's otherwise
+        trainer.add_callback(reporter)
+        try:
+            trainer.train(trial=trial.native)
+            if not reporter.values or reporter.values[-1][0] != trainer.state.global_step:
+                trainer.evaluate()  # the reporter records it
+            if trial.should_stop:
+                return None
+            return self._objective(trial, reporter.values)
+        finally:
+            trainer.remove_callback(reporter)
+            trainer.args = self.base_args
+            self._release()
+            shutil.rmtree(args.output_dir, ignore_errors=True)
+
+    def _objective(self, trial: Trial, values: list[tuple[int, Any]]) -> Any:
+        if len(self.directions) > 1 or self.objective_at == "last":
+            objective = values[-1][1]
+            if len(self.directions) == 1 and trial.beats_best(check_values(objective, 1)[0]):
+                self._save_best(trial, objective)
+            return objective
+        direction = self.directions[0]
+        best = None
+        for _, value in values:
+            if is_better(value, best, direction):
+                best = value
+        candidate = self._candidate_dir()
+        if candidate.is_dir():
+            self._promote(candidate, trial, best)
+        return best
+
+    def on_intermediate(self, trial: Trial, value: float, earlier: list[tuple[int, Any]]) -> None:
+        """With `objective_at='best'`, keep the model of an evaluation that beats all others so far."""
+        if self.objective_at != "best":
+            return
+        if all(is_better(value, v, self.directions[0]) for _, v in earlier) and trial.beats_best(value):
+            self.trainer.save_model(str(self._candidate_dir()))
+
+    def _candidate_dir(self) -> Path:
+        """Where a trial's best-so-far model waits until the trial completes (inside its run dir)."""
+        return Path(self.trainer.args.output_dir) / "best-candidate"
+
+    def _save_best(self, trial: Trial, objective: Any) -> None:
+        candidate = self._candidate_dir()
+        self.trainer.save_model(str(candidate))
+        self._promote(candidate, trial, objective)
+
+    def _promote(self, candidate: Path, trial: Trial, objective: Any) -> None:
+        """Make `candidate` the best model, swapping directories so a crash never leaves half a model."""
+        if not self.trainer.args.should_save:
+            return
+        info = {"trial": trial.number, "objective": objective, "params": trial.params}
+        (candidate / "hpsearch_trial.json").write_text(json.dumps(info, default=str, indent=1))
+        old = self.best_model_dir.with_name(BEST_MODEL_DIR + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if self.best_model_dir.exists():
+            self.best_model_dir.rename(old)
+        candidate.rename(self.best_model_dir)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def _release(self) -> None:
+        """Drop the trial's model, optimizer and scheduler everywhere the Trainer keeps them."""
+        trainer = self.trainer
+        trainer.model = trainer.model_wrapped = None
+        trainer.optimizer = trainer.lr_scheduler = None
+        handler = trainer.callback_handler
+        handler.model = handler.optimizer = handler.lr_scheduler = None
+        handler.train_dataloader = handler.eval_dataloader = None
+        trainer.accelerator.free_memory()
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

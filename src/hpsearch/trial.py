@@ -1,0 +1,92 @@
+"""What a running trial sees (`Trial`) and what the study store keeps of it (`TrialRecord`)."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class TrialState(str, enum.Enum):
+    """Where a trial is in its life. Failed trials that were interrupted count as not run."""
+
+    RUNNING = "running"
+    COMPLETE = "complete"
+    PRUNED = "pruned"
+    FAILED = "failed"
+
+
+class TrialPruned(Exception):
+    """Raise inside an objective to end the trial early as pruned (like `optuna.TrialPruned`)."""
+
+
+@dataclass
+class TrialRecord:
+    """One trial as the study store recorded it."""
+
+    number: int
+    state: TrialState
+    params: dict[str, Any]
+    values: list[float] | None = None
+    intermediate: dict[int, float] = field(default_factory=dict)
+    error: str | None = None
+    interrupted: bool = False
+    started: datetime.datetime | None = None
+    finished: datetime.datetime | None = None
+
+    @property
+    def objective(self) -> float | list[float] | None:
+        """The objective: one float for one direction, a list for several, None if not complete."""
+        if self.values is None:
+            return None
+        return self.values[0] if len(self.values) == 1 else list(self.values)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, None while running."""
+        if self.started is None or self.finished is None:
+            return None
+        return (self.finished - self.started).total_seconds()
+
+    @property
+    def counts(self) -> bool:
+        """Whether this trial uses one of the search's `n_trials` slots: it ended, and not by a dead process."""
+        return self.state is not TrialState.RUNNING and not self.interrupted
+
+
+class Trial:
+    """A trial while it runs: its parameters, and `report` for intermediate values.
+
+    `native` is the backend's own trial object (an `optuna.Trial` for optuna), which is what
+    `model_init(trial)` receives.
+    """
+
+    def __init__(
+        self,
+        number: int,
+        params: dict[str, Any],
+        native: Any = None,
+        report: Callable[[int, float], bool] | None = None,
+        beats_best: Callable[[float], bool] | None = None,
+    ) -> None:
+        self.number = number
+        self.params = params
+        self.native = native
+        self.should_stop = False
+        self._report = report
+        self._beats_best = beats_best
+
+    def report(self, step: int, value: float) -> bool:
+        """Record an intermediate objective at `step`; True when the backend says to stop this trial now."""
+        if self._report is not None and self._report(step, value):
+            self.should_stop = True
+        return self.should_stop
+
+    def beats_best(self, value: float) -> bool:
+        """Whether `value` would beat every completed trial of the study (single objective only)."""
+        return self._beats_best is not None and self._beats_best(value)
+
+    def __repr__(self) -> str:
+        return f"Trial(number={self.number}, params={self.params})"
