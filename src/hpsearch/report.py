@@ -20,7 +20,7 @@ def format_value(value: Any) -> str:
 def leaderboard(records: Sequence[TrialRecord], directions: Sequence[str]) -> list[TrialRecord]:
     """Completed trials best first (by the first direction), then pruned, failed and running ones."""
     sign = -1 if directions[0] == "maximize" else 1
-    order = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAILED: 2, TrialState.RUNNING: 3}
+    order = {state: i for i, state in enumerate([TrialState.COMPLETE, TrialState.PRUNED, *TrialState])}
 
     def key(r: TrialRecord) -> tuple:
         first = r.values[0] * sign if r.state is TrialState.COMPLETE else 0.0

@@ -117,14 +117,20 @@ def record_error(study: optuna.Study, trial_id: int, error: str, interrupted: bo
         study._storage.set_trial_system_attr(trial_id, _INTERRUPTED, True)
 
 
-_STATES = {"RUNNING": TrialState.RUNNING, "COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED}
+_STATES = {
+    "WAITING": TrialState.WAITING,
+    "RUNNING": TrialState.RUNNING,
+    "COMPLETE": TrialState.COMPLETE,
+    "PRUNED": TrialState.PRUNED,
+    "FAIL": TrialState.FAILED,
+}
 
 
 def to_record(frozen: optuna.trial.FrozenTrial) -> TrialRecord:
     """The store's view of one optuna trial."""
     return TrialRecord(
         number=frozen.number,
-        state=_STATES.get(frozen.state.name, TrialState.FAILED),
+        state=_STATES[frozen.state.name],
         params=dict(frozen.params),
         values=list(frozen.values) if frozen.values is not None else None,
         intermediate=dict(frozen.intermediate_values),

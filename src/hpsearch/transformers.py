@@ -8,6 +8,7 @@ the trial there (pruning); memory is released between trials; the best model is 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import functools
@@ -22,7 +23,7 @@ from typing import Any
 
 import torch
 import transformers
-from transformers.trainer_utils import number_of_arguments
+from transformers.trainer_utils import IntervalStrategy, number_of_arguments
 
 from hpsearch import store
 from hpsearch.engine import BestRun, Search
@@ -227,11 +228,15 @@ class TrialRunner:
         values = {name: _cast(name, value) for name, value in trial.params.items() if name in fields}
         values["output_dir"] = str(self.output_dir / _run_name(self.hp_name, trial))
         if self.evals_per_trial == 1:
-            values["eval_strategy"] = "no"  # the one evaluation after training
+            values["eval_strategy"] = IntervalStrategy.NO  # the one evaluation after training
         elif self.evals_per_trial > 1:
-            values["eval_strategy"] = "steps"
+            values["eval_strategy"] = IntervalStrategy.STEPS
             values["eval_steps"] = 1 / self.evals_per_trial  # a fraction of the trial's steps
-        return dataclasses.replace(self.base_args, **values)
+        # A copy, not a new TrainingArguments: building one resets the accelerator state in use.
+        args = copy.copy(self.base_args)
+        for name, value in values.items():
+            setattr(args, name, value)
+        return args
 
     def __call__(self, trial: Trial) -> Any:
         trainer = self.trainer

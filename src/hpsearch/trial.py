@@ -12,6 +12,7 @@ from typing import Any
 class TrialState(str, enum.Enum):
     """Where a trial is in its life. Failed trials that were interrupted count as not run."""
 
+    WAITING = "waiting"  # queued (optuna's `enqueue_trial`), not started
     RUNNING = "running"
     COMPLETE = "complete"
     PRUNED = "pruned"
@@ -53,7 +54,7 @@ class TrialRecord:
     @property
     def counts(self) -> bool:
         """Whether this trial uses one of the search's `n_trials` slots: it ended, and not by a dead process."""
-        return self.state is not TrialState.RUNNING and not self.interrupted
+        return self.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED) and not self.interrupted
 
 
 class Trial:

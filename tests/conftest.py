@@ -1,0 +1,127 @@
+"""Shared fixtures: a tiny BERT built from a config and a small sentiment task it can learn."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+WORDS_POS = ["good", "great", "fine", "superb", "lovely"]
+WORDS_NEG = ["bad", "awful", "poor", "dull", "boring"]
+WORDS_FILL = ["the", "movie", "plot", "was", "and", "a", "film", "cast", "very", "quite"]
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS_POS, *WORDS_NEG, *WORDS_FILL]
+
+
+def make_sentences(n: int, seed: int) -> list[tuple[str, int]]:
+    """Sentences labelled 1 when they hold a positive word, 0 for a negative one."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = i % 2
+        words = [rng.choice(WORDS_FILL) for _ in range(rng.randint(3, 7))]
+        words.insert(rng.randrange(len(words) + 1), rng.choice(WORDS_POS if label else WORDS_NEG))
+        rows.append((" ".join(words), label))
+    return rows
+
+
+class ListDataset:
+    """A torch-style dataset of tokenized examples (what `Trainer` takes)."""
+
+    def __init__(self, tokenizer, rows: list[tuple[str, int]]):
+        self.items = [dict(tokenizer(text, truncation=True, max_length=16), labels=label) for text, label in rows]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A 2-layer BERT (hidden 32) and its WordPiece tokenizer, saved like a pretrained model."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = BertTokenizerFast(vocab={word: i for i, word in enumerate(VOCAB)})
+    config = BertConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=37,
+        max_position_embeddings=32,
+        num_labels=2,
+    )
+    import torch
+
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def train_dataset(tokenizer):
+    return ListDataset(tokenizer, make_sentences(192, seed=1))
+
+
+@pytest.fixture(scope="session")
+def eval_dataset(tokenizer):
+    return ListDataset(tokenizer, make_sentences(32, seed=2))
+
+
+def compute_metrics(eval_pred) -> dict[str, float]:
+    logits, labels = eval_pred
+    return {"accuracy": float((logits.argmax(-1) == labels).mean())}
+
+
+@pytest.fixture
+def make_trainer(tiny_model_dir, tokenizer, train_dataset, eval_dataset, tmp_path):
+    """Build an `hpsearch.Trainer` on the tiny task; keyword arguments override the defaults."""
+
+    def make(model_init=None, trainer_class=None, **args_overrides):
+        from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, TrainingArguments
+
+        import hpsearch
+
+        def default_model_init(trial):
+            return AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2)
+
+        args = dict(
+            output_dir=str(tmp_path / "out"),
+            num_train_epochs=2,
+            per_device_train_batch_size=8,
+            per_device_eval_batch_size=32,
+            learning_rate=1e-2,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            use_cpu=True,
+            seed=0,
+        )
+        args.update(args_overrides)
+        return (trainer_class or hpsearch.Trainer)(
+            model=None,
+            args=TrainingArguments(**args),
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            compute_metrics=compute_metrics,
+            processing_class=tokenizer,
+            model_init=model_init or default_model_init,
+            data_collator=DataCollatorWithPadding(tokenizer),
+        )
+
+    return make

@@ -1,0 +1,172 @@
+"""The Trainer integration on the tiny task: parameters, pruning, best model, memory, Pareto front."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import optuna
+import psutil
+import pytest
+from transformers import AutoModelForSequenceClassification, TrainerCallback
+
+import hpsearch
+from hpsearch import TrialState
+from hpsearch.space import Categorical, Float
+
+
+def lr_space(low=1e-3, high=3e-2):
+    return lambda trial: {"learning_rate": trial.suggest_float("learning_rate", low, high, log=True)}
+
+
+class TrainingSeen(TrainerCallback):
+    """Records what each trial's training really ran with."""
+
+    def __init__(self):
+        self.runs = []
+        self.train_ends = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.runs.append(
+            {"batch_size": state.train_batch_size, "max_steps": state.max_steps, "lr": args.learning_rate}
+        )
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.train_ends += 1
+
+
+def test_training_arguments_are_applied_and_cast(make_trainer):
+    trainer = make_trainer()
+    seen = TrainingSeen()
+    trainer.add_callback(seen)
+
+    def hp_space(trial):  # SigOpt-style string batch sizes must reach training as ints
+        return {
+            "per_device_train_batch_size": trial.suggest_categorical("per_device_train_batch_size", ["8", "32"]),
+            "num_train_epochs": trial.suggest_int("num_train_epochs", 1, 2),
+        }
+
+    trainer.hyperparameter_search(hp_space=hp_space, n_trials=4, sampler=optuna.samplers.RandomSampler(3))
+    trials = hpsearch.load_trials(trainer.args.output_dir)
+    assert len(seen.runs) == 4
+    for trial, run in zip(trials, seen.runs):
+        batch = int(trial.params["per_device_train_batch_size"])
+        assert run["batch_size"] == batch
+        assert run["max_steps"] == math.ceil(192 / batch) * trial.params["num_train_epochs"]
+    assert trainer.args.per_device_train_batch_size == 8  # the user's arguments are back after the search
+
+
+def test_model_hyperparameter_reaches_model_init(make_trainer, tiny_model_dir):
+    seen = []
+
+    def model_init(trial):
+        dropout = trial.params["hidden_dropout_prob"] if trial is not None else 0.1
+        model = AutoModelForSequenceClassification.from_pretrained(
+            tiny_model_dir, num_labels=2, hidden_dropout_prob=dropout
+        )
+        if trial is not None:
+            seen.append((trial.number, model.config.hidden_dropout_prob))
+        return model
+
+    trainer = make_trainer(model_init=model_init)
+    space = {"hidden_dropout_prob": Categorical([0.0, 0.3]), "learning_rate": Float(1e-3, 1e-2, log=True)}
+    trainer.hyperparameter_search(hp_space=space, n_trials=3, sampler=optuna.samplers.RandomSampler(0))
+    trials = hpsearch.load_trials(trainer.args.output_dir)
+    assert seen == [(t.number, t.params["hidden_dropout_prob"]) for t in trials]
+
+
+class PruneSecondTrial(optuna.pruners.BasePruner):
+    """An optuna pruner that stops trial 1 at its second evaluation, whatever the values."""
+
+    def prune(self, study, trial):
+        return trial.number == 1 and len(trial.intermediate_values) >= 2
+
+
+def test_pruning_stops_a_trial_at_the_evaluation_that_says_so(make_trainer):
+    trainer = make_trainer()
+    seen = TrainingSeen()
+    trainer.add_callback(seen)
+    trainer.hyperparameter_search(hp_space=lr_space(), n_trials=3, pruner=PruneSecondTrial())
+    trials = hpsearch.load_trials(trainer.args.output_dir)
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE]
+    assert len(trials[0].intermediate) == 4  # eval_strategy "no" on a pruning backend: 4 evaluations a trial
+    steps = sorted(trials[1].intermediate)
+    assert len(steps) == 2 and steps[-1] < seen.runs[1]["max_steps"] / 2 + 1  # training stopped there
+    assert seen.train_ends == 3  # the pruned trial still ran its callbacks' on_train_end
+
+
+def test_best_model_reloads_and_scores_what_its_trial_scored(make_trainer):
+    trainer = make_trainer()
+    best = trainer.hyperparameter_search(
+        hp_space=lr_space(),
+        n_trials=3,
+        compute_objective=lambda metrics: metrics["eval_loss"],
+        sampler=optuna.samplers.RandomSampler(1),
+    )
+    best_dir = Path(best.run_summary.best_model_dir)
+    info = json.loads((best_dir / "hpsearch_trial.json").read_text())
+    assert str(info["trial"]) == best.run_id
+
+    reloaded = make_trainer(model_init=lambda: AutoModelForSequenceClassification.from_pretrained(best_dir))
+    metrics = reloaded.evaluate()
+    assert metrics["eval_loss"] == pytest.approx(best.objective, rel=1e-5)
+    assert not list(best_dir.parent.glob("run-*"))  # per-trial dirs do not pile up
+
+
+def test_objective_at_best_keeps_the_best_evaluation_and_its_model(make_trainer):
+    trainer = make_trainer(num_train_epochs=3, learning_rate=5e-2)
+    best = trainer.hyperparameter_search(
+        hp_space=lr_space(2e-2, 5e-2),
+        n_trials=2,
+        direction="maximize",
+        compute_objective=lambda m: m["eval_accuracy"] - m["eval_loss"],
+        objective_at="best",
+        evals_per_trial=5,
+        pruner=optuna.pruners.NopPruner(),
+    )
+    trials = hpsearch.load_trials(trainer.args.output_dir)
+    for t in trials:
+        assert len(t.intermediate) == 5
+        assert t.objective == max(t.intermediate.values())
+    reloaded = make_trainer(
+        model_init=lambda: AutoModelForSequenceClassification.from_pretrained(best.run_summary.best_model_dir)
+    )
+    metrics = reloaded.evaluate()
+    assert metrics["eval_accuracy"] - metrics["eval_loss"] == pytest.approx(best.objective, rel=1e-5)
+
+
+def test_multi_objective_returns_the_pareto_front(make_trainer):
+    trainer = make_trainer()
+    front = trainer.hyperparameter_search(
+        hp_space=lr_space(1e-5, 1e-2),
+        n_trials=4,
+        direction=["minimize", "maximize"],
+        compute_objective=lambda m: [m["eval_loss"], m["eval_accuracy"]],
+        sampler=optuna.samplers.RandomSampler(0),
+    )
+    trials = hpsearch.load_trials(trainer.args.output_dir)
+    assert isinstance(front, list) and front
+    values = [t.values for t in trials]
+
+    def dominated(v):
+        return any(o[0] <= v[0] and o[1] >= v[1] and o != v for o in values)
+
+    assert sorted(b.run_id for b in front) == sorted(str(t.number) for t in trials if not dominated(t.values))
+    assert all(len(b.objective) == 2 for b in front)
+
+
+def test_memory_does_not_grow_with_trials(make_trainer, tiny_model_dir):
+    rss_at_start = {}
+
+    def model_init(trial):
+        if trial is not None:  # a trial starts: the previous one has been released
+            rss_at_start[trial.number] = psutil.Process().memory_info().rss
+        return AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2)
+
+    trainer = make_trainer(model_init=model_init)
+    trainer.hyperparameter_search(hp_space=lr_space(), n_trials=10, show_progress=False)
+    after_last = psutil.Process().memory_info().rss
+    after_second = rss_at_start[2]
+    assert abs(after_last - after_second) < 50 * 2**20, (after_second, after_last)
+    assert trainer.model is None  # nothing of the last trial is kept alive by the Trainer
