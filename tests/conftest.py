@@ -42,12 +42,11 @@ class ListDataset:
         return self.items[i]
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A 2-layer BERT (hidden 32) and its WordPiece tokenizer, saved like a pretrained model."""
+def build_tiny_model(path: Path) -> Path:
+    """Save a 2-layer BERT (hidden 32) and its WordPiece tokenizer to `path`, like a pretrained model."""
+    import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
-    path = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = BertTokenizerFast(vocab={word: i for i, word in enumerate(VOCAB)})
     config = BertConfig(
         vocab_size=len(VOCAB),
@@ -58,12 +57,15 @@ def tiny_model_dir(tmp_path_factory) -> Path:
         max_position_embeddings=32,
         num_labels=2,
     )
-    import torch
-
     torch.manual_seed(0)
     BertForSequenceClassification(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="session")

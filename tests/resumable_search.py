@@ -1,0 +1,65 @@
+"""A Trainer search in a process of its own, for the kill-and-resume tests.
+
+Usage: python tests/resumable_search.py OUTPUT_DIR MODEL_DIR N_TRIALS
+With KILL_AT_TRIAL=k set, the process SIGKILLs itself at the third training step of trial k.
+Every trial that starts appends its number to OUTPUT_DIR/started.log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from transformers import (  # noqa: E402
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+import hpsearch  # noqa: E402
+from tests.conftest import ListDataset, compute_metrics, make_sentences  # noqa: E402
+
+output_dir, model_dir, n_trials = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+kill_at = int(os.environ.get("KILL_AT_TRIAL", "-1"))
+running = {}
+
+
+def model_init(trial):
+    if trial is not None:
+        running["trial"] = trial.number
+        with open(output_dir / "started.log", "a") as log:
+            log.write(f"{trial.number}\n")
+    return AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
+
+
+class KillMidTrial(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if running.get("trial") == kill_at and state.global_step == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+tokenizer = AutoTokenizer.from_pretrained(model_dir)
+trainer = hpsearch.Trainer(
+    model_init=model_init,
+    args=TrainingArguments(
+        output_dir=str(output_dir), per_device_train_batch_size=16, report_to="none", disable_tqdm=True, use_cpu=True
+    ),
+    train_dataset=ListDataset(tokenizer, make_sentences(96, seed=1)),
+    eval_dataset=ListDataset(tokenizer, make_sentences(32, seed=2)),
+    compute_metrics=compute_metrics,
+    processing_class=tokenizer,
+    data_collator=DataCollatorWithPadding(tokenizer),
+    callbacks=[KillMidTrial()],
+)
+best = trainer.hyperparameter_search(
+    hp_space=lambda trial: {"learning_rate": trial.suggest_float("learning_rate", 1e-3, 3e-2, log=True)},
+    n_trials=n_trials,
+    compute_objective=lambda metrics: metrics["eval_loss"],
+)
+print(f"best trial {best.run_id}: {best.objective}")

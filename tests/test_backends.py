@@ -1,0 +1,43 @@
+"""The backend registry, and what `import hpsearch` pulls in."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from transformers.trainer_utils import HPSearchBackend
+
+from hpsearch.backends.base import BACKEND_NAMES, get_backend
+from hpsearch.backends.optuna import OptunaBackend
+
+
+def test_the_four_backend_names():
+    assert BACKEND_NAMES == ("optuna", "sigopt", "ray", "wandb")
+
+
+@pytest.mark.parametrize("name", [None, "optuna", "OPTUNA", "Optuna", HPSearchBackend.OPTUNA, OptunaBackend])
+def test_optuna_is_found_by_every_spelling(name):
+    assert get_backend(name) is OptunaBackend
+
+
+def test_unknown_backend_lists_the_valid_names():
+    with pytest.raises(ValueError, match=r"\['optuna', 'sigopt', 'ray', 'wandb'\].*backend='hyperopt'"):
+        get_backend("hyperopt")
+
+
+@pytest.mark.parametrize(("name", "module", "extra"), [("ray", "ray", "ray"), ("wandb", "wandb", "wandb"),
+                                                       ("sigopt", "sigopt", "sigopt")])
+def test_missing_backend_library_names_the_install_command(monkeypatch, name, module, extra):
+    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: importing it raises ImportError
+    with pytest.raises(ImportError, match=rf'pip install "hpsearch\[{extra}\]"'):
+        get_backend(name)
+
+
+def test_import_hpsearch_imports_no_backend_library_nor_transformers():
+    code = (
+        "import sys, hpsearch; "
+        "print(sorted(m for m in ('optuna', 'ray', 'wandb', 'sigopt', 'transformers', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,49 @@
+"""A search killed with SIGKILL in the middle of a trial, then rerun: nothing lost, nothing run twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import hpsearch
+from hpsearch import TrialState
+
+SCRIPT = Path(__file__).with_name("resumable_search.py")
+
+
+def run_search(output_dir: Path, model_dir: Path, n_trials: int, kill_at: int | None = None):
+    env = dict(os.environ, KILL_AT_TRIAL=str(kill_at if kill_at is not None else -1))
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), str(output_dir), str(model_dir), str(n_trials)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_sigkill_mid_trial_then_rerun_finishes_exactly_n_trials(tiny_model_dir, tmp_path):
+    killed = run_search(tmp_path, tiny_model_dir, n_trials=4, kill_at=2)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    before = hpsearch.load_trials(tmp_path)
+    assert [t.state for t in before] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.RUNNING]
+
+    resumed = run_search(tmp_path, tiny_model_dir, n_trials=4)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    after = hpsearch.load_trials(tmp_path)
+
+    assert sum(t.counts for t in after) == 4
+    assert after[2].state is TrialState.FAILED and after[2].interrupted  # the killed trial, its slot run again
+    assert [t.state for t in after[3:]] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    assert [(t.params, t.values) for t in after[:2]] == [(t.params, t.values) for t in before[:2]]
+    started = (tmp_path / "started.log").read_text().split()
+    assert started == ["0", "1", "2", "3", "4"]  # no finished trial ran again
+    assert (tmp_path / "best_model" / "model.safetensors").is_file()
+
+
+def test_rerunning_a_finished_search_runs_nothing(tiny_model_dir, tmp_path):
+    assert run_search(tmp_path, tiny_model_dir, n_trials=2).returncode == 0
+    again = run_search(tmp_path, tiny_model_dir, n_trials=2)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "started.log").read_text().split() == ["0", "1"]
+    assert len(hpsearch.load_trials(tmp_path)) == 2
