@@ -41,3 +41,15 @@ def test_import_hpsearch_imports_no_backend_library_nor_transformers():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_optuna_default_space_is_transformers_default():
+    import optuna
+    from transformers.trainer_utils import default_hp_space_optuna
+
+    study = optuna.create_study()
+    theirs, ours = study.ask(), study.ask()
+    default_hp_space_optuna(theirs)
+    backend = OptunaBackend(None, ["minimize"], None, "default-space")
+    backend._sample(ours)
+    assert ours.distributions == theirs.distributions

@@ -179,3 +179,8 @@ def test_bad_dimensions_say_what_is_wrong(make, message):
 def test_optuna_rejects_other_backends_formats(hp_space, hint):
     with pytest.raises(ValueError, match=hint):
         hpsearch.search(lambda t: 0.0, hp_space, n_trials=1)
+
+
+def test_load_trials_of_a_directory_without_a_study_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No hpsearch study"):
+        hpsearch.load_trials(tmp_path)

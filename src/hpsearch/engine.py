@@ -99,7 +99,9 @@ class Search:
         errors: list[BaseException] = []
         ran = 0
         start = time.monotonic()
-        bar = tqdm(total=self.n_trials, initial=done, desc="hpsearch", unit="trial", disable=not self.show_progress)
+        self._bar = bar = tqdm(
+            total=self.n_trials, initial=done, desc="hpsearch", unit="trial", disable=not self.show_progress
+        )
         try:
             while done < self.n_trials:
                 if self.timeout is not None and time.monotonic() - start > self.timeout:
@@ -115,9 +117,7 @@ class Search:
                 done += 1
                 ran += 1
                 bar.update()
-                best = self.best_values()
-                if best is not None:
-                    bar.set_postfix_str(f"best={format_value(best)}")
+                self._show_progress()
         finally:
             bar.close()
         if ran and len(errors) == ran:
@@ -133,7 +133,7 @@ class Search:
             proposal.number,
             proposal.params,
             proposal.native,
-            report=lambda step, value: self.backend.report(proposal, step, value),
+            report=lambda step, value: self._report(proposal, step, value),
             beats_best=self._beats_best,
         )
         try:
@@ -158,6 +158,16 @@ class Search:
             raise
         self.backend.tell(proposal, TrialState.COMPLETE, values)
         return None
+
+    def _report(self, proposal: Proposal, step: int, value: float) -> bool:
+        stop = self.backend.report(proposal, step, value)
+        self._show_progress(f"trial {proposal.number} step {step}: {format_value(value)}")
+        return stop
+
+    def _show_progress(self, current: str = "") -> None:
+        best = self.best_values()
+        parts = [current, f"best={format_value(best)}" if best is not None else ""]
+        self._bar.set_postfix_str(", ".join(p for p in parts if p))
 
     def _fail(self, proposal: Proposal, error: str, interrupted: bool = False) -> None:
         store.record_error(self.study, proposal.trial_id, error, interrupted)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,4 +44,4 @@ def print_leaderboard(records: Sequence[TrialRecord], directions: Sequence[str],
         objective = format_value(r.objective) if r.objective is not None else "-"
         duration = f"{r.duration:.1f}" if r.duration is not None else "-"
         table.add_row(str(r.number), state, objective, *[format_value(r.params.get(n, "-")) for n in names], duration)
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
