@@ -107,6 +107,7 @@ def test_best_model_reloads_and_scores_what_its_trial_scored(make_trainer):
     best_dir = Path(best.run_summary.best_model_dir)
     info = json.loads((best_dir / "hpsearch_trial.json").read_text())
     assert str(info["trial"]) == best.run_id
+    assert (best_dir / "tokenizer_config.json").is_file()  # the processing class is kept with the model
 
     reloaded = make_trainer(model_init=lambda: AutoModelForSequenceClassification.from_pretrained(best_dir))
     metrics = reloaded.evaluate()

@@ -154,9 +154,8 @@ def check_params(names: Sequence[str], model_init: Callable[..., Any]) -> None:
             f"to read them from.{hints} For a model hyperparameter, define `model_init(trial)` and read it there "
             "(`trial.params[name]` for optuna)."
         )
-    logger.info(f"hp_space key(s) {model_keys} are model hyperparameters: `model_init(trial)` reads them.{hints}")
-    if hints:
-        logger.warning(f"hp_space key(s) {model_keys} are not `TrainingArguments` fields.{hints}")
+    log = logger.warning if hints else logger.info
+    log(f"hp_space key(s) {model_keys} are model hyperparameters: `model_init(trial)` must read them.{hints}")
 
 
 def _cast(name: str, value: Any) -> Any:
