@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -17,6 +18,7 @@ from tqdm.auto import tqdm
 
 from hpsearch import store
 from hpsearch.backends.base import Backend, Proposal, get_backend
+from hpsearch.best_model import BestModelKeeper
 from hpsearch.objective import check_directions, check_values, is_better
 from hpsearch.report import format_value, print_leaderboard
 from hpsearch.trial import Trial, TrialPruned, TrialRecord, TrialState
@@ -34,11 +36,13 @@ class BestRun(NamedTuple):
 
 
 class SearchSummary(NamedTuple):
-    """What `BestRun.run_summary` holds: every trial, the store, and the best model's directory."""
+    """What `BestRun.run_summary` holds: every trial, the store, the best model's directory, and
+    the backend's own result object where it has one (Ray's `ResultGrid`)."""
 
     trials: list[TrialRecord]
     study: Any
     best_model_dir: str | None = None
+    native: Any = None
 
 
 class SearchInterrupted(KeyboardInterrupt):
@@ -66,6 +70,7 @@ class Search:
         show_progress: bool = True,
         n_jobs: int = 1,
         gc_after_trial: bool = True,
+        output_dir: str | None = None,
         **backend_kwargs: Any,
     ):
         if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
@@ -85,6 +90,9 @@ class Search:
         backend_class = get_backend(backend)
         _check_kwargs(backend_class, backend_kwargs)
         self.backend = backend_class(hp_space, self.directions, storage, study_name, **backend_kwargs)
+        single = len(self.directions) == 1
+        self.keeper = BestModelKeeper(output_dir) if output_dir is not None and single else None
+        self._offers: dict[int, float] = {}
 
     @property
     def study(self) -> Any:
@@ -134,7 +142,7 @@ class Search:
             proposal.params,
             proposal.native,
             report=lambda step, value: self._report(proposal, step, value),
-            beats_best=self._beats_best,
+            offer_model=lambda value, save: self._offer_model(proposal, value, save),
         )
         try:
             result = objective(trial)
@@ -142,7 +150,7 @@ class Search:
                 raise TrialPruned()
             values = check_values(result, len(self.directions))
         except TrialPruned:
-            self.backend.tell(proposal, TrialState.PRUNED, None)
+            self._tell(proposal, TrialState.PRUNED, None)
             return None
         except self.catch as e:
             logger.warning(f"Trial {proposal.number} failed: {e!r}")
@@ -156,8 +164,31 @@ class Search:
         except BaseException as e:
             self._fail(proposal, "".join(traceback.format_exception(e)))
             raise
-        self.backend.tell(proposal, TrialState.COMPLETE, values)
+        self._tell(proposal, TrialState.COMPLETE, values)
         return None
+
+    def _tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:
+        """Tell the backend how the trial ended, then keep its model if it is now the best."""
+        self.backend.tell(proposal, state, values)
+        staged = self._offers.pop(proposal.number, None) is not None
+        if self.keeper is None or not staged:
+            return
+        if state is TrialState.COMPLETE and self.study.best_trial.number == proposal.number:
+            self.keeper.promote(proposal.number, values[0], proposal.params)
+        else:
+            self.keeper.discard(proposal.number)
+
+    def _offer_model(self, proposal: Proposal, value: float, save: Callable[[str], None]) -> None:
+        """Stage the trial's model if `value` beats its earlier offers and every completed trial."""
+        if self.keeper is None:
+            return
+        direction = self.directions[0]
+        if not (is_better(value, self._offers.get(proposal.number), direction) and self._beats_best(value)):
+            return
+        self._offers[proposal.number] = value
+        target = self.keeper.staging_dir(proposal.number)
+        shutil.rmtree(target, ignore_errors=True)
+        save(str(target))
 
     def _report(self, proposal: Proposal, step: int, value: float) -> bool:
         stop = self.backend.report(proposal, step, value)
@@ -171,7 +202,7 @@ class Search:
 
     def _fail(self, proposal: Proposal, error: str, interrupted: bool = False) -> None:
         store.record_error(self.study, proposal.trial_id, error, interrupted)
-        self.backend.tell(proposal, TrialState.FAILED, None)
+        self._tell(proposal, TrialState.FAILED, None)
 
     def best_values(self) -> list[float] | float | None:
         """The best objective so far (single objective), None before any trial completed."""
@@ -187,12 +218,13 @@ class Search:
         return len(self.directions) == 1 and is_better(value, self.best_values(), self.directions[0])
 
     def best(self, **summary: Any) -> BestRun | list[BestRun]:
-        """The best run, or the Pareto front for several directions; `summary` goes into its run_summary."""
+        """The best run, or the Pareto front for several directions; `summary` adds to its run_summary."""
         records = store.records(self.study)
         complete = [r for r in records if r.state is TrialState.COMPLETE]
         if not complete:
             raise RuntimeError(f"No trial of the study completed ({len(records)} recorded); nothing to return.")
-        run_summary = SearchSummary(records, self.study, **summary)
+        kept = self.keeper is not None and self.keeper.dir.is_dir()
+        run_summary = SearchSummary(records, self.study, str(self.keeper.dir) if kept else None, **summary)
         if len(self.directions) == 1:
             best = self.study.best_trial
             return BestRun(str(best.number), best.value, dict(best.params), run_summary)

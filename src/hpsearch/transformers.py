@@ -13,7 +13,6 @@ import dataclasses
 import difflib
 import functools
 import gc
-import json
 import logging
 import shutil
 import typing
@@ -32,7 +31,6 @@ from hpsearch.trial import Trial
 
 logger = logging.getLogger("hpsearch")
 
-BEST_MODEL_DIR = "best_model"
 DEFAULT_EVALS_PER_TRIAL = 4
 
 
@@ -110,6 +108,7 @@ def hyperparameter_search(
     if evals_per_trial is not None and (not isinstance(evals_per_trial, int) or evals_per_trial < 0):
         raise ValueError(f"`evals_per_trial` must be an int >= 0. Received: evals_per_trial={evals_per_trial!r}.")
     kwargs.setdefault("storage", store.storage_url(trainer.args.output_dir))
+    kwargs.setdefault("output_dir", trainer.args.output_dir if trainer.args.should_save else None)
     search = Search(hp_space, n_trials, direction, backend, **kwargs)
     if objective_at == "best" and len(search.directions) > 1:
         raise ValueError("`objective_at='best'` needs a single `direction`; several objectives have no single best.")
@@ -126,8 +125,7 @@ def hyperparameter_search(
         evals_per_trial=evals_per_trial,
     )
     search.run(runner)
-    best_dir = runner.best_model_dir
-    return search.best(best_model_dir=str(best_dir) if best_dir.is_dir() else None)
+    return search.best()
 
 
 @functools.cache
@@ -191,7 +189,7 @@ class _Reporter(transformers.TrainerCallback):
         if len(self.runner.directions) > 1:
             return
         (number,) = check_values(value, 1)
-        self.runner.on_intermediate(self.trial, number, self.values[:-1])
+        self.runner.on_evaluation(self.trial, number)
         if self.trial.report(state.global_step, number):
             control.should_training_stop = True
 
@@ -219,7 +217,6 @@ class TrialRunner:
         self.evals_per_trial = evals_per_trial
         self.base_args = trainer.args
         self.output_dir = Path(trainer.args.output_dir)
-        self.best_model_dir = self.output_dir / BEST_MODEL_DIR
 
     def trial_args(self, trial: Trial) -> transformers.TrainingArguments:
         """The trial's `TrainingArguments`: the user's, with the trial's fields and its own run dir."""
@@ -258,49 +255,26 @@ class TrialRunner:
             shutil.rmtree(args.output_dir, ignore_errors=True)
 
     def _objective(self, trial: Trial, values: list[tuple[int, Any]]) -> Any:
-        if len(self.directions) > 1 or self.objective_at == "last":
+        """The trial's objective: its last evaluation's, or with `objective_at='best'` its best one's."""
+        if len(self.directions) > 1:
+            return values[-1][1]
+        if self.objective_at == "last":
             objective = values[-1][1]
-            if len(self.directions) == 1 and trial.beats_best(check_values(objective, 1)[0]):
-                self._save_best(trial, objective)
+            trial.offer_model(check_values(objective, 1)[0], self._save_model)
             return objective
-        direction = self.directions[0]
         best = None
         for _, value in values:
-            if is_better(value, best, direction):
+            if is_better(value, best, self.directions[0]):
                 best = value
-        candidate = self._candidate_dir()
-        if candidate.is_dir():
-            self._promote(candidate, trial, best)
         return best
 
-    def on_intermediate(self, trial: Trial, value: float, earlier: list[tuple[int, Any]]) -> None:
-        """With `objective_at='best'`, keep the model of an evaluation that beats all others so far."""
-        if self.objective_at != "best":
-            return
-        if all(is_better(value, v, self.directions[0]) for _, v in earlier) and trial.beats_best(value):
-            self.trainer.save_model(str(self._candidate_dir()))
+    def on_evaluation(self, trial: Trial, value: float) -> None:
+        """With `objective_at='best'`, every evaluation offers its model: the best one is kept."""
+        if self.objective_at == "best":
+            trial.offer_model(value, self._save_model)
 
-    def _candidate_dir(self) -> Path:
-        """Where a trial's best-so-far model waits until the trial completes (inside its run dir)."""
-        return Path(self.trainer.args.output_dir) / "best-candidate"
-
-    def _save_best(self, trial: Trial, objective: Any) -> None:
-        candidate = self._candidate_dir()
-        self.trainer.save_model(str(candidate))
-        self._promote(candidate, trial, objective)
-
-    def _promote(self, candidate: Path, trial: Trial, objective: Any) -> None:
-        """Make `candidate` the best model, swapping directories so a crash never leaves half a model."""
-        if not self.trainer.args.should_save:
-            return
-        info = {"trial": trial.number, "objective": objective, "params": trial.params}
-        (candidate / "hpsearch_trial.json").write_text(json.dumps(info, default=str, indent=1))
-        old = self.best_model_dir.with_name(BEST_MODEL_DIR + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.best_model_dir.exists():
-            self.best_model_dir.rename(old)
-        candidate.rename(self.best_model_dir)
-        shutil.rmtree(old, ignore_errors=True)
+    def _save_model(self, directory: str) -> None:
+        self.trainer.save_model(directory)
 
     def _release(self) -> None:
         """Drop the trial's model, optimizer and scheduler everywhere the Trainer keeps them."""

@@ -70,14 +70,14 @@ class Trial:
         params: dict[str, Any],
         native: Any = None,
         report: Callable[[int, float], bool] | None = None,
-        beats_best: Callable[[float], bool] | None = None,
+        offer_model: Callable[[float, Callable[[str], None]], None] | None = None,
     ) -> None:
         self.number = number
         self.params = params
         self.native = native
         self.should_stop = False
         self._report = report
-        self._beats_best = beats_best
+        self._offer_model = offer_model
 
     def report(self, step: int, value: float) -> bool:
         """Record an intermediate objective at `step`; True when the backend says to stop this trial now."""
@@ -85,9 +85,10 @@ class Trial:
             self.should_stop = True
         return self.should_stop
 
-    def beats_best(self, value: float) -> bool:
-        """Whether `value` would beat every completed trial of the study (single objective only)."""
-        return self._beats_best is not None and self._beats_best(value)
+    def offer_model(self, value: float, save: Callable[[str], None]) -> None:
+        """Offer the model that scored `value`: `save(directory)` is called if it may become the best model."""
+        if self._offer_model is not None:
+            self._offer_model(value, save)
 
     def __repr__(self) -> str:
         return f"Trial(number={self.number}, params={self.params})"
