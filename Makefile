@@ -5,6 +5,9 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS := 1
 export MPLBACKEND := Agg
+# A local Ray listens on 127.0.0.1 only, and writes no token under ~/.ray.
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
+export RAY_AUTH_MODE := disabled
 
 .PHONY: setup demo test lint
 

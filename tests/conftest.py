@@ -10,6 +10,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+# Ray on loopback only (read when ray is first imported): the tests' clusters stay on 127.0.0.1.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 WORDS_POS = ["good", "great", "fine", "superb", "lovely"]
 WORDS_NEG = ["bad", "awful", "poor", "dull", "boring"]

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hpsearch.space import Categorical, Float
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
@@ -67,12 +69,26 @@ def accuracy(eval_pred: Any) -> dict[str, float]:
     return {"accuracy": float((logits.argmax(-1) == labels).mean())}
 
 
-def optuna_hp_space(trial: Any) -> dict[str, Any]:
-    return {
-        "learning_rate": trial.suggest_float("learning_rate", 1e-5, 3e-4, log=True),
-        "per_device_train_batch_size": trial.suggest_categorical("per_device_train_batch_size", [16, 32]),
-        "weight_decay": trial.suggest_float("weight_decay", 0.0, 0.1),
-    }
+# One backend-neutral space, so that every backend searches the same thing.
+SPACE = {
+    "learning_rate": Float(1e-5, 3e-4, log=True),
+    "per_device_train_batch_size": Categorical([16, 32]),
+    "weight_decay": Float(0.0, 0.1),
+}
+
+
+def backend_options(backend: str) -> dict[str, Any]:
+    """Each backend's way of stopping bad trials at their evaluations."""
+    if backend == "optuna":
+        import optuna
+
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=2)
+        return {"sampler": optuna.samplers.TPESampler(seed=0), "pruner": pruner}
+    if backend == "ray":
+        from ray.tune.schedulers import ASHAScheduler
+
+        return {"scheduler": ASHAScheduler(grace_period=2, reduction_factor=2)}
+    return {}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -134,20 +150,16 @@ def main(argv: list[str] | None = None) -> None:
         model_init=model_init,
         data_collator=DataCollatorWithPadding(tokenizer),
     )
-    optuna_options = {
-        "sampler": optuna.samplers.TPESampler(seed=0),
-        "pruner": optuna.pruners.MedianPruner(n_startup_trials=2),
-    }
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # our progress bar says enough
     start = time.monotonic()
     best = trainer.hyperparameter_search(
         direction="maximize",
         backend=args.backend,
-        hp_space=optuna_hp_space if args.backend == "optuna" else None,
+        hp_space=SPACE,
         n_trials=args.trials,
         compute_objective=lambda metrics: metrics["eval_accuracy"],
         evals_per_trial=args.evals_per_trial,
-        **(optuna_options if args.backend == "optuna" else {}),
+        **backend_options(args.backend),
     )
     print(f"\nSearch took {time.monotonic() - start:.0f} s. Best run: trial {best.run_id}, "
           f"accuracy {best.objective:.4f}, {best.hyperparameters}")

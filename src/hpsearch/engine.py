@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from tqdm.auto import tqdm
 
 from hpsearch import store
-from hpsearch.backends.base import Backend, Proposal, get_backend
+from hpsearch.backends.base import Backend, Proposal, SelfDrivingBackend, get_backend
 from hpsearch.best_model import BestModelKeeper
 from hpsearch.objective import check_directions, check_values, is_better
 from hpsearch.report import format_value, print_leaderboard
@@ -92,18 +92,35 @@ class Search:
         self.backend = backend_class(hp_space, self.directions, storage, study_name, **backend_kwargs)
         single = len(self.directions) == 1
         self.keeper = BestModelKeeper(output_dir) if output_dir is not None and single else None
+        self.output_dir = output_dir
+        self.native: Any = None
         self._offers: dict[int, float] = {}
 
     @property
     def study(self) -> Any:
         return self.backend.study
 
+    def finished(self) -> int:
+        """How many trials of the study used a slot of `n_trials` (earlier runs' included)."""
+        return sum(r.counts for r in store.records(self.study))
+
     def run(self, objective: Callable[[Trial], Any]) -> list[TrialRecord]:
         """Run trials until `n_trials` have finished (or `timeout`, or the backend has no more)."""
         resumed = store.fail_interrupted(self.study)
         if resumed:
             logger.warning(f"Trials {resumed} were left running by a process that died; their slots run again.")
-        done = sum(r.counts for r in store.records(self.study))
+        if isinstance(self.backend, SelfDrivingBackend):
+            self.native = self.backend.drive(objective, self)
+        else:
+            self._drive(objective)
+        records = store.records(self.study)
+        if self.show_progress:
+            print_leaderboard(records, self.directions)
+        return records
+
+    def _drive(self, objective: Callable[[Trial], Any]) -> None:
+        """The ask/tell loop."""
+        done = self.finished()
         errors: list[BaseException] = []
         ran = 0
         start = time.monotonic()
@@ -130,10 +147,6 @@ class Search:
             bar.close()
         if ran and len(errors) == ran:
             raise RuntimeError(f"All {ran} trials of this search failed; the first error: {errors[0]!r}") from errors[0]
-        records = store.records(self.study)
-        if self.show_progress:
-            print_leaderboard(records, self.directions)
-        return records
 
     def _run_trial(self, proposal: Proposal, objective: Callable[[Trial], Any]) -> BaseException | None:
         """Run one trial and tell the backend how it ended; the error if it failed."""
@@ -217,14 +230,14 @@ class Search:
     def _beats_best(self, value: float) -> bool:
         return len(self.directions) == 1 and is_better(value, self.best_values(), self.directions[0])
 
-    def best(self, **summary: Any) -> BestRun | list[BestRun]:
-        """The best run, or the Pareto front for several directions; `summary` adds to its run_summary."""
+    def best(self) -> BestRun | list[BestRun]:
+        """The best run, or the Pareto front for several directions."""
         records = store.records(self.study)
         complete = [r for r in records if r.state is TrialState.COMPLETE]
         if not complete:
             raise RuntimeError(f"No trial of the study completed ({len(records)} recorded); nothing to return.")
         kept = self.keeper is not None and self.keeper.dir.is_dir()
-        run_summary = SearchSummary(records, self.study, str(self.keeper.dir) if kept else None, **summary)
+        run_summary = SearchSummary(records, self.study, str(self.keeper.dir) if kept else None, self.native)
         if len(self.directions) == 1:
             best = self.study.best_trial
             return BestRun(str(best.number), best.value, dict(best.params), run_summary)

@@ -7,6 +7,7 @@ crash-safe, and `load_trials` reads it back the same way for every backend.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from hpsearch.space import Categorical, Dimension, Float, Space
 from hpsearch.trial import TrialRecord, TrialState
 
 if TYPE_CHECKING:
@@ -25,6 +27,7 @@ DEFAULT_STUDY_NAME = "hpsearch"
 _OWNER = "hpsearch:owner"
 _INTERRUPTED = "hpsearch:interrupted"
 _ERROR = "hpsearch:error"
+_EXTRA_PARAMS = "hpsearch:extra_params"
 
 
 def storage_url(output_dir: str | os.PathLike) -> str:
@@ -76,6 +79,33 @@ def claim(study: optuna.Study, trial_id: int) -> None:
     process = psutil.Process()
     owner = {"host": socket.gethostname(), "pid": process.pid, "started": process.create_time()}
     study._storage.set_trial_system_attr(trial_id, _OWNER, owner)
+
+
+def distribution(dim: Dimension) -> optuna.distributions.BaseDistribution:
+    """The optuna distribution of a neutral dimension."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if isinstance(dim, Categorical):
+        return CategoricalDistribution(dim.choices)
+    if isinstance(dim, Float):
+        return FloatDistribution(dim.low, dim.high, log=dim.log)
+    return IntDistribution(dim.low, dim.high, log=dim.log)
+
+
+def start_trial(study: optuna.Study, params: dict[str, Any], space: Space) -> optuna.Trial:
+    """Record a trial whose parameters another library chose, as running.
+
+    Parameters of `space` are stored as optuna parameters (so optuna's tools read them); any
+    other one (a constant, a value outside the space) beside them.
+    """
+    fixed = {name: params[name] for name, dim in space.items() if name in params and dim.contains(params[name])}
+    study.enqueue_trial(fixed)
+    trial = study.ask({name: distribution(space[name]) for name in fixed})
+    claim(study, trial._trial_id)
+    extra = {name: value for name, value in params.items() if name not in fixed}
+    if extra:
+        study._storage.set_trial_system_attr(trial._trial_id, _EXTRA_PARAMS, json.loads(json.dumps(extra, default=str)))
+    return trial
 
 
 def _owner_is_dead(owner: dict[str, Any] | None) -> bool:
@@ -131,7 +161,7 @@ def to_record(frozen: optuna.trial.FrozenTrial) -> TrialRecord:
     return TrialRecord(
         number=frozen.number,
         state=_STATES[frozen.state.name],
-        params=dict(frozen.params),
+        params={**frozen.params, **frozen.system_attrs.get(_EXTRA_PARAMS, {})},
         values=list(frozen.values) if frozen.values is not None else None,
         intermediate=dict(frozen.intermediate_values),
         error=frozen.system_attrs.get(_ERROR),

@@ -194,10 +194,50 @@ class _Reporter(transformers.TrainerCallback):
             control.should_training_stop = True
 
 
+def _trainer_recipe(trainer: transformers.Trainer) -> dict[str, Any]:
+    """What rebuilds `trainer` in another process (a Ray worker): its constructor's inputs.
+
+    The Trainer itself does not travel (its accelerator state belongs to this process); the
+    callbacks do, except those the Trainer makes for itself, which the new one makes afresh.
+    """
+    args = trainer.args
+    own = (
+        *transformers.trainer.DEFAULT_CALLBACKS,
+        transformers.trainer_callback.ProgressCallback,
+        transformers.trainer_callback.PrinterCallback,
+        *transformers.integrations.get_reporting_integration_callbacks(args.report_to),
+    )
+    return {
+        "trainer_class": type(trainer),
+        "args_class": type(args),
+        "args": {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init},
+        "callbacks": [type(c) if isinstance(c, own) else c for c in trainer.callback_handler.callbacks],
+        "kwargs": {
+            name: getattr(trainer, name)
+            for name in (
+                "model_init", "data_collator", "train_dataset", "eval_dataset", "processing_class",
+                "compute_metrics", "preprocess_logits_for_metrics", "compute_loss_func",
+            )
+        },
+    }
+
+
+def _rebuild_trainer(recipe: dict[str, Any]) -> transformers.Trainer:
+    trainer = recipe["trainer_class"](model=None, args=recipe["args_class"](**recipe["args"]), **recipe["kwargs"])
+    fresh = {type(c): c for c in trainer.callback_handler.callbacks}
+    trainer.callback_handler.callbacks = [fresh.get(c, c) if isinstance(c, type) else c for c in recipe["callbacks"]]
+    return trainer
+
+
+def _rebuild_runner(recipe: dict[str, Any], options: dict[str, Any]) -> TrialRunner:
+    return TrialRunner(_rebuild_trainer(recipe), **options)
+
+
 class TrialRunner:
     """Runs one trial of a Trainer: applies the parameters, trains, returns the objective.
 
-    It knows nothing of the backends: it sees only the `Trial`.
+    It knows nothing of the backends: it sees only the `Trial`. Pickled (for Ray workers), it
+    travels as the Trainer's recipe and rebuilds the Trainer where it lands.
     """
 
     def __init__(
@@ -217,6 +257,16 @@ class TrialRunner:
         self.evals_per_trial = evals_per_trial
         self.base_args = trainer.args
         self.output_dir = Path(trainer.args.output_dir)
+
+    def __reduce__(self) -> tuple:
+        options = {
+            "compute_objective": self.compute_objective,
+            "directions": self.directions,
+            "hp_name": self.hp_name,
+            "objective_at": self.objective_at,
+            "evals_per_trial": self.evals_per_trial,
+        }
+        return _rebuild_runner, (_trainer_recipe(self.trainer), options)
 
     def trial_args(self, trial: Trial) -> transformers.TrainingArguments:
         """The trial's `TrainingArguments`: the user's, with the trial's fields and its own run dir."""

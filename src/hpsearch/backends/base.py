@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -30,16 +30,11 @@ class Proposal:
 
 
 class Backend(ABC):
-    """Base class of the search backends.
+    """Base class of the search backends: what they all have.
 
-    Who calls what, and when (all from the engine, in one process):
-    - `ask()` before each trial: a `Proposal`, already recorded as running in `self.study`,
-      or None when the backend has nothing left to try (an exhausted grid).
-    - `report(proposal, step, value)` for each intermediate objective of a single-objective
-      search: record it and return True to stop the trial now.
-    - `tell(proposal, state, values)` once the trial ended: record the outcome (the engine has
-      already stored a failed trial's error).
-    `self.study` is the study store (see `hpsearch.store`), which every backend records into.
+    A backend is either an `AskTellBackend`, which the engine drives trial by trial, or a
+    `SelfDrivingBackend`, which runs its own loop and calls the trial runner from it. Either
+    records every trial in `self.study`, the study store (see `hpsearch.store`).
     """
 
     name: ClassVar[str]
@@ -58,22 +53,46 @@ class Backend(ABC):
         return DEFAULT_SPACE
 
     @abstractmethod
+    def param_names(self) -> list[str]:
+        """The names of the parameters a trial gets, known before any trial runs (for validation)."""
+
+    @property
+    def can_prune(self) -> bool:
+        """Whether a trial may be stopped at an intermediate value (so evaluations are worth their cost)."""
+        return False
+
+
+class AskTellBackend(Backend):
+    """A backend the engine drives. Who calls what, and when (the engine, in one process):
+
+    - `ask()` before each trial: a `Proposal`, already recorded as running in `self.study`,
+      or None when the backend has nothing left to try (an exhausted grid).
+    - `report(proposal, step, value)` for each intermediate objective of a single-objective
+      search: record it and return True to stop the trial now.
+    - `tell(proposal, state, values)` once the trial ended: record the outcome (the engine has
+      already stored a failed trial's error).
+    """
+
+    @abstractmethod
     def ask(self) -> Proposal | None: ...
 
     @abstractmethod
     def tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None: ...
 
-    @abstractmethod
-    def param_names(self) -> list[str]:
-        """The names of the parameters a trial gets, known before any trial runs (for validation)."""
-
     def report(self, proposal: Proposal, step: int, value: float) -> bool:
         return False
 
-    @property
-    def can_prune(self) -> bool:
-        """Whether `report` may ever stop a trial (so intermediate evaluations are worth their cost)."""
-        return False
+
+class SelfDrivingBackend(Backend):
+    """A backend with a loop of its own (Ray Tune): `drive` runs the whole search.
+
+    `drive(objective, search)` calls `objective(trial)` for each trial, wherever the library runs
+    it, until `search.n_trials` trials of the study have finished; it records them in the store and
+    offers the best model to `search.keeper`. It returns the library's result object.
+    """
+
+    @abstractmethod
+    def drive(self, objective: Callable[[Any], Any], search: Any) -> Any: ...
 
 
 # name -> (module, class, library it imports, extra that installs it)

@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 
 from hpsearch import store
-from hpsearch.backends.base import Backend, Proposal
+from hpsearch.backends.base import AskTellBackend, Proposal
 from hpsearch.space import Categorical, Dimension, Float, Space, is_space
 from hpsearch.trial import TrialState
 
@@ -45,7 +45,7 @@ def _check_hp_space(hp_space: Any) -> Callable[[optuna.Trial], Mapping[str, Any]
     )
 
 
-class OptunaBackend(Backend):
+class OptunaBackend(AskTellBackend):
     """optuna: TPE by default, `sampler=` and `pruner=` (MedianPruner by default) as optuna takes them."""
 
     name = "optuna"

@@ -1,0 +1,304 @@
+"""The Ray Tune backend: Ray's search algorithms and schedulers, on a local Ray or a cluster.
+
+Ray drives the trials (`tune.Tuner`); each runs the same trial runner in a Ray worker and
+reports its evaluations with `ray.tune.report`, so schedulers such as ASHA stop bad trials
+early. A Tune callback in the driver mirrors every trial into the hpsearch study store, and
+keeps the best trial's model (reported as its final checkpoint). The Ray experiment lives in
+`<output_dir>/ray/<study_name>`; rerunning the same search restores it (`Tuner.restore`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.search import sample
+
+from hpsearch import store
+from hpsearch.backends.base import SelfDrivingBackend
+from hpsearch.objective import check_values, is_better
+from hpsearch.space import Categorical, Dimension, Float, Int, Space, is_space
+from hpsearch.trial import Trial, TrialPruned
+
+RAY_DIR = "ray"
+_RAY_TRIAL_ID = "hpsearch:ray_trial_id"
+
+
+def to_ray(dim: Dimension) -> sample.Domain:
+    """A neutral dimension as a `ray.tune` search-space object."""
+    if isinstance(dim, Categorical):
+        return tune.choice(list(dim.choices))
+    if isinstance(dim, Float):
+        return tune.loguniform(dim.low, dim.high) if dim.log else tune.uniform(dim.low, dim.high)
+    return tune.lograndint(dim.low, dim.high + 1) if dim.log else tune.randint(dim.low, dim.high + 1)
+
+
+def to_neutral(domain: Any) -> Dimension | None:
+    """The neutral dimension of a `ray.tune` domain (or grid), None where there is none (sample_from, randn)."""
+    if isinstance(domain, Mapping) and set(domain) == {"grid_search"}:
+        return Categorical(domain["grid_search"])
+    if isinstance(domain, sample.Categorical):
+        return Categorical(domain.categories)
+    if not isinstance(domain, (sample.Float, sample.Integer)) or domain.lower is None or domain.upper is None:
+        return None
+    sampler = domain.get_sampler()
+    sampler = getattr(sampler, "sampler", sampler)  # the sampler inside a quantized one
+    log = isinstance(sampler, sample.LogUniform)
+    if isinstance(domain, sample.Integer):
+        return Int(int(domain.lower), int(domain.upper) - 1, log=log)
+    return Float(float(domain.lower), float(domain.upper), log=log)
+
+
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (what TrainingArguments and the store take)."""
+    return value.item() if hasattr(value, "item") and callable(value.item) else value
+
+
+def _format_error(hp_space: Any, why: str) -> ValueError:
+    return ValueError(
+        "The ray backend takes `hp_space` as a dict of `ray.tune` search-space objects, e.g. "
+        "`{'learning_rate': tune.loguniform(1e-6, 1e-4), 'per_device_train_batch_size': tune.choice([16, 32])}`, "
+        f"a function returning one, or an `hpsearch.space` dict. Received: {hp_space!r} ({why})."
+    )
+
+
+def _param_space(hp_space: Any) -> dict[str, Any]:
+    """The Ray param_space of an `hp_space`: a dict, or (as in transformers) a function called with None."""
+    if is_space(hp_space):
+        return {name: to_ray(dim) for name, dim in hp_space.items()}
+    if isinstance(hp_space, list):
+        raise _format_error(hp_space, "a list of parameter dicts is SigOpt's format")
+    space = hp_space
+    if callable(hp_space):
+        try:
+            space = hp_space(None)
+        except AttributeError as e:
+            raise _format_error(hp_space, f"it failed when called with no trial: {e}; optuna's format?") from None
+    if not isinstance(space, Mapping) or not space:
+        raise _format_error(hp_space, "not a non-empty dict")
+    if "parameters" in space and "method" in space:
+        raise _format_error(hp_space, "a dict with 'method' and 'parameters' is a W&B sweep config")
+    for name, value in space.items():
+        if isinstance(value, Mapping) and set(value) != {"grid_search"}:
+            raise _format_error(hp_space, f"{name!r} is a dict, not a search-space object")
+    return dict(space)
+
+
+def _ray_trial(config: dict[str, Any], objective: Callable[[Trial], Any], direction: str) -> None:
+    """One trial, in a Ray worker: the objective reports each evaluation; the last report carries
+    the objective and, as its checkpoint, the trial's model if it offered one."""
+    params = {name: plain(value) for name, value in config.items()}
+    kept: dict[str, Any] = {}
+
+    def report(step: int, value: float) -> bool:
+        tune.report({"objective": value, "hpsearch_step": step})
+        return False  # a scheduler stops the trial by ending its worker
+
+    def offer_model(value: float, save: Callable[[str], None]) -> None:
+        if is_better(value, kept.get("value"), direction):
+            kept["dir"] = kept.get("dir") or tempfile.mkdtemp(prefix="hpsearch-model-")
+            shutil.rmtree(kept["dir"], ignore_errors=True)
+            save(kept["dir"])
+            kept["value"] = value
+
+    number = int(tune.get_context().get_trial_id().rsplit("_", 1)[-1])
+    trial = Trial(number, params, native=params, report=report, offer_model=offer_model)
+    try:
+        (value,) = check_values(objective(trial), 1)
+    except TrialPruned:
+        return
+    checkpoint = tune.Checkpoint.from_directory(kept["dir"]) if "dir" in kept else None
+    tune.report({"objective": value, "hpsearch_final": True}, checkpoint=checkpoint)
+    if "dir" in kept:
+        shutil.rmtree(kept["dir"], ignore_errors=True)
+
+
+class _Recorder(tune.Callback):
+    """In the driver: mirrors Ray's trials into the study store as they start, report and end,
+    and keeps the best trial's model. It is pickled with the experiment, so it keeps addresses,
+    not connections."""
+
+    def __init__(self, study: optuna.Study, storage: Any, space: Space, keeper: Any):
+        self.storage, self.study_name = storage, study.study_name
+        self.directions = [d.name.lower() for d in study.directions]
+        self.space, self.keeper = space, keeper
+        self._study: optuna.Study | None = study
+        self._trials: dict[str, optuna.Trial] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_study": None, "_trials": {}}
+
+    @property
+    def study(self) -> optuna.Study:
+        if self._study is None:
+            self._study = store.open_study(self.storage, self.study_name, self.directions)
+        return self._study
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        if self._finished_in_store(trial.trial_id):
+            return  # Ray lost its record of this trial when the driver died; the store has it
+        params = {name: plain(value) for name, value in trial.config.items()}
+        recorded = store.start_trial(self.study, params, self.space)
+        self.study._storage.set_trial_system_attr(recorded._trial_id, _RAY_TRIAL_ID, trial.trial_id)
+        self._trials[trial.trial_id] = recorded
+
+    def _finished_in_store(self, ray_trial_id: str) -> bool:
+        return any(
+            t.system_attrs.get(_RAY_TRIAL_ID) == ray_trial_id and store.to_record(t).counts
+            for t in self.study.get_trials(deepcopy=False)
+        )
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        recorded = self._trials.get(trial.trial_id)
+        if recorded is not None and "hpsearch_step" in result:
+            recorded.report(result["objective"], result["hpsearch_step"])
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        recorded = self._trials.pop(trial.trial_id, None)
+        if recorded is None:
+            return
+        result = trial.last_result or {}
+        if not result.get("hpsearch_final"):
+            self.study.tell(recorded, state=optuna.trial.TrialState.PRUNED)  # stopped by the scheduler
+            return
+        self.study.tell(recorded, result["objective"])
+        if trial.checkpoint is not None:
+            if self.keeper is not None and self.study.best_trial.number == recorded.number:
+                staging = self.keeper.staging_dir(recorded.number)
+                trial.checkpoint.to_directory(str(staging))
+                self.keeper.promote(recorded.number, result["objective"], recorded.params)
+            trial.checkpoint.filesystem.delete_dir(trial.checkpoint.path)  # no model piles up per trial
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        recorded = self._trials.pop(trial.trial_id, None)
+        if recorded is not None:
+            store.record_error(self.study, recorded._trial_id, str(trial.get_error()))
+            self.study.tell(recorded, state=optuna.trial.TrialState.FAIL)
+
+
+class RayBackend(SelfDrivingBackend):
+    """Ray Tune: `search_alg=` and `scheduler=` (e.g. `ASHAScheduler`) as Ray takes them.
+
+    With no cluster it starts a local Ray with this machine's CPUs and shuts it down after; with
+    `address=` (or `RAY_ADDRESS`) it joins that cluster and leaves it running.
+    """
+
+    name = "ray"
+    library = "ray.tune"
+    extra = "ray"
+
+    def __init__(
+        self,
+        hp_space: Any,
+        directions: Sequence[str],
+        storage: Any,
+        study_name: str,
+        address: str | None = None,
+        resources_per_trial: dict[str, float] | None = None,
+        scheduler: Any = None,
+        search_alg: Any = None,
+        max_concurrent_trials: int | None = None,
+        storage_path: str | None = None,
+    ):
+        super().__init__(hp_space, directions, storage, study_name)
+        if len(self.directions) > 1:
+            raise ValueError(
+                f"The ray backend optimises one objective; received direction={self.directions}. "
+                "Use backend='optuna' for several objectives."
+            )
+        self.param_space = _param_space(self.default_space() if hp_space is None else hp_space)
+        self.space = {n: d for n, value in self.param_space.items() if (d := to_neutral(value)) is not None}
+        self.storage, self.study_name = storage, study_name
+        self.study = store.open_study(storage, study_name, self.directions)
+        self.address = address
+        self.resources = resources_per_trial
+        self.scheduler, self.search_alg = scheduler, search_alg
+        self.max_concurrent_trials = max_concurrent_trials
+        self.storage_path = storage_path
+
+    @classmethod
+    def default_space(cls) -> dict[str, Any]:
+        """transformers' Ray default, with the seed an integer."""
+        return {
+            "learning_rate": tune.loguniform(1e-6, 1e-4),
+            "num_train_epochs": tune.choice(list(range(1, 6))),
+            "seed": tune.randint(1, 41),
+            "per_device_train_batch_size": tune.choice([4, 8, 16, 32, 64]),
+        }
+
+    def param_names(self) -> list[str]:
+        return list(self.param_space)
+
+    @property
+    def can_prune(self) -> bool:
+        return self.scheduler is not None and not isinstance(self.scheduler, tune.schedulers.FIFOScheduler)
+
+    def _connect(self) -> bool:
+        """Join the cluster at `address` / RAY_ADDRESS, or start a local Ray; False if already connected."""
+        if ray.is_initialized():
+            return False
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # else Ray writes a token under ~/.ray
+        address = self.address or os.environ.get("RAY_ADDRESS")
+        if address:
+            ray.init(address=address)
+        else:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
+        return True
+
+    def drive(self, objective: Callable[[Trial], Any], search: Any) -> tune.ResultGrid | None:
+        local = Path(search.output_dir or tempfile.mkdtemp(prefix="hpsearch-")).resolve() / RAY_DIR
+        root = self.storage_path or str(local)
+        experiment = os.path.join(root, self.study_name)
+        # Save Ray's experiment state at every step, so that a killed driver's rerun repeats no trial
+        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+        connected = self._connect()
+        try:
+            trainable = tune.with_parameters(_ray_trial, objective=objective, direction=self.directions[0])
+            gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+            trainable = tune.with_resources(trainable, self.resources or {"cpu": 1, "gpu": gpus})
+            if tune.Tuner.can_restore(experiment):
+                tuner = tune.Tuner.restore(
+                    experiment, trainable, resume_unfinished=True, restart_errored=True, param_space=self.param_space
+                )
+            else:
+                remaining = search.n_trials - search.finished()
+                if remaining <= 0:
+                    return None
+                tuner = self._tuner(trainable, remaining, root, search)
+            results = tuner.fit()
+        finally:
+            if connected:
+                ray.shutdown()
+        if len(results) and len(results.errors) == len(results):
+            raise RuntimeError(f"All {len(results)} trials of this search failed; the first: {results.errors[0]!r}")
+        return results
+
+    def _tuner(self, trainable: Any, n_trials: int, root: str, search: Any) -> tune.Tuner:
+        recorder = _Recorder(self.study, self.storage, self.space, search.keeper)
+        return tune.Tuner(
+            trainable,
+            param_space=self.param_space,
+            tune_config=tune.TuneConfig(
+                metric="objective",
+                mode="max" if self.directions[0] == "maximize" else "min",
+                num_samples=n_trials,
+                scheduler=self.scheduler,
+                search_alg=self.search_alg,
+                max_concurrent_trials=self.max_concurrent_trials,
+                time_budget_s=search.timeout,
+            ),
+            run_config=tune.RunConfig(
+                name=self.study_name,
+                storage_path=root,
+                callbacks=[recorder],
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                verbose=1 if search.show_progress else 0,
+            ),
+        )

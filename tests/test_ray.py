@@ -1,0 +1,169 @@
+"""The Ray Tune backend with the real Ray: a local Ray started by hpsearch, and a real cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.basic_variant import BasicVariantGenerator
+from transformers import AutoModelForSequenceClassification
+
+import hpsearch
+from hpsearch import TrialState
+
+RAY = Path(sys.executable).with_name("ray")
+
+
+def test_seed_ray_example_runs_as_written(make_trainer):
+    trainer = make_trainer()
+
+    def ray_hp_space(trial):
+        return {
+            "learning_rate": tune.loguniform(1e-6, 1e-4),
+            "per_device_train_batch_size": tune.choice([16, 32, 64, 128]),
+        }
+
+    best_trial = trainer.hyperparameter_search(
+        direction="maximize",
+        backend="ray",
+        hp_space=ray_hp_space,
+        n_trials=3,
+        compute_objective=lambda metrics: metrics["eval_accuracy"],
+    )
+    trials = hpsearch.load_trials(trainer.args.output_dir)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert all(t.params["per_device_train_batch_size"] in (16, 32, 64, 128) for t in trials)
+    assert best_trial.objective == max(t.objective for t in trials)
+    assert isinstance(best_trial.run_summary.native, tune.ResultGrid) and len(best_trial.run_summary.native) == 3
+
+
+def test_asha_stops_a_bad_trial_early_and_the_best_model_reloads(make_trainer):
+    trainer = make_trainer()
+    best = trainer.hyperparameter_search(
+        backend="ray",
+        hp_space={"learning_rate": tune.uniform(1e-12, 1.0)},
+        n_trials=3,
+        compute_objective=lambda metrics: metrics["eval_loss"],
+        # lr 1e-12 leaves the loss at its start; lr 0.5 blows it up at the first evaluation
+        search_alg=BasicVariantGenerator(points_to_evaluate=[{"learning_rate": 1e-12}, {"learning_rate": 0.5},
+                                                             {"learning_rate": 0.7}]),
+        scheduler=ASHAScheduler(max_t=10, grace_period=1, reduction_factor=2),
+        max_concurrent_trials=1,
+    )
+    trials = hpsearch.load_trials(trainer.args.output_dir)
+    stopped = [t for t in trials if t.state is TrialState.PRUNED]
+    assert stopped and all(len(t.intermediate) < 4 for t in stopped)  # 4 evaluations a trial unless stopped
+    assert best.hyperparameters == {"learning_rate": 1e-12}
+
+    best_dir = Path(best.run_summary.best_model_dir)
+    assert json.loads((best_dir / "hpsearch_trial.json").read_text())["trial"] == int(best.run_id)
+    reloaded = make_trainer(model_init=lambda: AutoModelForSequenceClassification.from_pretrained(best_dir))
+    assert reloaded.evaluate()["eval_loss"] == pytest.approx(best.objective, rel=1e-5)
+    checkpoints = list((Path(trainer.args.output_dir) / "ray").rglob("checkpoint_*"))
+    assert not [c for c in checkpoints if any(c.iterdir())]  # models do not pile up per trial
+
+
+def where_am_i(trial):
+    """A trial that says which Ray cluster ran it."""
+    import ray
+
+    return len(ray.get_runtime_context().gcs_address), ray.get_runtime_context().gcs_address
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_cluster():
+    port = free_port()
+    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+    subprocess.run(
+        [str(RAY), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+         "--include-dashboard=false", "--disable-usage-stats"],
+        env=env, check=True, capture_output=True, timeout=120,
+    )
+    yield f"127.0.0.1:{port}"
+    subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+def test_search_runs_on_a_ray_cluster_given_by_address(ray_cluster, tmp_path):
+    seen = tmp_path / "seen"
+    seen.mkdir()
+
+    def objective(trial):
+        import ray
+
+        (seen / f"{trial.number}").write_text(ray.get_runtime_context().gcs_address)
+        return trial.params["x"]
+
+    best = hpsearch.search(objective, {"x": tune.uniform(0, 1)}, n_trials=3, backend="ray",
+                           address=ray_cluster, output_dir=str(tmp_path / "out"))
+    assert {p.read_text() for p in seen.iterdir()} == {ray_cluster}
+    assert len(best.run_summary.trials) == 3
+    status = subprocess.run([str(RAY), "status", f"--address={ray_cluster}"], capture_output=True, timeout=60,
+                            env=dict(os.environ, RAY_AUTH_MODE="disabled"))
+    assert status.returncode == 0  # hpsearch left the cluster running
+
+
+def test_sigkill_then_rerun_restores_the_ray_experiment(tmp_path):
+    script = Path(__file__).with_name("resumable_ray_search.py")
+    command = [sys.executable, str(script), str(tmp_path)]
+    killed = subprocess.run(command, env=dict(os.environ, KILL_AT_TRIAL="2"), capture_output=True, text=True,
+                            timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = hpsearch.load_trials(tmp_path)
+    assert sum(t.counts for t in trials) == 4
+    assert [t.number for t in trials if t.interrupted] == [2]  # the trial running when the driver died
+    started = (tmp_path / "started.log").read_text().split()
+    assert started.count("0") == 1 and started.count("1") == 1  # finished trials did not run again
+    assert sorted(set(started)) == ["0", "1", "2", "3"]
+
+
+@pytest.mark.parametrize(
+    ("hp_space", "hint"),
+    [
+        (lambda trial: {"learning_rate": trial.suggest_float("learning_rate", 1e-6, 1e-4)}, "optuna"),
+        ({"method": "random", "parameters": {"learning_rate": {"min": 1e-6, "max": 1e-4}}}, "W&B"),
+        ([{"name": "learning_rate", "type": "double", "bounds": {"min": 1e-6, "max": 1e-4}}], "SigOpt"),
+    ],
+)
+def test_ray_rejects_other_backends_formats_before_starting_ray(hp_space, hint):
+    import ray
+
+    with pytest.raises(ValueError, match=rf"ray backend takes .*tune.*{hint}"):
+        hpsearch.search(lambda t: 0.0, hp_space, n_trials=1, backend="ray")
+    assert not ray.is_initialized()
+
+
+def test_ray_space_converts_to_the_neutral_space_and_back():
+    from hpsearch.backends.ray import to_neutral, to_ray
+    from hpsearch.space import Categorical, Float, Int
+
+    for dim in (Float(1e-6, 1e-4, log=True), Float(0.0, 1.0), Int(1, 40), Int(1, 64, log=True), Categorical([16, 32])):
+        assert to_neutral(to_ray(dim)) == dim
+    assert to_neutral(tune.grid_search([1, 2])) == Categorical([1, 2])
+    assert to_neutral(tune.sample_from(lambda spec: 1)) is None
+
+
+def test_ray_default_space_is_transformers_default_with_an_integer_seed():
+    from transformers.trainer_utils import default_hp_space_ray
+
+    from hpsearch.backends.ray import RayBackend, to_neutral
+
+    theirs = {name: to_neutral(d) for name, d in default_hp_space_ray(None).items()}
+    ours = {name: to_neutral(d) for name, d in RayBackend.default_space().items()}
+    assert {n: d for n, d in ours.items() if n != "seed"} == {n: d for n, d in theirs.items() if n != "seed"}
+    assert ours["seed"] == hpsearch.space.Int(1, 40)
