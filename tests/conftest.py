@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,17 @@ def train_dataset(tokenizer):
 @pytest.fixture(scope="session")
 def eval_dataset(tokenizer):
     return ListDataset(tokenizer, make_sentences(32, seed=2))
+
+
+@pytest.fixture
+def uninstall(monkeypatch):
+    """Make a library look not installed: importing it (or any of its modules) raises ImportError."""
+
+    def hide(name: str) -> None:
+        for module in [m for m in sys.modules if m == name or m.startswith(name + ".")] + [name]:
+            monkeypatch.setitem(sys.modules, module, None)
+
+    return hide
 
 
 def compute_metrics(eval_pred) -> dict[str, float]:

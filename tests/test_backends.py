@@ -28,8 +28,8 @@ def test_unknown_backend_lists_the_valid_names():
 
 @pytest.mark.parametrize(("name", "module", "extra"), [("ray", "ray", "ray"), ("wandb", "wandb", "wandb"),
                                                        ("sigopt", "sigopt", "sigopt")])
-def test_missing_backend_library_names_the_install_command(monkeypatch, name, module, extra):
-    monkeypatch.setitem(sys.modules, module, None)  # as if not installed: importing it raises ImportError
+def test_missing_backend_library_names_the_install_command(uninstall, name, module, extra):
+    uninstall(module)
     with pytest.raises(ImportError, match=rf'pip install "hpsearch\[{extra}\]"'):
         get_backend(name)
 

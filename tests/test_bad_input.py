@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import transformers
 from transformers import AutoModelForSequenceClassification
@@ -54,9 +52,9 @@ def test_bad_input_fails_before_training(counted, kwargs, error, message):
     assert calls == [1]  # only the Trainer's own call at construction: no trial trained
 
 
-def test_backend_not_installed_names_the_extra(counted, monkeypatch):
+def test_backend_not_installed_names_the_extra(counted, uninstall):
     trainer, calls = counted
-    monkeypatch.setitem(sys.modules, "ray", None)
+    uninstall("ray")
     with pytest.raises(ImportError, match=r'pip install "hpsearch\[ray\]"'):
         trainer.hyperparameter_search(backend="ray", n_trials=2)
     assert calls == [1]
