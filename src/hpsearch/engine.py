@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from tqdm.auto import tqdm
 
 from hpsearch import store
-from hpsearch.backends.base import Backend, Proposal, SelfDrivingBackend, get_backend
+from hpsearch.backends.base import Backend, Proposal, get_backend
 from hpsearch.best_model import BestModelKeeper
 from hpsearch.objective import check_directions, check_values, is_better
 from hpsearch.report import format_value, print_leaderboard
@@ -89,7 +89,7 @@ class Search:
         self.show_progress = show_progress
         backend_class = get_backend(backend)
         _check_kwargs(backend_class, backend_kwargs)
-        self.backend = backend_class(hp_space, self.directions, storage, study_name, **backend_kwargs)
+        self.backend = backend_class(hp_space, self.directions, storage, study_name, output_dir, **backend_kwargs)
         single = len(self.directions) == 1
         self.keeper = BestModelKeeper(output_dir) if output_dir is not None and single else None
         self.output_dir = output_dir
@@ -109,44 +109,44 @@ class Search:
         resumed = store.fail_interrupted(self.study)
         if resumed:
             logger.warning(f"Trials {resumed} were left running by a process that died; their slots run again.")
-        if isinstance(self.backend, SelfDrivingBackend):
+        self._errors: list[BaseException] = []
+        self._ran = 0
+        self._bar = tqdm(
+            total=self.n_trials, initial=self.finished(), desc="hpsearch", unit="trial", disable=not self.show_progress
+        )
+        try:
             self.native = self.backend.drive(objective, self)
-        else:
-            self._drive(objective)
+        finally:
+            self._bar.close()
+        if self._ran and len(self._errors) == self._ran:
+            first = self._errors[0]
+            raise RuntimeError(f"All {self._ran} trials of this search failed; the first error: {first!r}") from first
         records = store.records(self.study)
         if self.show_progress:
             print_leaderboard(records, self.directions)
         return records
 
-    def _drive(self, objective: Callable[[Trial], Any]) -> None:
-        """The ask/tell loop."""
-        done = self.finished()
-        errors: list[BaseException] = []
-        ran = 0
+    def ask_tell_loop(self, objective: Callable[[Trial], Any]) -> None:
+        """The engine's loop: ask the backend, run the trial, tell it; until `n_trials` have finished."""
         start = time.monotonic()
-        self._bar = bar = tqdm(
-            total=self.n_trials, initial=done, desc="hpsearch", unit="trial", disable=not self.show_progress
-        )
-        try:
-            while done < self.n_trials:
-                if self.timeout is not None and time.monotonic() - start > self.timeout:
-                    logger.info(f"Search stopped: timeout of {self.timeout} s reached.")
-                    break
-                proposal = self.backend.ask()
-                if proposal is None:
-                    logger.info("Search stopped: the backend has no more trials to propose.")
-                    break
-                error = self._run_trial(proposal, objective)
-                if error is not None:
-                    errors.append(error)
-                done += 1
-                ran += 1
-                bar.update()
-                self._show_progress()
-        finally:
-            bar.close()
-        if ran and len(errors) == ran:
-            raise RuntimeError(f"All {ran} trials of this search failed; the first error: {errors[0]!r}") from errors[0]
+        while self.finished() < self.n_trials:
+            if self.timeout is not None and time.monotonic() - start > self.timeout:
+                logger.info(f"Search stopped: timeout of {self.timeout} s reached.")
+                return
+            proposal = self.backend.ask()
+            if proposal is None:
+                logger.info("Search stopped: the backend has no more trials to propose.")
+                return
+            self.run_trial(proposal, objective)
+
+    def run_trial(self, proposal: Proposal, objective: Callable[[Trial], Any]) -> None:
+        """Run one trial of an ask/tell backend and tell it how the trial ended (from any loop)."""
+        error = self._run_trial(proposal, objective)
+        self._ran += 1
+        if error is not None:
+            self._errors.append(error)
+        self._bar.update()
+        self._show_progress()
 
     def _run_trial(self, proposal: Proposal, objective: Callable[[Trial], Any]) -> BaseException | None:
         """Run one trial and tell the backend how it ended; the error if it failed."""
@@ -239,16 +239,17 @@ class Search:
         kept = self.keeper is not None and self.keeper.dir.is_dir()
         run_summary = SearchSummary(records, self.study, str(self.keeper.dir) if kept else None, self.native)
         if len(self.directions) == 1:
-            best = self.study.best_trial
-            return BestRun(str(best.number), best.value, dict(best.params), run_summary)
-        return [BestRun(str(t.number), list(t.values), dict(t.params), run_summary) for t in self.study.best_trials]
+            best = store.to_record(self.study.best_trial)
+            return BestRun(str(best.number), best.values[0], best.params, run_summary)
+        front = [store.to_record(t) for t in self.study.best_trials]
+        return [BestRun(str(t.number), list(t.values), t.params, run_summary) for t in front]
 
 
 def _check_kwargs(backend_class: type[Backend], kwargs: dict[str, Any]) -> None:
     accepted = [
         name
         for name in inspect.signature(backend_class.__init__).parameters
-        if name not in ("self", "hp_space", "directions", "storage", "study_name")
+        if name not in ("self", "hp_space", "directions", "storage", "study_name", "output_dir")
     ]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:

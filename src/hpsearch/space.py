@@ -76,6 +76,16 @@ Dimension = Union[Float, Int, Categorical]
 Space = Mapping[str, Dimension]
 
 
+def plain(value: Any, dim: Dimension | None = None) -> Any:
+    """A value another library sampled, as the Python value it stands for: a numpy scalar as a
+    Python number, and a whole float of an `Int` dimension as an int."""
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(dim, Int) and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value
+
+
 def is_space(value: Any) -> bool:
     """Whether `value` is a neutral space (a non-empty mapping of names to dimensions)."""
     return (

@@ -32,18 +32,27 @@ class Proposal:
 class Backend(ABC):
     """Base class of the search backends: what they all have.
 
-    A backend is either an `AskTellBackend`, which the engine drives trial by trial, or a
-    `SelfDrivingBackend`, which runs its own loop and calls the trial runner from it. Either
-    records every trial in `self.study`, the study store (see `hpsearch.store`).
+    `drive` runs the search. An `AskTellBackend` lets the engine's loop do it, trial by trial;
+    another backend (Ray Tune) runs its own loop and calls the trial runner from it, wherever its
+    library runs trials, recording them in the store and offering the best model to
+    `search.keeper`. Every backend records every trial in `self.study`, the study store (see
+    `hpsearch.store`).
     """
 
     name: ClassVar[str]
-    library: ClassVar[str]
-    extra: ClassVar[str | None] = None
     study: optuna.Study
 
-    def __init__(self, hp_space: Any, directions: Sequence[str], storage: Any, study_name: str, **kwargs: Any):
+    def __init__(
+        self,
+        hp_space: Any,
+        directions: Sequence[str],
+        storage: Any,
+        study_name: str,
+        output_dir: str | None = None,
+        **kwargs: Any,
+    ):
         self.directions = list(directions)
+        self.output_dir = output_dir  # where the backend's own files go (None: a temporary directory)
 
     @classmethod
     def default_space(cls) -> Any:
@@ -60,6 +69,11 @@ class Backend(ABC):
     def can_prune(self) -> bool:
         """Whether a trial may be stopped at an intermediate value (so evaluations are worth their cost)."""
         return False
+
+    @abstractmethod
+    def drive(self, objective: Callable[[Any], Any], search: Any) -> Any:
+        """Run the search: call `objective(trial)` for each trial until `search.n_trials` trials of the
+        study have finished; return the library's own result object (or None)."""
 
 
 class AskTellBackend(Backend):
@@ -82,25 +96,26 @@ class AskTellBackend(Backend):
     def report(self, proposal: Proposal, step: int, value: float) -> bool:
         return False
 
-
-class SelfDrivingBackend(Backend):
-    """A backend with a loop of its own (Ray Tune): `drive` runs the whole search.
-
-    `drive(objective, search)` calls `objective(trial)` for each trial, wherever the library runs
-    it, until `search.n_trials` trials of the study have finished; it records them in the store and
-    offers the best model to `search.keeper`. It returns the library's result object.
-    """
-
-    @abstractmethod
-    def drive(self, objective: Callable[[Any], Any], search: Any) -> Any: ...
+    def drive(self, objective: Callable[[Any], Any], search: Any) -> Any:
+        """The engine's loop runs the trials (a backend may drive them from its own loop instead,
+        calling `search.run_trial(proposal, objective)` for each)."""
+        search.ask_tell_loop(objective)
 
 
-# name -> (module, class, library it imports, extra that installs it)
-_REGISTRY: dict[str, tuple[str, str, str, str | None]] = {
-    "optuna": ("hpsearch.backends.optuna", "OptunaBackend", "optuna", None),
-    "sigopt": ("hpsearch.backends.sigopt", "SigOptBackend", "sigopt", "sigopt"),
-    "ray": ("hpsearch.backends.ray", "RayBackend", "ray.tune", "ray"),
-    "wandb": ("hpsearch.backends.wandb", "WandbBackend", "wandb", "wandb"),
+# name -> (module, class, {library it imports: the pip install that brings it})
+_REGISTRY: dict[str, tuple[str, str, dict[str, str]]] = {
+    "optuna": ("hpsearch.backends.optuna", "OptunaBackend", {"optuna": "pip install optuna"}),
+    "sigopt": ("hpsearch.backends.sigopt", "SigOptBackend", {"sigopt": 'pip install "hpsearch[sigopt]"'}),
+    "ray": ("hpsearch.backends.ray", "RayBackend", {"ray.tune": 'pip install "hpsearch[ray]"'}),
+    "wandb": (
+        "hpsearch.backends.wandb",
+        "WandbBackend",
+        {
+            "wandb": 'pip install "hpsearch[wandb]"',
+            # its metadata pins numpy<2, which it runs without: installing its needs apart keeps numpy 2
+            "sweeps": 'pip install "hpsearch[wandb]" && pip install --no-deps sweeps==0.3.0',
+        },
+    ),
 }
 BACKEND_NAMES = tuple(_REGISTRY)
 
@@ -118,12 +133,14 @@ def get_backend(backend: str | type[Backend] | None) -> type[Backend]:
     name = str(getattr(backend, "value", backend)).lower()
     if name not in _REGISTRY:
         raise ValueError(f"`backend` must be one of {list(_REGISTRY)}. Received: backend={backend!r}.")
-    module, class_name, library, extra = _REGISTRY[name]
-    try:
-        importlib.import_module(library)
-    except ImportError as e:
-        fix = f'pip install "hpsearch[{extra}]"' if extra else f"pip install {library}"
-        raise ImportError(f"The {name!r} backend needs the {library!r} library, which is not installed: {fix}.") from e
+    module, class_name, libraries = _REGISTRY[name]
+    for library, fix in libraries.items():
+        try:
+            importlib.import_module(library)
+        except ImportError as e:
+            raise ImportError(
+                f"The {name!r} backend needs the {library!r} library, which is not installed: {fix}."
+            ) from e
     try:
         return getattr(importlib.import_module(module), class_name)
     except ModuleNotFoundError as e:

@@ -49,7 +49,6 @@ class OptunaBackend(AskTellBackend):
     """optuna: TPE by default, `sampler=` and `pruner=` (MedianPruner by default) as optuna takes them."""
 
     name = "optuna"
-    library = "optuna"
 
     def __init__(
         self,
@@ -57,11 +56,12 @@ class OptunaBackend(AskTellBackend):
         directions: Sequence[str],
         storage: Any,
         study_name: str,
+        output_dir: str | None = None,
         sampler: optuna.samplers.BaseSampler | None = None,
         pruner: optuna.pruners.BasePruner | None = None,
         load_if_exists: bool = True,
     ):
-        super().__init__(hp_space, directions, storage, study_name)
+        super().__init__(hp_space, directions, storage, study_name, output_dir)
         self.hp_space = _check_hp_space(self.default_space() if hp_space is None else hp_space)
         self.study = store.open_study(
             storage, study_name, self.directions, load_if_exists=load_if_exists, sampler=sampler, pruner=pruner

@@ -22,9 +22,9 @@ from ray import tune
 from ray.tune.search import sample
 
 from hpsearch import store
-from hpsearch.backends.base import SelfDrivingBackend
+from hpsearch.backends.base import Backend
 from hpsearch.objective import check_values, is_better
-from hpsearch.space import Categorical, Dimension, Float, Int, Space, is_space
+from hpsearch.space import Categorical, Dimension, Float, Int, Space, is_space, plain
 from hpsearch.trial import Trial, TrialPruned
 
 RAY_DIR = "ray"
@@ -54,11 +54,6 @@ def to_neutral(domain: Any) -> Dimension | None:
     if isinstance(domain, sample.Integer):
         return Int(int(domain.lower), int(domain.upper) - 1, log=log)
     return Float(float(domain.lower), float(domain.upper), log=log)
-
-
-def plain(value: Any) -> Any:
-    """A numpy scalar as the Python number it holds (what TrainingArguments and the store take)."""
-    return value.item() if hasattr(value, "item") and callable(value.item) else value
 
 
 def _format_error(hp_space: Any, why: str) -> ValueError:
@@ -183,7 +178,7 @@ class _Recorder(tune.Callback):
             self.study.tell(recorded, state=optuna.trial.TrialState.FAIL)
 
 
-class RayBackend(SelfDrivingBackend):
+class RayBackend(Backend):
     """Ray Tune: `search_alg=` and `scheduler=` (e.g. `ASHAScheduler`) as Ray takes them.
 
     With no cluster it starts a local Ray with this machine's CPUs and shuts it down after; with
@@ -191,8 +186,6 @@ class RayBackend(SelfDrivingBackend):
     """
 
     name = "ray"
-    library = "ray.tune"
-    extra = "ray"
 
     def __init__(
         self,
@@ -200,6 +193,7 @@ class RayBackend(SelfDrivingBackend):
         directions: Sequence[str],
         storage: Any,
         study_name: str,
+        output_dir: str | None = None,
         address: str | None = None,
         resources_per_trial: dict[str, float] | None = None,
         scheduler: Any = None,
@@ -207,7 +201,7 @@ class RayBackend(SelfDrivingBackend):
         max_concurrent_trials: int | None = None,
         storage_path: str | None = None,
     ):
-        super().__init__(hp_space, directions, storage, study_name)
+        super().__init__(hp_space, directions, storage, study_name, output_dir)
         if len(self.directions) > 1:
             raise ValueError(
                 f"The ray backend optimises one objective; received direction={self.directions}. "
@@ -253,7 +247,7 @@ class RayBackend(SelfDrivingBackend):
         return True
 
     def drive(self, objective: Callable[[Trial], Any], search: Any) -> tune.ResultGrid | None:
-        local = Path(search.output_dir or tempfile.mkdtemp(prefix="hpsearch-")).resolve() / RAY_DIR
+        local = Path(self.output_dir or tempfile.mkdtemp(prefix="hpsearch-")).resolve() / RAY_DIR
         root = self.storage_path or str(local)
         experiment = os.path.join(root, self.study_name)
         # Save Ray's experiment state at every step, so that a killed driver's rerun repeats no trial
