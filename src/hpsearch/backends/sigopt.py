@@ -1,0 +1,227 @@
+"""The SigOpt backend: SigOpt's core API, embedded (`sigoptlite`) by default, or a SigOpt-API server.
+
+The hosted SigOpt service is gone; its optimizer lives on in `sigoptlite`, which the official
+`sigopt` client runs in-process with `Connection(driver="lite")`. With `SIGOPT_API_TOKEN` (and
+`SIGOPT_API_URL` for a self-hosted server) or `api_token=` / `api_url=`, the same calls go over
+HTTP. SigOpt has no pruning: intermediate evaluations are recorded in the store only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import optuna
+from sigopt import Connection
+
+from hpsearch import store
+from hpsearch.backends.base import AskTellBackend, Proposal
+from hpsearch.space import Categorical, Dimension, Float, Int, is_space, plain
+from hpsearch.trial import TrialState
+
+logger = logging.getLogger("hpsearch")
+TYPES = ("double", "int", "categorical")
+_EXPERIMENT = "hpsearch:sigopt_experiment"
+
+
+def to_sigopt(name: str, dim: Dimension) -> dict[str, Any]:
+    """A neutral dimension as a SigOpt parameter (categorical values as strings, as SigOpt takes them)."""
+    if isinstance(dim, Categorical):
+        return {"name": name, "type": "categorical", "categorical_values": [str(c) for c in dim.choices]}
+    kind = "double" if isinstance(dim, Float) else "int"
+    parameter = {"name": name, "type": kind, "bounds": {"min": dim.low, "max": dim.high}}
+    if dim.log:
+        parameter["transformation"] = "log"
+    return parameter
+
+
+def to_neutral(parameter: Mapping[str, Any]) -> Dimension:
+    """The neutral dimension of a (checked) SigOpt parameter."""
+    if parameter["type"] == "categorical":
+        return Categorical([c["name"] if isinstance(c, Mapping) else c for c in parameter["categorical_values"]])
+    low, high = parameter["bounds"]["min"], parameter["bounds"]["max"]
+    if parameter["type"] == "int":
+        return Int(int(low), int(high))
+    return Float(float(low), float(high), log=parameter.get("transformation") == "log")
+
+
+def _format_error(hp_space: Any, why: str) -> ValueError:
+    return ValueError(
+        "The sigopt backend takes `hp_space` as a list of SigOpt parameters, e.g. "
+        "[{'name': 'learning_rate', 'type': 'double', 'bounds': {'min': 1e-6, 'max': 1e-4}, 'transformation': 'log'}, "
+        "{'name': 'per_device_train_batch_size', 'type': 'categorical', 'categorical_values': ['16', '32']}], "
+        f"a function returning one, or an `hpsearch.space` dict. Received: {hp_space!r} ({why})."
+    )
+
+
+def _check_parameter(parameter: Any) -> None:
+    if not isinstance(parameter, Mapping) or not isinstance(parameter.get("name"), str):
+        raise ValueError(f"A SigOpt parameter must be a dict with a 'name'. Received: {parameter!r}.")
+    name, kind = parameter["name"], parameter.get("type")
+    if kind not in TYPES:
+        raise ValueError(f"SigOpt parameter {name!r}: `type` must be one of {list(TYPES)}. Received: type={kind!r}.")
+    if kind == "categorical":
+        values = parameter.get("categorical_values")
+        if not isinstance(values, list) or not values:
+            raise ValueError(
+                f"SigOpt parameter {name!r}: `categorical_values` must be a non-empty list. Received: {values!r}."
+            )
+        return
+    bounds = parameter.get("bounds")
+    if not isinstance(bounds, Mapping) or not {"min", "max"} <= set(bounds):
+        raise ValueError(f"SigOpt parameter {name!r}: `bounds` must be {{'min': m, 'max': M}}. Received: {bounds!r}.")
+    if not bounds["min"] < bounds["max"]:
+        raise ValueError(f"SigOpt parameter {name!r}: needs bounds min < max. Received: {dict(bounds)}.")
+    if parameter.get("transformation") == "log" and (kind != "double" or bounds["min"] <= 0):
+        raise ValueError(f"SigOpt parameter {name!r}: transformation 'log' needs a double with min > 0.")
+
+
+def sigopt_parameters(hp_space: Any) -> list[dict[str, Any]]:
+    """The SigOpt parameters of an `hp_space`: a list, (as in the docs) a function called with None,
+    or a neutral space; checked before any trial."""
+    if is_space(hp_space):
+        return [to_sigopt(name, dim) for name, dim in hp_space.items()]
+    parameters = hp_space
+    if callable(hp_space):
+        try:
+            parameters = hp_space(None)
+        except AttributeError as e:
+            raise _format_error(hp_space, f"it failed when called with no trial: {e}; optuna's format?") from None
+    if isinstance(parameters, Mapping):
+        other = "a W&B sweep config" if "parameters" in parameters else "Ray Tune's format"
+        raise _format_error(hp_space, f"a dict is {other}")
+    if not isinstance(parameters, list) or not parameters:
+        raise _format_error(hp_space, "not a non-empty list")
+    for parameter in parameters:
+        _check_parameter(parameter)
+    return [dict(p) for p in parameters]
+
+
+def _embedded_connection() -> Connection:
+    try:
+        import sigoptlite  # noqa: F401
+    except ImportError as e:
+        raise ImportError(
+            "The embedded SigOpt optimizer needs `sigoptlite`, which is not installed: pip install --no-deps "
+            "sigoptlite==0.1.2 libsigopt==1.0.0 qmcpy==1.2 (their numpy pins are wrong; hpsearch's sigopt extra "
+            "brings what they need). Or set SIGOPT_API_TOKEN to use a SigOpt-API server."
+        ) from e
+    return Connection(driver="lite")
+
+
+class SigOptBackend(AskTellBackend):
+    """SigOpt: the embedded `sigoptlite` optimizer, or a SigOpt-API server (`api_token`, `api_url`)."""
+
+    name = "sigopt"
+
+    def __init__(
+        self,
+        hp_space: Any,
+        directions: Sequence[str],
+        storage: Any,
+        study_name: str,
+        output_dir: str | None = None,
+        api_token: str | None = None,
+        api_url: str | None = None,
+    ):
+        super().__init__(hp_space, directions, storage, study_name, output_dir)
+        if len(self.directions) > 2:
+            raise ValueError(f"SigOpt optimises at most 2 metrics; received direction={self.directions}.")
+        self.parameters = sigopt_parameters(self.default_space() if hp_space is None else hp_space)
+        self.space = {p["name"]: to_neutral(p) for p in self.parameters}
+        self._choices = self._original_choices(hp_space)
+        self.study = store.open_study(storage, study_name, self.directions)
+        self.study_name = study_name
+        token = api_token or os.environ.get("SIGOPT_API_TOKEN")
+        self.server = bool(token)
+        self.connection = Connection(client_token=token, api_url=api_url) if token else _embedded_connection()
+        self.experiment_id: str | None = None
+        self._live: dict[int, tuple[optuna.Trial, Any]] = {}
+
+    @classmethod
+    def default_space(cls) -> list[dict[str, Any]]:
+        """transformers' last SigOpt default."""
+        return [
+            {"bounds": {"min": 1e-6, "max": 1e-4}, "name": "learning_rate", "type": "double", "transformation": "log"},
+            {"bounds": {"min": 1, "max": 5}, "name": "num_train_epochs", "type": "int"},
+            {"bounds": {"min": 1, "max": 40}, "name": "seed", "type": "int"},
+            {"categorical_values": ["4", "8", "16", "32", "64"], "name": "per_device_train_batch_size",
+             "type": "categorical"},
+        ]
+
+    @staticmethod
+    def _original_choices(hp_space: Any) -> dict[str, dict[str, Any]]:
+        """For a neutral space: each categorical's string (as SigOpt returns it) -> the user's choice."""
+        if not is_space(hp_space):
+            return {}
+        return {n: {str(c): c for c in d.choices} for n, d in hp_space.items() if isinstance(d, Categorical)}
+
+    def param_names(self) -> list[str]:
+        return [p["name"] for p in self.parameters]
+
+    def drive(self, objective: Any, search: Any) -> str:
+        self._open_experiment(search.n_trials)
+        search.ask_tell_loop(objective)
+        return self.experiment_id
+
+    def _metric_names(self) -> list[str]:
+        return ["objective"] if len(self.directions) == 1 else [f"objective_{i}" for i in range(len(self.directions))]
+
+    def _open_experiment(self, n_trials: int) -> None:
+        """Continue the server experiment of an earlier run, or create one (the embedded optimizer keeps
+        nothing on disk, so its new experiment is given every finished trial first)."""
+        experiments = self.connection.experiments
+        earlier = self.study._storage.get_study_system_attrs(self.study._study_id).get(_EXPERIMENT)
+        if self.server and earlier is not None:
+            self.experiment_id = experiments(earlier).fetch().id
+            return
+        experiment = experiments().create(
+            name=self.study_name,
+            parameters=self.parameters,
+            metrics=[{"name": m, "objective": d} for m, d in zip(self._metric_names(), self.directions)],
+            observation_budget=n_trials,
+        )
+        self.experiment_id = experiment.id
+        self.study._storage.set_study_system_attr(self.study._study_id, _EXPERIMENT, experiment.id)
+        if not self.server:
+            finished = [record for record in store.records(self.study) if record.counts]
+            for record in finished:
+                assignments = {p["name"]: self._encode(p, record.params[p["name"]]) for p in self.parameters}
+                self._observe(record.state, record.values, assignments=assignments)
+            if finished:
+                logger.info(f"SigOpt: replayed {len(finished)} observations from the store into a new experiment.")
+
+    def _observe(self, state: TrialState, values: list[float] | None, **about: Any) -> None:
+        """Tell SigOpt a trial's outcome: its values, or `failed` (SigOpt has no pruned trials)."""
+        observations = self.connection.experiments(self.experiment_id).observations()
+        if state is TrialState.COMPLETE:
+            observations.create(values=[{"name": m, "value": v} for m, v in zip(self._metric_names(), values)], **about)
+        else:
+            observations.create(failed=True, **about)
+
+    def ask(self) -> Proposal:
+        suggestion = self.connection.experiments(self.experiment_id).suggestions().create()
+        params = {name: self._decode(name, value) for name, value in suggestion.assignments.items()}
+        recorded = store.start_trial(self.study, params, self.space)
+        self._live[recorded.number] = (recorded, suggestion)
+        return Proposal(recorded.number, recorded._trial_id, params, native=suggestion)
+
+    @staticmethod
+    def _encode(parameter: Mapping[str, Any], value: Any) -> Any:
+        return str(value) if parameter["type"] == "categorical" else value
+
+    def _decode(self, name: str, value: Any) -> Any:
+        return self._choices.get(name, {}).get(value, plain(value, self.space.get(name)))
+
+    def report(self, proposal: Proposal, step: int, value: float) -> bool:
+        self._live[proposal.number][0].report(value, step)
+        return False
+
+    def tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:
+        recorded, suggestion = self._live.pop(proposal.number)
+        self._observe(state, values, suggestion=suggestion.id)
+        states = {TrialState.COMPLETE: "COMPLETE", TrialState.PRUNED: "PRUNED", TrialState.FAILED: "FAIL"}
+        self.study.tell(recorded, values, state=optuna.trial.TrialState[states[state]])
+

@@ -1,0 +1,116 @@
+"""The SigOpt backend: the official `sigopt` client, embedded (`sigoptlite`) and over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import hpsearch
+from hpsearch import TrialState
+from tests.sigopt_server import SigOptServer
+
+
+@pytest.fixture(autouse=True)
+def no_sigopt_account(monkeypatch):
+    monkeypatch.delenv("SIGOPT_API_TOKEN", raising=False)
+    monkeypatch.delenv("SIGOPT_API_URL", raising=False)
+
+
+def sigopt_hp_space(trial):  # the seed's
+    return [
+        {"bounds": {"min": 1e-6, "max": 1e-4}, "name": "learning_rate", "type": "double"},
+        {
+            "categorical_values": ["16", "32", "64", "128"],
+            "name": "per_device_train_batch_size",
+            "type": "categorical",
+        },
+    ]
+
+
+def test_seed_sigopt_example_runs_as_written_embedded(make_trainer):
+    trainer = make_trainer()
+    best_trial = trainer.hyperparameter_search(
+        direction="maximize", backend="sigopt", hp_space=sigopt_hp_space, n_trials=3,
+        compute_objective=lambda metrics: -metrics["eval_loss"],
+    )
+    trials = hpsearch.load_trials(trainer.args.output_dir)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert all(t.params["per_device_train_batch_size"] in ("16", "32", "64", "128") for t in trials)
+    assert best_trial.objective == max(t.objective for t in trials)
+    assert Path(best_trial.run_summary.best_model_dir, "model.safetensors").is_file()
+
+
+def test_the_same_search_runs_against_a_sigopt_api_server(make_trainer, monkeypatch):
+    with SigOptServer(token="test-token") as server:
+        monkeypatch.setenv("SIGOPT_API_TOKEN", "test-token")
+        monkeypatch.setenv("SIGOPT_API_URL", server.url)
+        trainer = make_trainer()
+        best = trainer.hyperparameter_search(
+            direction="maximize", backend="sigopt", hp_space=sigopt_hp_space, n_trials=3,
+            compute_objective=lambda metrics: -metrics["eval_loss"],
+        )
+    experiment = best.run_summary.native
+    assert experiment in server.experiments
+    routes = [(method, path.split("?")[0]) for method, path in server.requests]
+    assert routes[0] == ("POST", "/v1/experiments")
+    assert routes.count(("POST", f"/v1/experiments/{experiment}/suggestions")) == 3
+    assert routes.count(("POST", f"/v1/experiments/{experiment}/observations")) == 3
+    observed = server.experiments[experiment].request("GET", ["experiments", "-1", "observations"], {}, None)
+    trials = hpsearch.load_trials(trainer.args.output_dir)
+    values = sorted(o["values"][0]["value"] for o in observed["data"])
+    assert values == pytest.approx(sorted(t.objective for t in trials))
+
+
+def test_a_wrong_token_is_refused_by_the_server(monkeypatch):
+    with SigOptServer(token="right") as server, pytest.raises(Exception, match="Invalid API token"):
+        hpsearch.search(lambda t: 0.0, sigopt_hp_space, n_trials=1, backend="sigopt", api_token="wrong",
+                        api_url=server.url)
+
+
+def test_sigkill_then_rerun_replays_the_store_into_a_new_embedded_experiment(tmp_path):
+    script = Path(__file__).with_name("resumable_sigopt_search.py")
+    killed = subprocess.run([sys.executable, str(script), str(tmp_path)], env=dict(os.environ, KILL_AT_TRIAL="2"),
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    resumed = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = hpsearch.load_trials(tmp_path)
+    assert sum(t.counts for t in trials) == 5
+    assert [t.number for t in trials if t.interrupted] == [2]
+    assert (tmp_path / "started.log").read_text().split() == ["0", "1", "2", "3", "4", "5"]
+    assert "replayed 2 observations" in resumed.stdout
+
+
+@pytest.mark.parametrize(
+    ("hp_space", "message"),
+    [
+        ([{"name": "x", "type": "float", "bounds": {"min": 0, "max": 1}}], "`type` must be one of"),
+        ([{"name": "x", "type": "double", "bounds": {"min": 1, "max": 1}}], "min < max"),
+        ([{"name": "x", "type": "categorical", "categorical_values": []}], "non-empty list"),
+        ([{"name": "x", "type": "double", "bounds": {"min": 0, "max": 1}, "transformation": "log"}], "min > 0"),
+        (lambda trial: {"x": trial.suggest_float("x", 0, 1)}, "optuna"),
+        ({"method": "random", "parameters": {"x": {"values": [1]}}}, "W&B"),
+        ({"x": object()}, "Ray Tune"),
+    ],
+)
+def test_bad_sigopt_spaces_fail_before_any_trial(hp_space, message):
+    ran = []
+    with pytest.raises(ValueError, match=message):
+        hpsearch.search(lambda t: ran.append(1) or 0.0, hp_space, n_trials=1, backend="sigopt")
+    assert ran == []
+
+
+def test_neutral_space_round_trips_with_its_types():
+    from hpsearch.space import Categorical, Float, Int
+
+    space = {"lr": Float(1e-5, 1e-3, log=True), "layers": Int(1, 4), "batch": Categorical([16, 32])}
+    best = hpsearch.search(lambda t: t.params["lr"] * t.params["layers"] * t.params["batch"], space, n_trials=4,
+                           backend="sigopt", show_progress=False)
+    for t in best.run_summary.trials:
+        assert isinstance(t.params["layers"], int) and t.params["batch"] in (16, 32) and 1e-5 <= t.params["lr"] <= 1e-3
