@@ -167,3 +167,21 @@ def test_ray_default_space_is_transformers_default_with_an_integer_seed():
     ours = {name: to_neutral(d) for name, d in RayBackend.default_space().items()}
     assert {n: d for n, d in ours.items() if n != "seed"} == {n: d for n, d in theirs.items() if n != "seed"}
     assert ours["seed"] == hpsearch.space.Int(1, 40)
+
+
+def test_trials_ray_finished_but_the_store_missed_are_recorded_after_the_run(tmp_path):
+    """The driver can die between Ray ending a trial and the store hearing of it."""
+    from hpsearch import store
+    from hpsearch.backends.ray import _Recorder
+    from hpsearch.space import Float
+
+    def curve(trial):
+        trial.report(1, trial.params["x"] + 1)
+        return trial.params["x"]
+
+    best = hpsearch.search(curve, {"x": tune.uniform(0, 1)}, n_trials=2, backend="ray", output_dir=str(tmp_path))
+    missed = store.open_study(None, "missed", ["minimize"])
+    _Recorder(missed, None, {"x": Float(0, 1)}, None).reconcile(best.run_summary.native)
+    recorded = sorted((t.params["x"], t.values, t.intermediate) for t in store.records(missed))
+    expected = sorted((t.params["x"], t.values, {1: t.params["x"] + 1}) for t in best.run_summary.trials)
+    assert recorded == expected

@@ -171,6 +171,27 @@ class _Recorder(tune.Callback):
                 self.keeper.promote(recorded.number, result["objective"], recorded.params)
             trial.checkpoint.filesystem.delete_dir(trial.checkpoint.path)  # no model piles up per trial
 
+    def reconcile(self, results: tune.ResultGrid) -> None:
+        """Record the trials Ray finished whose end the store missed (the driver died in between)."""
+        for result in results:
+            ray_trial_id = result.metrics.get("trial_id")
+            if ray_trial_id is None or self._finished_in_store(ray_trial_id):
+                continue
+            params = {name: plain(value) for name, value in result.config.items()}
+            recorded = store.start_trial(self.study, params, self.space)
+            self.study._storage.set_trial_system_attr(recorded._trial_id, _RAY_TRIAL_ID, ray_trial_id)
+            history = result.metrics_dataframe
+            if history is not None and "hpsearch_step" in history:
+                for step, value in history[["hpsearch_step", "objective"]].dropna().itertuples(index=False):
+                    recorded.report(float(value), int(step))
+            if result.error is not None:
+                store.record_error(self.study, recorded._trial_id, str(result.error))
+                self.study.tell(recorded, state=optuna.trial.TrialState.FAIL)
+            elif result.metrics.get("hpsearch_final"):
+                self.study.tell(recorded, result.metrics["objective"])
+            else:
+                self.study.tell(recorded, state=optuna.trial.TrialState.PRUNED)
+
     def on_trial_error(self, iteration, trials, trial, **info):
         recorded = self._trials.pop(trial.trial_id, None)
         if recorded is not None:
@@ -267,6 +288,7 @@ class RayBackend(Backend):
                     return None
                 tuner = self._tuner(trainable, remaining, root, search)
             results = tuner.fit()
+            _Recorder(self.study, self.storage, self.space, search.keeper).reconcile(results)
         finally:
             if connected:
                 ray.shutdown()
