@@ -71,6 +71,7 @@ class Search:
         n_jobs: int = 1,
         gc_after_trial: bool = True,
         output_dir: str | None = None,
+        coordinator: Any = None,
         **backend_kwargs: Any,
     ):
         if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
@@ -93,6 +94,7 @@ class Search:
         single = len(self.directions) == 1
         self.keeper = BestModelKeeper(output_dir) if output_dir is not None and single else None
         self.output_dir = output_dir
+        self.coordinator = coordinator  # under DDP: tells the other ranks each trial and each decision
         self.native: Any = None
         self._offers: dict[int, float] = {}
 
@@ -157,6 +159,8 @@ class Search:
             report=lambda step, value: self._report(proposal, step, value),
             offer_model=lambda value, save: self._offer_model(proposal, value, save),
         )
+        if self.coordinator is not None:
+            self.coordinator.announce(proposal.number, proposal.params, self.backend.portable_native(proposal))
         try:
             result = objective(trial)
             if trial.should_stop:
@@ -205,6 +209,8 @@ class Search:
 
     def _report(self, proposal: Proposal, step: int, value: float) -> bool:
         stop = self.backend.report(proposal, step, value)
+        if self.coordinator is not None:
+            stop = self.coordinator.decide(stop)
         self._show_progress(f"trial {proposal.number} step {step}: {format_value(value)}")
         return stop
 

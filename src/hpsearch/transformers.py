@@ -25,6 +25,8 @@ import transformers
 from transformers.trainer_utils import IntervalStrategy, number_of_arguments
 
 from hpsearch import store
+from hpsearch.backends.base import AskTellBackend
+from hpsearch.distributed import Coordinator, follow
 from hpsearch.engine import BestRun, Search
 from hpsearch.objective import check_values, default_compute_objective, is_better
 from hpsearch.trial import Trial
@@ -107,25 +109,58 @@ def hyperparameter_search(
         raise ValueError(f"`objective_at` must be 'last' or 'best'. Received: objective_at={objective_at!r}.")
     if evals_per_trial is not None and (not isinstance(evals_per_trial, int) or evals_per_trial < 0):
         raise ValueError(f"`evals_per_trial` must be an int >= 0. Received: evals_per_trial={evals_per_trial!r}.")
-    kwargs.setdefault("storage", store.storage_url(trainer.args.output_dir))
-    kwargs.setdefault("output_dir", trainer.args.output_dir if trainer.args.should_save else None)
-    search = Search(hp_space, n_trials, direction, backend, **kwargs)
-    if objective_at == "best" and len(search.directions) > 1:
-        raise ValueError("`objective_at='best'` needs a single `direction`; several objectives have no single best.")
-    check_params(search.backend.param_names(), trainer.model_init)
-    if evals_per_trial is None:
-        wants_evals = trainer.args.eval_strategy == "no" and search.backend.can_prune
-        evals_per_trial = DEFAULT_EVALS_PER_TRIAL if wants_evals else 0
-    runner = TrialRunner(
-        trainer,
-        compute_objective or default_compute_objective,
-        search.directions,
-        hp_name=hp_name,
-        objective_at=objective_at,
-        evals_per_trial=evals_per_trial,
-    )
-    search.run(runner)
+    coordinator = Coordinator() if trainer.args.world_size > 1 else None
+    if coordinator is not None and not coordinator.leads:
+        return _follow(coordinator, trainer, compute_objective, hp_name, objective_at)
+    try:
+        kwargs.setdefault("storage", store.storage_url(trainer.args.output_dir))
+        kwargs.setdefault("output_dir", trainer.args.output_dir if trainer.args.should_save else None)
+        search = Search(hp_space, n_trials, direction, backend, coordinator=coordinator, **kwargs)
+        if objective_at == "best" and len(search.directions) > 1:
+            raise ValueError("`objective_at='best'` needs one `direction`: several objectives have no single best.")
+        if coordinator is not None and not isinstance(search.backend, AskTellBackend):
+            raise ValueError(
+                f"The {search.backend.name!r} backend runs trials in its own workers, not under torchrun: launch "
+                "the search as one process (Ray gives each trial `resources_per_trial`, GPUs included)."
+            )
+        check_params(search.backend.param_names(), trainer.model_init)
+        if evals_per_trial is None:
+            wants_evals = trainer.args.eval_strategy == "no" and search.backend.can_prune
+            evals_per_trial = DEFAULT_EVALS_PER_TRIAL if wants_evals else 0
+        settings = {"directions": search.directions, "evals_per_trial": evals_per_trial}
+        if coordinator is not None:
+            coordinator.share(("settings", settings))
+        runner = TrialRunner(
+            trainer, compute_objective or default_compute_objective, hp_name=hp_name, objective_at=objective_at,
+            **settings,
+        )
+        search.run(runner)
+    except BaseException as e:
+        if coordinator is not None:
+            coordinator.finish(e)
+        raise
+    if coordinator is not None:
+        coordinator.finish()
     return search.best()
+
+
+def _follow(
+    coordinator: Coordinator,
+    trainer: transformers.Trainer,
+    compute_objective: Callable[[dict[str, float]], Any] | None,
+    hp_name: Callable[[Any], str] | None,
+    objective_at: str,
+) -> None:
+    """A DDP rank other than 0: train the trials rank 0 chooses, stopping when it says."""
+    kind, settings = coordinator.share()
+    if kind == "abort":
+        raise RuntimeError(f"The search stopped on rank 0: {settings}")
+    runner = TrialRunner(
+        trainer, compute_objective or default_compute_objective, hp_name=hp_name, objective_at=objective_at,
+        **settings,
+    )
+    follow(coordinator, runner)
+    return None
 
 
 @functools.cache

@@ -96,6 +96,10 @@ class AskTellBackend(Backend):
     def report(self, proposal: Proposal, step: int, value: float) -> bool:
         return False
 
+    def portable_native(self, proposal: Proposal) -> Any:
+        """The trial object the other DDP ranks give `model_init` (it travels by pickle)."""
+        return proposal.native
+
     def drive(self, objective: Callable[[Any], Any], search: Any) -> Any:
         """The engine's loop runs the trials (a backend may drive them from its own loop instead,
         calling `search.run_trial(proposal, objective)` for each)."""

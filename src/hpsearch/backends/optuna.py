@@ -91,6 +91,9 @@ class OptunaBackend(AskTellBackend):
             raise
         return Proposal(trial.number, trial._trial_id, params, trial)
 
+    def portable_native(self, proposal: Proposal) -> optuna.trial.FixedTrial:
+        return optuna.trial.FixedTrial(proposal.params, proposal.number)
+
     @property
     def can_prune(self) -> bool:
         return len(self.directions) == 1 and not isinstance(self.study.pruner, optuna.pruners.NopPruner)

@@ -15,6 +15,7 @@ from typing import Any
 
 import optuna
 from sigopt import Connection
+from sigopt.objects import ApiObject, Suggestion
 
 from hpsearch import store
 from hpsearch.backends.base import AskTellBackend, Proposal
@@ -214,6 +215,10 @@ class SigOptBackend(AskTellBackend):
 
     def _decode(self, name: str, value: Any) -> Any:
         return self._choices.get(name, {}).get(value, plain(value, self.space.get(name)))
+
+    def portable_native(self, proposal: Proposal) -> Suggestion:
+        """The suggestion without its connection to the API (which does not pickle)."""
+        return Suggestion(ApiObject.as_json(proposal.native))
 
     def report(self, proposal: Proposal, step: int, value: float) -> bool:
         self._live[proposal.number][0].report(value, step)

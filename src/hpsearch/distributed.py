@@ -1,0 +1,63 @@
+"""Search under DDP (torchrun): rank 0 decides, every rank follows.
+
+Only rank 0 talks to the backend and the study store. Every decision it takes is broadcast:
+the search's settings, each trial's number and parameters, "prune now" at each evaluation,
+"search over" (or "search failed"). So all ranks train the same trial with the same arguments
+and stop at the same step, however many trials are pruned, time out or fail. Other ranks
+return None from `hyperparameter_search`, as in transformers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch.distributed as dist
+
+from hpsearch.trial import Trial
+
+
+class Coordinator:
+    """Broadcasts rank 0's decisions; each call is a collective that every rank makes in step."""
+
+    def __init__(self) -> None:
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RuntimeError("A search over several processes needs torch.distributed initialised (torchrun).")
+        self.rank = dist.get_rank()
+
+    @property
+    def leads(self) -> bool:
+        return self.rank == 0
+
+    def share(self, value: Any = None) -> Any:
+        """Rank 0's `value`, on every rank."""
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def announce(self, number: int, params: dict[str, Any], native: Any) -> None:
+        """Tell the other ranks which trial runs next (`native`: what their `model_init` gets)."""
+        self.share(("trial", number, params, native))
+
+    def decide(self, stop: bool | None) -> bool:
+        """Rank 0's answer to "stop this trial now?", on every rank."""
+        return bool(self.share(stop))
+
+    def finish(self, error: BaseException | None = None) -> None:
+        self.share(("stop", None) if error is None else ("abort", f"{type(error).__name__}: {error}"))
+
+
+def follow(coordinator: Coordinator, objective: Callable[[Trial], Any]) -> None:
+    """A rank other than 0: run each trial rank 0 announces, until it says the search is over."""
+    while True:
+        message = coordinator.share()
+        if message[0] == "stop":
+            return
+        if message[0] == "abort":
+            raise RuntimeError(f"The search stopped on rank 0: {message[1]}")
+        _, number, params, native = message
+        trial = Trial(number, params, native, report=lambda step, value: coordinator.decide(None))
+        try:
+            objective(trial)
+        except Exception:  # rank 0 records the trial's failure; follow it to the next trial
+            continue

@@ -1,0 +1,63 @@
+"""Search under DDP: `torchrun --nproc_per_node=2` on CPU (gloo), rank 0 deciding for both ranks."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import hpsearch
+from hpsearch import TrialState
+
+SCRIPT = Path(__file__).with_name("ddp_search.py")
+
+
+def torchrun(backend: str, output_dir: Path, model_dir: Path, mode: str = "") -> subprocess.CompletedProcess:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+               f"--master_port={port}", str(SCRIPT), backend, str(output_dir), str(model_dir), mode]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def results(run: subprocess.CompletedProcess) -> dict[int, dict]:
+    lines = [json.loads(line[len("RESULT "):]) for line in run.stdout.splitlines() if line.startswith("RESULT ")]
+    return {r["rank"]: r for r in lines}
+
+
+@pytest.mark.parametrize("backend", ["optuna", "sigopt", "wandb"])
+def test_seed_examples_under_torchrun_train_the_same_trials_on_every_rank(backend, tiny_model_dir, tmp_path):
+    run = torchrun(backend, tmp_path, tiny_model_dir)
+    assert run.returncode == 0, run.stderr[-3000:]
+    by_rank = results(run)
+    assert by_rank[0]["trials"] == by_rank[1]["trials"] and len(by_rank[0]["trials"]) == 3
+    assert by_rank[0]["best"] is not None and by_rank[1]["best"] is None  # other ranks return None
+    trials = hpsearch.load_trials(tmp_path)  # only rank 0 wrote the store
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+
+
+def test_a_pruned_trial_stops_every_rank_at_the_same_step(tiny_model_dir, tmp_path):
+    run = torchrun("optuna", tmp_path, tiny_model_dir, "prune")
+    assert run.returncode == 0, run.stderr[-3000:]
+    by_rank = results(run)
+    assert by_rank[0]["trials"] == by_rank[1]["trials"]
+    ended = [(step, planned) for _, step, planned in by_rank[0]["trials"]]
+    assert ended[1][0] < ended[1][1] and ended[0][0] == ended[0][1]  # trial 1 stopped early, on both ranks
+    assert [t.state for t in hpsearch.load_trials(tmp_path)] == [
+        TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE,
+    ]
+
+
+def test_killing_one_rank_ends_the_other_within_a_minute(tiny_model_dir, tmp_path):
+    start = time.monotonic()
+    run = torchrun("optuna", tmp_path, tiny_model_dir, "kill")
+    assert run.returncode != 0
+    assert time.monotonic() - start < 60 + 20  # a minute for the ranks, plus torchrun's own start
+    trials = hpsearch.load_trials(tmp_path)  # the store stays readable: the dead trial is still running
+    assert [t.state for t in trials][:1] == [TrialState.COMPLETE]
