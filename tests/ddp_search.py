@@ -67,6 +67,7 @@ spaces = {
         {"categorical_values": ["16", "32", "64", "128"], "name": "per_device_train_batch_size",
          "type": "categorical"},
     ],
+    "ray": {"learning_rate": {"grid_search": [1e-4]}},
     "wandb": lambda trial: {
         "method": "random",
         "metric": {"name": "objective", "goal": "minimize"},

@@ -61,3 +61,10 @@ def test_killing_one_rank_ends_the_other_within_a_minute(tiny_model_dir, tmp_pat
     assert time.monotonic() - start < 60 + 20  # a minute for the ranks, plus torchrun's own start
     trials = hpsearch.load_trials(tmp_path)  # the store stays readable: the dead trial is still running
     assert [t.state for t in trials][:1] == [TrialState.COMPLETE]
+
+
+def test_ray_under_torchrun_is_refused_on_every_rank(tiny_model_dir, tmp_path):
+    run = torchrun("ray", tmp_path, tiny_model_dir)
+    assert run.returncode != 0
+    assert "runs trials in its own workers" in run.stderr  # rank 0's reason
+    assert "The search stopped on rank 0" in run.stderr  # and rank 1 was told, not left hanging

@@ -139,7 +139,15 @@ class Search:
             if proposal is None:
                 logger.info("Search stopped: the backend has no more trials to propose.")
                 return
+            if self._slots_taken_before(proposal.number) >= self.n_trials:  # by other workers, meanwhile
+                self._fail(proposal, "not run: other workers on this study took the last slots", interrupted=True)
+                return
             self.run_trial(proposal, objective)
+
+    def _slots_taken_before(self, number: int) -> int:
+        """Slots of `n_trials` used or being used by trials started before trial `number` (any worker)."""
+        records = store.records(self.study)
+        return sum(r.counts or r.state is TrialState.RUNNING for r in records if r.number < number)
 
     def run_trial(self, proposal: Proposal, objective: Callable[[Trial], Any]) -> None:
         """Run one trial of an ask/tell backend and tell it how the trial ended (from any loop)."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
+import sqlalchemy
 
 from hpsearch.space import Categorical, Dimension, Float, Space
 from hpsearch.trial import TrialRecord, TrialState
@@ -42,10 +44,17 @@ def open_storage(storage: str | optuna.storages.BaseStorage | None) -> optuna.st
 
     if not isinstance(storage, str):
         return storage
+    engine_kwargs = None
     if storage.startswith("sqlite:///"):
         Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.RDBStorage(storage, engine_kwargs={"connect_args": {"timeout": 60}})
-    return optuna.storages.RDBStorage(storage)
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs)
+        except sqlalchemy.exc.IntegrityError:  # another worker created the tables at the same moment
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def open_study(
