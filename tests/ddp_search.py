@@ -4,7 +4,7 @@ Usage: torchrun --nproc_per_node=2 tests/ddp_search.py BACKEND OUTPUT_DIR MODEL_
 Each rank prints one line `RESULT {json}`: the trials it trained, each as [number, the step
 training ended at, its planned steps], and the best run's id (None off rank 0). With `prune`,
 an optuna pruner stops trial 1 at its second evaluation; with `kill`, rank 1 SIGKILLs itself
-in the middle of trial 1.
+in the middle of trial 1; with `agent`, W&B runs in server mode through the agent stand-in.
 """
 
 from __future__ import annotations
@@ -92,6 +92,10 @@ trainer = Trainer(
     callbacks=[Watch()],
 )
 options = {"pruner": PruneSecondTrial()} if mode == "prune" else {}
+if mode == "agent":  # W&B server mode, through the stand-in for wandb.agent (rank 0 runs the agent)
+    from tests.wandb_helpers import StandInAgent
+
+    options = {"sweep_id": "ddp-sweep", "agent": StandInAgent(spaces["wandb"](None), Path(output_dir))}
 best = trainer.hyperparameter_search(
     direction="minimize", backend=backend, hp_space=spaces[backend], n_trials=3,
     compute_objective=lambda metrics: metrics["eval_loss"], show_progress=False, **options,

@@ -31,9 +31,9 @@ def results(run: subprocess.CompletedProcess) -> dict[int, dict]:
     return {r["rank"]: r for r in lines}
 
 
-@pytest.mark.parametrize("backend", ["optuna", "sigopt", "wandb"])
-def test_seed_examples_under_torchrun_train_the_same_trials_on_every_rank(backend, tiny_model_dir, tmp_path):
-    run = torchrun(backend, tmp_path, tiny_model_dir)
+@pytest.mark.parametrize(("backend", "mode"), [("optuna", ""), ("sigopt", ""), ("wandb", ""), ("wandb", "agent")])
+def test_seed_examples_under_torchrun_train_the_same_trials_on_every_rank(backend, mode, tiny_model_dir, tmp_path):
+    run = torchrun(backend, tmp_path, tiny_model_dir, mode)
     assert run.returncode == 0, run.stderr[-3000:]
     by_rank = results(run)
     assert by_rank[0]["trials"] == by_rank[1]["trials"] and len(by_rank[0]["trials"]) == 3

@@ -125,7 +125,8 @@ def test_sigkill_then_rerun_restores_the_ray_experiment(tmp_path):
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     trials = hpsearch.load_trials(tmp_path)
-    assert sum(t.counts for t in trials) == 4
+    summary = [(t.number, t.state.value, t.interrupted, t.params) for t in trials]
+    assert sum(t.counts for t in trials) == 4, (summary, (tmp_path / "started.log").read_text(), resumed.stderr[-3000:])
     assert [t.number for t in trials if t.interrupted] == [2]  # the trial running when the driver died
     started = (tmp_path / "started.log").read_text().split()
     assert started.count("0") == 1 and started.count("1") == 1  # finished trials did not run again
@@ -185,3 +186,18 @@ def test_trials_ray_finished_but_the_store_missed_are_recorded_after_the_run(tmp
     recorded = sorted((t.params["x"], t.values, t.intermediate) for t in store.records(missed))
     expected = sorted((t.params["x"], t.values, {1: t.params["x"] + 1}) for t in best.run_summary.trials)
     assert recorded == expected
+
+
+def test_rerun_with_more_trials_adds_only_the_missing_ones(tmp_path):
+    seen = tmp_path / "seen.log"
+
+    def objective(trial):
+        with open(seen, "a") as f:
+            f.write(f"{trial.params['x']}\n")
+        return trial.params["x"]
+
+    options = dict(backend="ray", output_dir=str(tmp_path), storage=f"sqlite:///{tmp_path / 's.db'}")
+    hpsearch.search(objective, {"x": tune.uniform(0, 1)}, n_trials=2, **options)
+    best = hpsearch.search(objective, {"x": tune.uniform(0, 1)}, n_trials=3, **options)
+    assert len(best.run_summary.trials) == 3 and len(seen.read_text().split()) == 3
+    assert (tmp_path / "ray" / "hpsearch-1").is_dir()  # Ray's first experiment was complete: a second one ran

@@ -268,35 +268,45 @@ class RayBackend(Backend):
         return True
 
     def drive(self, objective: Callable[[Trial], Any], search: Any) -> tune.ResultGrid | None:
+        """Restore the Ray experiment of an earlier run, or start one, until `n_trials` trials finished.
+
+        A driver killed at the wrong moment can leave Ray's saved state one trial short (its
+        searcher counted a trial its trial list never held); the missing trials then run in a
+        follow-up experiment, `<study_name>-1`, and so on.
+        """
         local = Path(self.output_dir or tempfile.mkdtemp(prefix="hpsearch-")).resolve() / RAY_DIR
         root = self.storage_path or str(local)
-        experiment = os.path.join(root, self.study_name)
         # Save Ray's experiment state at every step, so that a killed driver's rerun repeats no trial
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
         connected = self._connect()
+        results = None
         try:
             trainable = tune.with_parameters(_ray_trial, objective=objective, direction=self.directions[0])
             gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
             trainable = tune.with_resources(trainable, self.resources or {"cpu": 1, "gpu": gpus})
-            if tune.Tuner.can_restore(experiment):
-                tuner = tune.Tuner.restore(
-                    experiment, trainable, resume_unfinished=True, restart_errored=True, param_space=self.param_space
-                )
-            else:
+            for attempt in range(search.n_trials + 1):
+                name = self.study_name if attempt == 0 else f"{self.study_name}-{attempt}"
+                experiment = os.path.join(root, name)
                 remaining = search.n_trials - search.finished()
-                if remaining <= 0:
-                    return None
-                tuner = self._tuner(trainable, remaining, root, search)
-            results = tuner.fit()
-            _Recorder(self.study, self.storage, self.space, search.keeper).reconcile(results)
+                if tune.Tuner.can_restore(experiment):
+                    tuner = tune.Tuner.restore(
+                        experiment, trainable, resume_unfinished=True, restart_errored=True,
+                        param_space=self.param_space,
+                    )
+                elif remaining > 0:
+                    tuner = self._tuner(trainable, remaining, root, name, search)
+                else:
+                    break
+                results = tuner.fit()
+                _Recorder(self.study, self.storage, self.space, search.keeper).reconcile(results)
         finally:
             if connected:
                 ray.shutdown()
-        if len(results) and len(results.errors) == len(results):
+        if results is not None and len(results) and len(results.errors) == len(results):
             raise RuntimeError(f"All {len(results)} trials of this search failed; the first: {results.errors[0]!r}")
         return results
 
-    def _tuner(self, trainable: Any, n_trials: int, root: str, search: Any) -> tune.Tuner:
+    def _tuner(self, trainable: Any, n_trials: int, root: str, name: str, search: Any) -> tune.Tuner:
         recorder = _Recorder(self.study, self.storage, self.space, search.keeper)
         return tune.Tuner(
             trainable,
@@ -311,7 +321,7 @@ class RayBackend(Backend):
                 time_budget_s=search.timeout,
             ),
             run_config=tune.RunConfig(
-                name=self.study_name,
+                name=name,
                 storage_path=root,
                 callbacks=[recorder],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
