@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt scripts/setup.sh
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m hpsearch.demo $(ARGS)
+	$(VENV)/bin/hpsearch demo $(ARGS)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests

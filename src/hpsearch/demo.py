@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hpsearch.report import write_report
 from hpsearch.space import Categorical, Float
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -164,6 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nSearch took {time.monotonic() - start:.0f} s. Best run: trial {best.run_id}, "
           f"accuracy {best.objective:.4f}, {best.hyperparameters}")
     print(f"Best model: {best.run_summary.best_model_dir} (load it with from_pretrained)")
+    page = write_report(best.run_summary.study, Path(args.output_dir) / "report")
+    print(f"Report: {page} (plots beside it); `hpsearch show {args.output_dir}` lists the trials")
 
 
 if __name__ == "__main__":

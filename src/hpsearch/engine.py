@@ -90,6 +90,8 @@ class Search:
         self.show_progress = show_progress
         backend_class = get_backend(backend)
         _check_kwargs(backend_class, backend_kwargs)
+        if storage is None and output_dir is not None:
+            storage = store.storage_url(output_dir)
         self.backend = backend_class(hp_space, self.directions, storage, study_name, output_dir, **backend_kwargs)
         single = len(self.directions) == 1
         self.keeper = BestModelKeeper(output_dir) if output_dir is not None and single else None

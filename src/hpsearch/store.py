@@ -185,12 +185,12 @@ def records(study: optuna.Study) -> list[TrialRecord]:
     return [to_record(t) for t in study.get_trials(deepcopy=False)]
 
 
-def load_trials(
+def load_study(
     output_dir: str | os.PathLike | None = None,
     storage: str | optuna.storages.BaseStorage | None = None,
     study_name: str | None = None,
-) -> list[TrialRecord]:
-    """The recorded trials of a search, from its `output_dir` (or its `storage`).
+) -> optuna.Study:
+    """The study of a search, from its `output_dir` (or its `storage`), whichever backend ran it.
 
     `study_name` may be left out when the storage holds one study.
     """
@@ -199,8 +199,7 @@ def load_trials(
     if storage is None:
         if output_dir is None:
             raise ValueError("Pass `output_dir` (the search's output directory) or `storage` (its storage URL).")
-        path = Path(output_dir) / STORE_FILE
-        if not path.is_file():
+        if not (Path(output_dir) / STORE_FILE).is_file():
             raise FileNotFoundError(f"No hpsearch study in {str(output_dir)!r}: {STORE_FILE} is missing.")
         storage = storage_url(output_dir)
     storage = open_storage(storage)
@@ -209,4 +208,13 @@ def load_trials(
         if len(names) != 1:
             raise ValueError(f"The storage holds {len(names)} studies {names}; pass `study_name`.")
         study_name = names[0]
-    return records(optuna.load_study(study_name=study_name, storage=storage))
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def load_trials(
+    output_dir: str | os.PathLike | None = None,
+    storage: str | optuna.storages.BaseStorage | None = None,
+    study_name: str | None = None,
+) -> list[TrialRecord]:
+    """The recorded trials of a search, from its `output_dir` (or its `storage`)."""
+    return records(load_study(output_dir, storage, study_name))

@@ -1,0 +1,100 @@
+"""The `hpsearch` command: look at any study any backend recorded, write its report, run the demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hpsearch import store
+from hpsearch.report import leaderboard, print_leaderboard, write_report
+from hpsearch.trial import TrialRecord, TrialState
+
+_STUDY = click.option("--study", "study_name", default=None, help="Study name, when the store holds several.")
+
+
+def _load(directory: str, study_name: str | None) -> Any:
+    try:
+        return store.load_study(directory, study_name=study_name)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        raise click.ClickException(str(e).strip("'\"")) from None
+
+
+def _as_json(record: TrialRecord) -> dict[str, Any]:
+    return {
+        "number": record.number,
+        "state": "interrupted" if record.interrupted else record.state.value,
+        "params": record.params,
+        "objective": record.objective,
+        "intermediate": {str(step): value for step, value in sorted(record.intermediate.items())},
+        "duration": record.duration,
+        "error": record.error,
+    }
+
+
+def _directions(study: Any) -> list[str]:
+    return [d.name.lower() for d in study.directions]
+
+
+@click.group()
+def main() -> None:
+    """Hyperparameter search for 🤗 Transformers: inspect and report searches."""
+
+
+@main.command()
+@click.argument("directory", type=click.Path())
+@_STUDY
+@click.option("--json", "as_json", is_flag=True, help="Print the trials as JSON.")
+def show(directory: str, study_name: str | None, as_json: bool) -> None:
+    """The trials of the search in DIRECTORY (its output_dir), best first."""
+    study = _load(directory, study_name)
+    records = leaderboard(store.records(study), _directions(study))
+    if as_json:
+        click.echo(json.dumps([_as_json(r) for r in records], indent=1, default=str))
+    else:
+        print_leaderboard(records, _directions(study), limit=len(records))
+
+
+@main.command()
+@click.argument("directory", type=click.Path())
+@_STUDY
+@click.option("--json", "as_json", is_flag=True, help="Print the best trial as JSON.")
+def best(directory: str, study_name: str | None, as_json: bool) -> None:
+    """The best trial of the search in DIRECTORY (the Pareto front for several directions)."""
+    study = _load(directory, study_name)
+    if not any(r.state is TrialState.COMPLETE for r in store.records(study)):
+        raise click.ClickException(f"No trial of the study in {directory!r} completed.")
+    records = [store.to_record(t) for t in study.best_trials]
+    if as_json:
+        click.echo(json.dumps([_as_json(r) for r in records] if len(records) > 1 else _as_json(records[0]),
+                              indent=1, default=str))
+        return
+    for r in records:
+        click.echo(f"trial {r.number}: objective {r.objective}, params {r.params}")
+    model = Path(directory) / "best_model"
+    if model.is_dir():
+        click.echo(f"best model: {model}")
+
+
+@main.command()
+@click.argument("directory", type=click.Path())
+@_STUDY
+@click.option("--out", default=None, type=click.Path(), help="Where to write it (default: DIRECTORY/report).")
+def report(directory: str, study_name: str | None, out: str | None) -> None:
+    """Write PNG plots and a Markdown page for the search in DIRECTORY."""
+    study = _load(directory, study_name)
+    page = write_report(study, out or Path(directory) / "report")
+    click.echo(f"report: {page}")
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False
+)
+@click.pass_context
+def demo(ctx: click.Context) -> None:
+    """The main job: a real search of MiniLM on rotten-tomatoes reviews (options: --help of the demo)."""
+    from hpsearch.demo import main as run_demo
+
+    run_demo(ctx.args)
