@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from transformers import AutoModelForSequenceClassification
 
 import hpsearch
 from hpsearch import TrialState
+from tests.conftest import kill_then_resume
 
 RAY = Path(sys.executable).with_name("ray")
 
@@ -118,12 +118,7 @@ def test_search_runs_on_a_ray_cluster_given_by_address(ray_cluster, tmp_path):
 
 def test_sigkill_then_rerun_restores_the_ray_experiment(tmp_path):
     script = Path(__file__).with_name("resumable_ray_search.py")
-    command = [sys.executable, str(script), str(tmp_path)]
-    killed = subprocess.run(command, env=dict(os.environ, KILL_AT_TRIAL="2"), capture_output=True, text=True,
-                            timeout=300)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed = kill_then_resume(script, tmp_path)
     trials = hpsearch.load_trials(tmp_path)
     summary = [(t.number, t.state.value, t.interrupted, t.params) for t in trials]
     assert sum(t.counts for t in trials) == 4, (summary, (tmp_path / "started.log").read_text(), resumed.stderr[-3000:])

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import hpsearch
 from hpsearch import TrialState
+from tests.conftest import kill_then_resume
 from tests.sigopt_server import SigOptServer
 
 
@@ -74,12 +71,7 @@ def test_a_wrong_token_is_refused_by_the_server(monkeypatch):
 
 def test_sigkill_then_rerun_replays_the_store_into_a_new_embedded_experiment(tmp_path):
     script = Path(__file__).with_name("resumable_sigopt_search.py")
-    killed = subprocess.run([sys.executable, str(script), str(tmp_path)], env=dict(os.environ, KILL_AT_TRIAL="2"),
-                            capture_output=True, text=True, timeout=300)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    resumed = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
-                             timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed = kill_then_resume(script, tmp_path)
     trials = hpsearch.load_trials(tmp_path)
     assert sum(t.counts for t in trials) == 5
     assert [t.number for t in trials if t.interrupted] == [2]

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 import hpsearch
 from hpsearch import TrialState
+from tests.conftest import kill_then_resume
 from tests.wandb_helpers import StandInAgent, offline_runs
 
 
@@ -116,13 +113,7 @@ def test_server_mode_runs_through_the_agent_and_records_like_local_mode(make_tra
 
 def test_sigkill_then_rerun_continues_the_sweep_from_the_store(tmp_path):
     script = Path(__file__).with_name("resumable_wandb_search.py")
-    env = dict(os.environ, KILL_AT_TRIAL="2")
-    killed = subprocess.run([sys.executable, str(script), str(tmp_path)], env=env, capture_output=True, text=True,
-                            timeout=300)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    resumed = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True,
-                             timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    kill_then_resume(script, tmp_path)
     trials = hpsearch.load_trials(tmp_path)
     assert sum(t.counts for t in trials) == 5
     assert [t.number for t in trials if t.interrupted] == [2]
