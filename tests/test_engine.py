@@ -184,3 +184,28 @@ def test_optuna_rejects_other_backends_formats(hp_space, hint):
 def test_load_trials_of_a_directory_without_a_study_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match="No hpsearch study"):
         hpsearch.load_trials(tmp_path)
+
+
+def test_ctrl_c_records_the_trial_as_interrupted_and_says_how_to_resume(tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+
+    def interrupted_at_trial_1(trial):
+        if trial.number == 1:
+            raise KeyboardInterrupt
+        return trial.params["x"]
+
+    with pytest.raises(hpsearch.SearchInterrupted, match="during trial 1; rerun the same call to resume"):
+        hpsearch.search(interrupted_at_trial_1, SPACE, n_trials=3, storage=storage)
+    trials = hpsearch.load_trials(storage=storage)
+    assert [(t.state, t.interrupted) for t in trials] == [(TrialState.COMPLETE, False), (TrialState.FAILED, True)]
+    hpsearch.search(quadratic, SPACE, n_trials=3, storage=storage)
+    assert sum(t.counts for t in hpsearch.load_trials(storage=storage)) == 3
+
+
+def test_an_output_dir_that_cannot_be_written_fails_before_any_trial(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    ran = []
+    with pytest.raises(ValueError, match="`output_dir` .* is not writable"):
+        hpsearch.search(lambda t: ran.append(1) or 0.0, SPACE, n_trials=1, output_dir=str(blocked / "out"))
+    assert ran == []

@@ -12,6 +12,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from tqdm.auto import tqdm
@@ -90,8 +91,10 @@ class Search:
         self.show_progress = show_progress
         backend_class = get_backend(backend)
         _check_kwargs(backend_class, backend_kwargs)
-        if storage is None and output_dir is not None:
-            storage = store.storage_url(output_dir)
+        if output_dir is not None:
+            _check_writable(output_dir)
+            if storage is None:
+                storage = store.storage_url(output_dir)
         self.backend = backend_class(hp_space, self.directions, storage, study_name, output_dir, **backend_kwargs)
         single = len(self.directions) == 1
         self.keeper = BestModelKeeper(output_dir) if output_dir is not None and single else None
@@ -259,6 +262,20 @@ class Search:
             return BestRun(str(best.number), best.values[0], best.params, run_summary)
         front = [store.to_record(t) for t in self.study.best_trials]
         return [BestRun(str(t.number), list(t.values), t.params, run_summary) for t in front]
+
+
+def _check_writable(directory: str) -> None:
+    """Fail before any training if the search could not write its store and models to `directory`."""
+    probe = Path(directory) / ".hpsearch-write-test"
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"\0" * 4096)
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(
+            f"`output_dir` {str(directory)!r} is not writable ({e.strerror}); pass a directory with room that you "
+            "can write to."
+        ) from None
 
 
 def _check_kwargs(backend_class: type[Backend], kwargs: dict[str, Any]) -> None:
