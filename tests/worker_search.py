@@ -22,7 +22,7 @@ if storage.startswith("journal:"):
 def objective(trial):
     with open(log, "a") as f:
         f.write(f"{trial.number}\n")
-    time.sleep(0.2)
+    time.sleep(0.6)  # long enough that a worker starting a few seconds late still gets trials
     return trial.params["x"] ** 2
 
 
