@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import transformers
 from transformers import AutoModelForSequenceClassification
@@ -84,3 +86,13 @@ def test_stock_trainer_gets_the_same_search(make_trainer):
     best = hpsearch.hyperparameter_search(trainer, hp_space=lr_space, n_trials=2, show_progress=False)
     assert set(best.hyperparameters) == {"learning_rate"}
     assert len(hpsearch.load_trials(trainer.args.output_dir)) == 2
+
+
+@pytest.mark.parametrize("name", ["../escape", "/tmp/elsewhere", "a/b", ".."])
+def test_hp_name_cannot_write_outside_output_dir(make_trainer, tmp_path, name):
+    trainer = make_trainer()
+    with pytest.raises(RuntimeError, match="All 1 trials") as info:
+        trainer.hyperparameter_search(hp_space=lr_space, n_trials=1, hp_name=lambda trial: name,
+                                      show_progress=False)
+    assert "`hp_name` must return a plain directory name" in str(info.value)
+    assert not (tmp_path / "escape").exists() and not Path("/tmp/elsewhere").exists()
