@@ -52,6 +52,7 @@ def test_bad_input_fails_before_training(counted, kwargs, error, message):
     with pytest.raises(error, match=message):
         trainer.hyperparameter_search(**{"hp_space": lr_space, "n_trials": 2, **kwargs})
     assert calls == [1]  # only the Trainer's own call at construction: no trial trained
+    assert not (Path(trainer.args.output_dir) / "hpsearch.db").exists()  # and no study to trip a corrected rerun
 
 
 def test_backend_not_installed_names_the_extra(counted, uninstall):

@@ -40,8 +40,3 @@ class BestModelKeeper:
 
     def discard(self, number: int) -> None:
         shutil.rmtree(self.staging_dir(number), ignore_errors=True)
-
-    def best_trial(self) -> int | None:
-        """The trial whose model is kept, None when there is none."""
-        info = self.dir / TRIAL_INFO
-        return json.loads(info.read_text())["trial"] if info.is_file() else None

@@ -98,7 +98,6 @@ class Search:
         self.backend = backend_class(hp_space, self.directions, storage, study_name, output_dir, **backend_kwargs)
         single = len(self.directions) == 1
         self.keeper = BestModelKeeper(output_dir) if output_dir is not None and single else None
-        self.output_dir = output_dir
         self.coordinator = coordinator  # under DDP: tells the other ranks each trial and each decision
         self.native: Any = None
         self._offers: dict[int, float] = {}
@@ -228,7 +227,7 @@ class Search:
         return stop
 
     def _show_progress(self, current: str = "") -> None:
-        best = self.best_values()
+        best = self.best_value()
         parts = [current, f"best={format_value(best)}" if best is not None else ""]
         self._bar.set_postfix_str(", ".join(p for p in parts if p))
 
@@ -236,18 +235,17 @@ class Search:
         store.record_error(self.study, proposal.trial_id, error, interrupted)
         self._tell(proposal, TrialState.FAILED, None)
 
-    def best_values(self) -> list[float] | float | None:
-        """The best objective so far (single objective), None before any trial completed."""
+    def best_value(self) -> float | None:
+        """The best objective so far (single objective; the storage's own query), None before any completed."""
         if len(self.directions) > 1:
             return None
-        best = None
-        for record in store.records(self.study):
-            if record.state is TrialState.COMPLETE and is_better(record.values[0], best, self.directions[0]):
-                best = record.values[0]
-        return best
+        try:
+            return self.study.best_value
+        except ValueError:  # no trial completed yet
+            return None
 
     def _beats_best(self, value: float) -> bool:
-        return len(self.directions) == 1 and is_better(value, self.best_values(), self.directions[0])
+        return len(self.directions) == 1 and is_better(value, self.best_value(), self.directions[0])
 
     def best(self) -> BestRun | list[BestRun]:
         """The best run, or the Pareto front for several directions."""

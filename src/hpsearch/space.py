@@ -95,23 +95,6 @@ def is_space(value: Any) -> bool:
     )
 
 
-def check_space(space: Any) -> Space:
-    """Return `space` if it is a valid neutral space, else raise a ValueError saying what is wrong."""
-    if not isinstance(space, Mapping) or not space:
-        raise ValueError(
-            f"`space` must be a non-empty dict of names to `Float`, `Int` or `Categorical`. Received: {space!r}."
-        )
-    for name, dim in space.items():
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"`space` keys must be non-empty strings. Received: {name!r}.")
-        if not isinstance(dim, (Float, Int, Categorical)):
-            raise ValueError(
-                f"`space[{name!r}]` must be `Float`, `Int` or `Categorical` from `hpsearch.space`. "
-                f"Received: {dim!r} (of type {type(dim).__name__})."
-            )
-    return space
-
-
 # transformers' default search space (`default_hp_space_optuna`), shared by the backends
 # whose native default is the same.
 DEFAULT_SPACE: Space = {

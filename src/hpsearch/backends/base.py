@@ -6,12 +6,14 @@ transformers. The engine drives it (ask -> report... -> tell) and the trial runn
 
 from __future__ import annotations
 
+import functools
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from hpsearch import store
 from hpsearch.trial import TrialState
 
 if TYPE_CHECKING:
@@ -40,7 +42,7 @@ class Backend(ABC):
     """
 
     name: ClassVar[str]
-    study: optuna.Study
+    max_objectives: ClassVar[int | None] = None  # how many directions the library optimises (None: any)
 
     def __init__(
         self,
@@ -52,7 +54,19 @@ class Backend(ABC):
         **kwargs: Any,
     ):
         self.directions = list(directions)
+        if self.max_objectives is not None and len(self.directions) > self.max_objectives:
+            raise ValueError(
+                f"The {self.name!r} backend optimises at most {self.max_objectives} objective(s); received "
+                f"direction={self.directions}. Use backend='optuna' for more."
+            )
+        self.storage, self.study_name = storage, study_name
         self.output_dir = output_dir  # where the backend's own files go (None: a temporary directory)
+        self.study_options: dict[str, Any] = {}  # what else `optuna.create_study` gets for the store
+
+    @functools.cached_property
+    def study(self) -> optuna.Study:
+        """The study store, opened when first used: bad input found before that leaves no study behind."""
+        return store.open_study(self.storage, self.study_name, self.directions, **self.study_options)
 
     @classmethod
     def default_space(cls) -> Any:

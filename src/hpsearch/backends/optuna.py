@@ -63,9 +63,7 @@ class OptunaBackend(AskTellBackend):
     ):
         super().__init__(hp_space, directions, storage, study_name, output_dir)
         self.hp_space = _check_hp_space(self.default_space() if hp_space is None else hp_space)
-        self.study = store.open_study(
-            storage, study_name, self.directions, load_if_exists=load_if_exists, sampler=sampler, pruner=pruner
-        )
+        self.study_options = {"load_if_exists": load_if_exists, "sampler": sampler, "pruner": pruner}
 
     def _sample(self, trial: optuna.Trial) -> dict[str, Any]:
         if not callable(self.hp_space):

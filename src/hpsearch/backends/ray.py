@@ -207,6 +207,7 @@ class RayBackend(Backend):
     """
 
     name = "ray"
+    max_objectives = 1
 
     def __init__(
         self,
@@ -223,15 +224,8 @@ class RayBackend(Backend):
         storage_path: str | None = None,
     ):
         super().__init__(hp_space, directions, storage, study_name, output_dir)
-        if len(self.directions) > 1:
-            raise ValueError(
-                f"The ray backend optimises one objective; received direction={self.directions}. "
-                "Use backend='optuna' for several objectives."
-            )
         self.param_space = _param_space(self.default_space() if hp_space is None else hp_space)
         self.space = {n: d for n, value in self.param_space.items() if (d := to_neutral(value)) is not None}
-        self.storage, self.study_name = storage, study_name
-        self.study = store.open_study(storage, study_name, self.directions)
         self.address = address
         self.resources = resources_per_trial
         self.scheduler, self.search_alg = scheduler, search_alg

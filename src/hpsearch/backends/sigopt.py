@@ -116,6 +116,7 @@ class SigOptBackend(AskTellBackend):
     """SigOpt: the embedded `sigoptlite` optimizer, or a SigOpt-API server (`api_token`, `api_url`)."""
 
     name = "sigopt"
+    max_objectives = 2  # SigOpt's multimetric experiments
 
     def __init__(
         self,
@@ -128,13 +129,9 @@ class SigOptBackend(AskTellBackend):
         api_url: str | None = None,
     ):
         super().__init__(hp_space, directions, storage, study_name, output_dir)
-        if len(self.directions) > 2:
-            raise ValueError(f"SigOpt optimises at most 2 metrics; received direction={self.directions}.")
         self.parameters = sigopt_parameters(self.default_space() if hp_space is None else hp_space)
         self.space = {p["name"]: to_neutral(p) for p in self.parameters}
         self._choices = self._original_choices(hp_space)
-        self.study = store.open_study(storage, study_name, self.directions)
-        self.study_name = study_name
         token = api_token or os.environ.get("SIGOPT_API_TOKEN")
         self.server = bool(token)
         self.connection = Connection(client_token=token, api_url=api_url) if token else _embedded_connection()

@@ -10,6 +10,7 @@ run the trials, each through the same trial runner. Either way, trials go to the
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -114,6 +115,7 @@ class WandbBackend(AskTellBackend):
     """W&B sweeps: `method` random, grid or bayes; `early_terminate` hyperband; `project`, `entity`."""
 
     name = "wandb"
+    max_objectives = 1
 
     def __init__(
         self,
@@ -129,22 +131,14 @@ class WandbBackend(AskTellBackend):
         agent: Callable[..., Any] | None = None,
     ):
         super().__init__(hp_space, directions, storage, study_name, output_dir)
-        if len(self.directions) > 1:
-            raise ValueError(
-                f"W&B sweeps optimise one metric; received direction={self.directions}. "
-                "Use backend='optuna' for several objectives."
-            )
         self.config = sweep_config(self.default_space() if hp_space is None else hp_space, self.directions[0])
         self.metric = self.config["metric"]["name"]
         self.space = {n: d for n, p in self.config["parameters"].items() if (d := to_neutral(p)) is not None}
-        self.study = store.open_study(storage, study_name, self.directions)
-        self.study_name = study_name
         self.project, self.entity, self.sweep_id = project or "hpsearch", entity, sweep_id
         self.server = server if server is not None else bool(sweep_id or os.environ.get("WANDB_API_KEY"))
         self.agent = agent
         self.dir = output_dir or tempfile.mkdtemp(prefix="hpsearch-wandb-")
         self._live: dict[int, tuple[optuna.Trial, Any, sweeps.SweepRun]] = {}
-        self.runs = [_sweep_run(r, self.metric) for r in store.records(self.study) if r.counts]
 
     @classmethod
     def default_space(cls) -> dict[str, Any]:
@@ -159,6 +153,11 @@ class WandbBackend(AskTellBackend):
                 "per_device_train_batch_size": {"values": [4, 8, 16, 32, 64]},
             },
         }
+
+    @functools.cached_property
+    def runs(self) -> list[sweeps.SweepRun]:
+        """What the sweep engine sees: the store's finished trials (a rerun continues the sweep), then ours."""
+        return [_sweep_run(r, self.metric) for r in store.records(self.study) if r.counts]
 
     def param_names(self) -> list[str]:
         return list(self.config["parameters"])
