@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -89,18 +87,6 @@ def train_dataset(tokenizer):
 @pytest.fixture(scope="session")
 def eval_dataset(tokenizer):
     return ListDataset(tokenizer, make_sentences(32, seed=2))
-
-
-def kill_then_resume(script: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run `script` with KILL_AT_TRIAL=2 (it SIGKILLs itself, or its driver, in trial 2), check
-    that it died so, then run it again to the end; the second run's result."""
-    command = [sys.executable, str(script), *map(str, args)]
-    killed = subprocess.run(command, env=dict(os.environ, KILL_AT_TRIAL="2"), capture_output=True, text=True,
-                            timeout=300)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    return resumed
 
 
 @pytest.fixture

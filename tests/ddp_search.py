@@ -101,3 +101,4 @@ best = trainer.hyperparameter_search(
     compute_objective=lambda metrics: metrics["eval_loss"], show_progress=False, **options,
 )
 print("RESULT " + json.dumps({"rank": dist.get_rank(), "trials": trained, "best": best and best.run_id}), flush=True)
+dist.destroy_process_group()  # exiting with gloo's threads still up can abort the process (pytorch#190489)

@@ -8,7 +8,6 @@ import pytest
 
 import hpsearch
 from hpsearch import TrialState
-from tests.conftest import kill_then_resume
 from tests.sigopt_server import SigOptServer
 
 
@@ -67,16 +66,6 @@ def test_a_wrong_token_is_refused_by_the_server(monkeypatch):
     with SigOptServer(token="right") as server, pytest.raises(Exception, match="Invalid API token"):
         hpsearch.search(lambda t: 0.0, sigopt_hp_space, n_trials=1, backend="sigopt", api_token="wrong",
                         api_url=server.url)
-
-
-def test_sigkill_then_rerun_replays_the_store_into_a_new_embedded_experiment(tmp_path):
-    script = Path(__file__).with_name("resumable_sigopt_search.py")
-    resumed = kill_then_resume(script, tmp_path)
-    trials = hpsearch.load_trials(tmp_path)
-    assert sum(t.counts for t in trials) == 5
-    assert [t.number for t in trials if t.interrupted] == [2]
-    assert (tmp_path / "started.log").read_text().split() == ["0", "1", "2", "3", "4", "5"]
-    assert "replayed 2 observations" in resumed.stdout
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ import pytest
 
 import hpsearch
 from hpsearch import TrialState
-from tests.conftest import kill_then_resume
 from tests.wandb_helpers import StandInAgent, offline_runs
 
 
@@ -109,15 +108,6 @@ def test_server_mode_runs_through_the_agent_and_records_like_local_mode(make_tra
     assert [t.params["learning_rate"] for t in trials] == pytest.approx(chosen)  # the agent's choices ran
     assert best.run_summary.native == "sweep123"
     assert Path(best.run_summary.best_model_dir, "model.safetensors").is_file()
-
-
-def test_sigkill_then_rerun_continues_the_sweep_from_the_store(tmp_path):
-    script = Path(__file__).with_name("resumable_wandb_search.py")
-    kill_then_resume(script, tmp_path)
-    trials = hpsearch.load_trials(tmp_path)
-    assert sum(t.counts for t in trials) == 5
-    assert [t.number for t in trials if t.interrupted] == [2]
-    assert (tmp_path / "started.log").read_text().split() == ["0", "1", "2", "3", "4", "5"]
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 import shutil
+import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -47,7 +48,27 @@ class SearchSummary(NamedTuple):
 
 
 class SearchInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a search: the running trial is recorded as interrupted; rerun the same call to resume."""
+    """Ctrl-C during a search: the running trial is recorded as interrupted; rerun the same call to resume.
+
+    Left uncaught, it ends the process (non-zero, as Ctrl-C does) with its one-line message
+    rather than a traceback.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        if not getattr(sys.excepthook, "_hpsearch", False):
+            sys.excepthook = _one_line_for_interrupts(sys.excepthook)
+
+
+def _one_line_for_interrupts(previous: Callable[..., Any]) -> Callable[..., Any]:
+    def excepthook(kind: type[BaseException], error: BaseException, tb: Any) -> None:
+        if issubclass(kind, SearchInterrupted):
+            print(f"hpsearch: {error}", file=sys.stderr)
+        else:
+            previous(kind, error, tb)
+
+    excepthook._hpsearch = True
+    return excepthook
 
 
 class Search:
@@ -120,8 +141,13 @@ class Search:
         self._bar = tqdm(
             total=self.n_trials, initial=self.finished(), desc="hpsearch", unit="trial", disable=not self.show_progress
         )
+        self._interrupted: list[int] = []
         try:
             self.native = self.backend.drive(objective, self)
+        except KeyboardInterrupt:
+            self._interrupted += store.fail_interrupted(self.study, ours=True)  # trials a backend's own loop ran
+            during = f"during trial {', '.join(map(str, self._interrupted))}" if self._interrupted else "between trials"
+            raise SearchInterrupted(f"Search interrupted {during}; rerun the same call to resume it.") from None
         finally:
             self._bar.close()
         if self._ran and len(self._errors) == self._ran:
@@ -187,9 +213,8 @@ class Search:
             return e
         except KeyboardInterrupt:
             self._fail(proposal, "interrupted (Ctrl-C)", interrupted=True)
-            raise SearchInterrupted(
-                f"Search interrupted during trial {proposal.number}; rerun the same call to resume it."
-            ) from None
+            self._interrupted.append(proposal.number)
+            raise
         except BaseException as e:
             self._fail(proposal, "".join(traceback.format_exception(e)))
             raise

@@ -51,7 +51,8 @@ def open_storage(storage: str | optuna.storages.BaseStorage | None) -> optuna.st
     for attempt in range(5):
         try:
             return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs)
-        except sqlalchemy.exc.IntegrityError:  # another worker created the tables at the same moment
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            # another worker created the tables at the same moment ("table ... already exists")
             if attempt == 4:
                 raise
             time.sleep(0.2 * (attempt + 1))
@@ -85,9 +86,12 @@ def open_study(
 
 def claim(study: optuna.Study, trial_id: int) -> None:
     """Note which process runs a trial, so that a later run can tell whether it died."""
+    study._storage.set_trial_system_attr(trial_id, _OWNER, _this_process())
+
+
+def _this_process() -> dict[str, Any]:
     process = psutil.Process()
-    owner = {"host": socket.gethostname(), "pid": process.pid, "started": process.create_time()}
-    study._storage.set_trial_system_attr(trial_id, _OWNER, owner)
+    return {"host": socket.gethostname(), "pid": process.pid, "started": process.create_time()}
 
 
 def distribution(dim: Dimension) -> optuna.distributions.BaseDistribution:
@@ -126,8 +130,9 @@ def _owner_is_dead(owner: dict[str, Any] | None) -> bool:
         return True
 
 
-def fail_interrupted(study: optuna.Study) -> list[int]:
-    """Mark as failed (interrupted) the running trials whose process on this machine is gone.
+def fail_interrupted(study: optuna.Study, ours: bool = False) -> list[int]:
+    """Mark as failed (interrupted) the running trials whose process on this machine is gone, and
+    with `ours` those of this process (after Ctrl-C).
 
     Their slots are run again; the numbers of the trials marked are returned.
     """
@@ -135,9 +140,14 @@ def fail_interrupted(study: optuna.Study) -> list[int]:
 
     marked = []
     for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if _owner_is_dead(frozen.system_attrs.get(_OWNER)):
+        owner = frozen.system_attrs.get(_OWNER)
+        if _owner_is_dead(owner):
             mark_failed(study, frozen._trial_id, "the process running this trial died", interrupted=True)
-            marked.append(frozen.number)
+        elif ours and owner == _this_process():
+            mark_failed(study, frozen._trial_id, "interrupted (Ctrl-C)", interrupted=True)
+        else:
+            continue
+        marked.append(frozen.number)
     return marked
 
 

@@ -9,10 +9,13 @@ keeps the best trial's model (reported as its final checkpoint). The Ray experim
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +89,20 @@ def _param_space(hp_space: Any) -> dict[str, Any]:
     return dict(space)
 
 
-def _ray_trial(config: dict[str, Any], objective: Callable[[Trial], Any], direction: str) -> None:
+def _ray_trial(
+    config: dict[str, Any], objective: Callable[[Trial], Any], direction: str, finished: dict[str, float | None]
+) -> None:
     """One trial, in a Ray worker: the objective reports each evaluation; the last report carries
-    the objective and, as its checkpoint, the trial's model if it offered one."""
+    the objective and, as its checkpoint, the trial's model if it offered one.
+
+    `finished` holds the trials the store saw end (their objective, None if not completed): a
+    restored experiment can be behind the store, and those must not run again.
+    """
+    ray_trial_id = tune.get_context().get_trial_id()
+    if ray_trial_id in finished:
+        if finished[ray_trial_id] is not None:
+            tune.report({"objective": finished[ray_trial_id], "hpsearch_final": True})
+        return
     params = {name: plain(value) for name, value in config.items()}
     kept: dict[str, Any] = {}
 
@@ -103,7 +117,7 @@ def _ray_trial(config: dict[str, Any], objective: Callable[[Trial], Any], direct
             save(kept["dir"])
             kept["value"] = value
 
-    number = int(tune.get_context().get_trial_id().rsplit("_", 1)[-1])
+    number = int(ray_trial_id.rsplit("_", 1)[-1])
     trial = Trial(number, params, native=params, report=report, offer_model=offer_model)
     try:
         (value,) = check_values(objective(trial), 1)
@@ -113,6 +127,48 @@ def _ray_trial(config: dict[str, Any], objective: Callable[[Trial], Any], direct
     tune.report({"objective": value, "hpsearch_final": True}, checkpoint=checkpoint)
     if "dir" in kept:
         shutil.rmtree(kept["dir"], ignore_errors=True)
+
+
+_ctrl_c = threading.Event()
+
+
+@contextlib.contextmanager
+def _ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt out of `Tuner.fit`, as in the other backends' loops.
+
+    Ray's own handler would end the run as if it had finished, and Ray's waits can swallow a
+    KeyboardInterrupt, so Ctrl-C is also noted and raised again at Tune's next step.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_ctrl_c(signum: int, frame: Any) -> None:
+        _ctrl_c.set()
+        raise KeyboardInterrupt
+
+    _ctrl_c.clear()
+    ray_handler = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if ray_handler is None:
+            del os.environ["TUNE_DISABLE_SIGINT_HANDLER"]
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = ray_handler
+
+
+def _finished_ray_trials(study: optuna.Study) -> dict[str, float | None]:
+    """Ray's id of each trial whose end the store recorded, with its objective (None if not completed)."""
+    finished = {}
+    for frozen in study.get_trials(deepcopy=False):
+        record = store.to_record(frozen)
+        if _RAY_TRIAL_ID in frozen.system_attrs and record.counts:
+            finished[frozen.system_attrs[_RAY_TRIAL_ID]] = record.values[0] if record.values else None
+    return finished
 
 
 class _Recorder(tune.Callback):
@@ -136,19 +192,17 @@ class _Recorder(tune.Callback):
             self._study = store.open_study(self.storage, self.study_name, self.directions)
         return self._study
 
+    def on_step_end(self, iteration, trials, **info):
+        if _ctrl_c.is_set():
+            raise KeyboardInterrupt
+
     def on_trial_start(self, iteration, trials, trial, **info):
-        if self._finished_in_store(trial.trial_id):
+        if trial.trial_id in _finished_ray_trials(self.study):
             return  # Ray lost its record of this trial when the driver died; the store has it
         params = {name: plain(value) for name, value in trial.config.items()}
         recorded = store.start_trial(self.study, params, self.space)
         self.study._storage.set_trial_system_attr(recorded._trial_id, _RAY_TRIAL_ID, trial.trial_id)
         self._trials[trial.trial_id] = recorded
-
-    def _finished_in_store(self, ray_trial_id: str) -> bool:
-        return any(
-            t.system_attrs.get(_RAY_TRIAL_ID) == ray_trial_id and store.to_record(t).counts
-            for t in self.study.get_trials(deepcopy=False)
-        )
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         recorded = self._trials.get(trial.trial_id)
@@ -173,9 +227,10 @@ class _Recorder(tune.Callback):
 
     def reconcile(self, results: tune.ResultGrid) -> None:
         """Record the trials Ray finished whose end the store missed (the driver died in between)."""
+        finished = _finished_ray_trials(self.study)
         for result in results:
             ray_trial_id = result.metrics.get("trial_id")
-            if ray_trial_id is None or self._finished_in_store(ray_trial_id):
+            if ray_trial_id is None or ray_trial_id in finished:
                 continue
             params = {name: plain(value) for name, value in result.config.items()}
             recorded = store.start_trial(self.study, params, self.space)
@@ -266,7 +321,8 @@ class RayBackend(Backend):
 
         A driver killed at the wrong moment can leave Ray's saved state one trial short (its
         searcher counted a trial its trial list never held); the missing trials then run in a
-        follow-up experiment, `<study_name>-1`, and so on.
+        follow-up experiment, `<study_name>-1`, and so on. The trials the store saw end never run
+        again, even where Ray's restored state is behind it.
         """
         local = Path(self.output_dir or tempfile.mkdtemp(prefix="hpsearch-")).resolve() / RAY_DIR
         root = self.storage_path or str(local)
@@ -275,11 +331,12 @@ class RayBackend(Backend):
         connected = self._connect()
         results = None
         try:
-            trainable = tune.with_parameters(_ray_trial, objective=objective, direction=self.directions[0])
             gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
-            trainable = tune.with_resources(trainable, self.resources or {"cpu": 1, "gpu": gpus})
             for attempt in range(search.n_trials + 1):
                 name = self.study_name if attempt == 0 else f"{self.study_name}-{attempt}"
+                trainable = tune.with_parameters(_ray_trial, objective=objective, direction=self.directions[0],
+                                                 finished=_finished_ray_trials(self.study))
+                trainable = tune.with_resources(trainable, self.resources or {"cpu": 1, "gpu": gpus})
                 experiment = os.path.join(root, name)
                 remaining = search.n_trials - search.finished()
                 if tune.Tuner.can_restore(experiment):
@@ -291,7 +348,8 @@ class RayBackend(Backend):
                     tuner = self._tuner(trainable, remaining, root, name, search)
                 else:
                     break
-                results = tuner.fit()
+                with _ctrl_c_raises():
+                    results = tuner.fit()
                 _Recorder(self.study, self.storage, self.space, search.keeper).reconcile(results)
         finally:
             if connected:

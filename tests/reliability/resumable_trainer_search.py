@@ -1,6 +1,6 @@
 """A Trainer search in a process of its own, for the kill-and-resume tests.
 
-Usage: python tests/resumable_search.py OUTPUT_DIR MODEL_DIR N_TRIALS
+Usage: python tests/resumable_trainer_search.py OUTPUT_DIR MODEL_DIR N_TRIALS
 With KILL_AT_TRIAL=k set, the process SIGKILLs itself at the third training step of trial k.
 Every trial that starts appends its number to OUTPUT_DIR/started.log.
 """
@@ -12,7 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from transformers import (  # noqa: E402
     AutoModelForSequenceClassification,

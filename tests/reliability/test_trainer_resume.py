@@ -11,7 +11,7 @@ from pathlib import Path
 import hpsearch
 from hpsearch import TrialState
 
-SCRIPT = Path(__file__).with_name("resumable_search.py")
+SCRIPT = Path(__file__).with_name("resumable_trainer_search.py")
 
 
 def run_search(output_dir: Path, model_dir: Path, n_trials: int, kill_at: int | None = None):

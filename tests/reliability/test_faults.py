@@ -1,0 +1,69 @@
+"""Faults, on every backend: a search killed at any moment, or Ctrl-C'd, then rerun.
+
+`faulty_search.py` runs a 4-trial search and is killed around trial 2; the rerun must finish
+exactly 4 trials, run no finished trial again, and leave a store that reads back whole.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import hpsearch
+from hpsearch import TrialState
+
+SCRIPT = Path(__file__).with_name("faulty_search.py")
+BACKENDS = ["optuna", "sigopt", "wandb", "ray"]
+
+
+def run(backend: str, output_dir: Path, fault: str = "") -> subprocess.CompletedProcess:
+    env = dict(os.environ, FAULT=fault, FAULT_AT_TRIAL="2")
+    return subprocess.run([sys.executable, str(SCRIPT), backend, str(output_dir)], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def started(output_dir: Path) -> list[str]:
+    return (output_dir / "started.log").read_text().split()
+
+
+@pytest.mark.parametrize("fault", ["trial", "store", "between"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sigkill_then_rerun_finishes_exactly_n_trials_and_repeats_none(backend, fault, tmp_path):
+    killed = run(backend, tmp_path, fault)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    finished_before = [t.params["x"] for t in hpsearch.load_trials(tmp_path) if t.counts]
+    assert len(finished_before) == (3 if fault == "between" else 2)
+
+    resumed = run(backend, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = hpsearch.load_trials(tmp_path)
+    assert sum(t.counts for t in trials) == 4
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert len([t for t in trials if t.interrupted]) == (0 if fault == "between" else 1)  # the killed trial
+    assert all(started(tmp_path).count(repr(x)) == 1 for x in finished_before)  # none ran again
+    with sqlite3.connect(tmp_path / "hpsearch.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    if backend == "sigopt":  # a new embedded experiment, told what the store holds
+        assert f"replayed {len(finished_before)} observations" in resumed.stdout
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ctrl_c_records_the_trial_and_exits_with_one_line_saying_how_to_resume(backend, tmp_path):
+    interrupted = run(backend, tmp_path, "sigint")
+    assert interrupted.returncode != 0, interrupted.stderr[-5000:]
+    assert "Traceback" not in interrupted.stderr
+    assert interrupted.stderr.strip().splitlines()[-1] == (
+        "hpsearch: Search interrupted during trial 2; rerun the same call to resume it."
+    )
+    trials = hpsearch.load_trials(tmp_path)
+    assert [(t.state, t.interrupted) for t in trials] == [
+        (TrialState.COMPLETE, False), (TrialState.COMPLETE, False), (TrialState.FAILED, True),
+    ]
+    assert run(backend, tmp_path).returncode == 0
+    assert sum(t.counts for t in hpsearch.load_trials(tmp_path)) == 4
