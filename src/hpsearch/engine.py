@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from hpsearch import store
 from hpsearch.backends.base import Backend, Proposal, get_backend
 from hpsearch.best_model import BestModelKeeper
-from hpsearch.objective import check_directions, check_values, is_better
+from hpsearch.objective import ObjectiveError, check_directions, check_values, is_better
 from hpsearch.report import format_value, print_leaderboard
 from hpsearch.trial import Trial, TrialPruned, TrialRecord, TrialState
 
@@ -207,6 +207,9 @@ class Search:
         except TrialPruned:
             self._tell(proposal, TrialState.PRUNED, None)
             return None
+        except ObjectiveError as e:
+            self._fail(proposal, "".join(traceback.format_exception(e)))
+            raise
         except self.catch as e:
             logger.warning(f"Trial {proposal.number} failed: {e!r}")
             self._fail(proposal, "".join(traceback.format_exception(e)))

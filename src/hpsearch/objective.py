@@ -32,11 +32,17 @@ def check_directions(direction: str | Sequence[str]) -> list[str]:
     return directions
 
 
+class ObjectiveError(ValueError):
+    """The objective is not a number, or not one per direction: a mistake in the code, not in a
+    trial, so the search stops at once instead of failing every trial."""
+
+
 def check_values(result: Any, n_objectives: int) -> list[float]:
-    """The objective value(s) a trial returned, as a list of finite floats, or a ValueError saying why not."""
+    """The objective value(s) a trial returned, as a list of finite floats; ObjectiveError if
+    they are not numbers, a ValueError if one is NaN or infinite (that trial diverged)."""
     values = list(result) if isinstance(result, (list, tuple)) else [result]
     if len(values) != n_objectives:
-        raise ValueError(
+        raise ObjectiveError(
             f"The objective returned {len(values)} value(s) for {n_objectives} direction(s): {result!r}. "
             "Return one value per direction."
         )
@@ -45,9 +51,9 @@ def check_values(result: Any, n_objectives: int) -> list[float]:
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise ValueError(
+            raise ObjectiveError(
                 f"The objective must be a number. Received: {value!r} (of type {type(value).__name__}); "
-                "make `compute_objective` return a float."
+                "make the objective (`compute_objective` for a Trainer) return a float."
             ) from None
         if not math.isfinite(number):
             raise ValueError(f"The objective is {number}, not a finite number; the trial diverged or a metric is NaN.")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import sqlalchemy
 
-from hpsearch.space import Categorical, Dimension, Float, Space
+from hpsearch.space import Categorical, Dimension, Float, Int, Space
 from hpsearch.trial import TrialRecord, TrialState
 
 if TYPE_CHECKING:
@@ -51,11 +51,40 @@ def open_storage(storage: str | optuna.storages.BaseStorage | None) -> optuna.st
     for attempt in range(5):
         try:
             return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
-            # another worker created the tables at the same moment ("table ... already exists")
-            if attempt == 4:
-                raise
+        except sqlalchemy.exc.ArgumentError as e:
+            raise ValueError(
+                f"Cannot open the study storage {hide_password(storage)} ({e}). `storage` must be an optuna "
+                "storage URL such as 'sqlite:///path/hpsearch.db' or 'postgresql://user@host/db'."
+            ) from None
+        except ImportError as e:
+            raise ValueError(
+                f"Cannot open the study storage {hide_password(storage)}: its database driver is not installed "
+                f"({e}). Install the driver the URL names (postgresql:// means psycopg 3: `pip install "
+                "'psycopg[binary]'`; postgresql+psycopg2:// means psycopg2-binary; mysql+pymysql:// PyMySQL)."
+            ) from None
+        except sqlalchemy.exc.SQLAlchemyError as e:
+            # another worker creating the tables at the same moment: "table ... already exists"
+            racing = isinstance(e, sqlalchemy.exc.IntegrityError) or "already exists" in str(e)
+            if not racing or attempt == 4:
+                raise ValueError(
+                    f"Cannot open the study storage {hide_password(storage)} ({_reason(e)}). Check `storage`: "
+                    "the URL, that its database server runs and can be reached, and its user and password."
+                ) from None
             time.sleep(0.2 * (attempt + 1))
+
+
+def hide_password(url: str) -> str:
+    """`url` with its password, if any, replaced by ***: safe to print."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return "<not a database URL>"
+
+
+def _reason(error: sqlalchemy.exc.SQLAlchemyError) -> str:
+    """The database's own words, without SQLAlchemy's statement dump (which may hold values)."""
+    original = getattr(error, "orig", None)
+    return str(original if original is not None else error).strip().splitlines()[0]
 
 
 def open_study(
@@ -128,6 +157,22 @@ def _owner_is_dead(owner: dict[str, Any] | None) -> bool:
         return psutil.Process(owner["pid"]).create_time() != owner["started"]
     except psutil.NoSuchProcess:
         return True
+
+
+def dimension(distribution: optuna.distributions.BaseDistribution | None) -> Dimension | None:
+    """The neutral dimension of an optuna distribution (None for none, or a fixed value)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    try:
+        if isinstance(distribution, CategoricalDistribution):
+            return Categorical(distribution.choices)
+        if isinstance(distribution, FloatDistribution):
+            return Float(distribution.low, distribution.high, log=distribution.log)
+        if isinstance(distribution, IntDistribution):
+            return Int(distribution.low, distribution.high, log=distribution.log)
+    except ValueError:  # low == high: optuna's way of fixing a value
+        return None
+    return None
 
 
 def fail_interrupted(study: optuna.Study, ours: bool = False) -> list[int]:

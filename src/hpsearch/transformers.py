@@ -16,7 +16,7 @@ import gc
 import logging
 import shutil
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from hpsearch.backends.base import AskTellBackend
 from hpsearch.distributed import Coordinator, follow
 from hpsearch.engine import BestRun, Search
 from hpsearch.objective import check_values, default_compute_objective, is_better
+from hpsearch.space import Categorical, Dimension, Float
 from hpsearch.trial import Trial
 
 logger = logging.getLogger("hpsearch")
@@ -123,7 +124,7 @@ def hyperparameter_search(
                 f"The {search.backend.name!r} backend runs trials in its own workers, not under torchrun: launch "
                 "the search as one process (Ray gives each trial `resources_per_trial`, GPUs included)."
             )
-        check_params(search.backend.param_names(), trainer.model_init)
+        check_params(search.backend.param_space(), trainer.model_init)
         if evals_per_trial is None:
             wants_evals = trainer.args.eval_strategy == "no" and search.backend.can_prune
             evals_per_trial = DEFAULT_EVALS_PER_TRIAL if wants_evals else 0
@@ -170,10 +171,14 @@ def _argument_types() -> dict[str, Any]:
     return {name: hints.get(name) for name in fields}
 
 
-def check_params(names: Sequence[str], model_init: Callable[..., Any]) -> None:
-    """Fail before training if a parameter can reach neither `TrainingArguments` nor `model_init`."""
+def check_params(space: Mapping[str, Dimension | None], model_init: Callable[..., Any]) -> None:
+    """Fail before training if a parameter can reach neither `TrainingArguments` nor `model_init`,
+    or its values cannot be its `TrainingArguments` field's type."""
     fields = _argument_types()
-    model_keys = [name for name in names if name not in fields]
+    for name, dim in space.items():
+        if name in fields and dim is not None:
+            _check_field_values(name, dim)
+    model_keys = [name for name in space if name not in fields]
     if not model_keys:
         return
     hints = "".join(
@@ -191,16 +196,53 @@ def check_params(names: Sequence[str], model_init: Callable[..., Any]) -> None:
     log(f"hp_space key(s) {model_keys} are model hyperparameters: `model_init(trial)` must read them.{hints}")
 
 
-def _cast(name: str, value: Any) -> Any:
-    """Cast a trial value to the type of its `TrainingArguments` field ("16" -> 16)."""
+def _check_field_values(name: str, dim: Dimension) -> None:
+    target = _field_type(name)
+    if target is int and isinstance(dim, Float):
+        raise ValueError(
+            f"hp_space samples {name!r} as a float ({dim}), but `TrainingArguments.{name}` is an int: sample "
+            "it as an int (hpsearch Int, trial.suggest_int, tune.randint, an int W&B range, a SigOpt int) "
+            "or from whole-number choices."
+        )
+    for value in dim.choices if isinstance(dim, Categorical) else (dim.low, dim.high):
+        try:
+            _cast(name, value)
+        except (TypeError, ValueError) as e:
+            raise ValueError(
+                f"hp_space gives {name!r} the value {value!r}, which `TrainingArguments.{name}` cannot take "
+                f"({e}). Give it {target.__name__} values."
+            ) from None
+
+
+def _field_type(name: str) -> type | None:
+    """The plain type (int, float, bool, str) of a `TrainingArguments` field, None for richer ones."""
     hint = _argument_types()[name]
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     target = args[0] if len(args) == 1 else hint
-    if target is bool and isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes")
-    if target in (int, float, str, bool):
-        return target(float(value)) if target is int and isinstance(value, str) else target(value)
-    return value
+    return target if target in (int, float, str, bool) else None
+
+
+def _cast(name: str, value: Any) -> Any:
+    """Cast a trial value to the type of its `TrainingArguments` field ("16" -> 16); ValueError
+    where that would change it (16.5 -> int)."""
+    target = _field_type(name)
+    if target is None or value is None:
+        return value
+    if target is bool:
+        if isinstance(value, str) and value.strip().lower() in _BOOLEANS:
+            return _BOOLEANS[value.strip().lower()]
+        if isinstance(value, (bool, int)) and value in (0, 1):
+            return bool(value)
+        raise ValueError(f"{value!r} is not a boolean")
+    if target is str:
+        return str(value)
+    number = float(value)
+    if target is int and not number.is_integer():
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(number) if target is int else number
+
+
+_BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
 def _run_name(hp_name: Callable[[Any], str] | None, trial: Trial) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from hpsearch import store
+from hpsearch.space import Dimension
 from hpsearch.trial import TrialState
 
 if TYPE_CHECKING:
@@ -76,8 +77,9 @@ class Backend(ABC):
         return DEFAULT_SPACE
 
     @abstractmethod
-    def param_names(self) -> list[str]:
-        """The names of the parameters a trial gets, known before any trial runs (for validation)."""
+    def param_space(self) -> dict[str, Dimension | None]:
+        """Each parameter a trial gets, with its neutral dimension (None where it has none: a
+        constant, a custom sampler); known before any trial runs, for validation."""
 
     @property
     def can_prune(self) -> bool:

@@ -75,9 +75,9 @@ class OptunaBackend(AskTellBackend):
             )
         return dict(params)
 
-    def param_names(self) -> list[str]:
-        probe = optuna.create_study(directions=self.directions, sampler=optuna.samplers.RandomSampler(0))
-        return list(self._sample(probe.ask()))
+    def param_space(self) -> dict[str, Dimension | None]:
+        probe = optuna.create_study(directions=self.directions, sampler=optuna.samplers.RandomSampler(0)).ask()
+        return {name: store.dimension(probe.distributions.get(name)) for name in self._sample(probe)}
 
     def ask(self) -> Proposal:
         trial = self.study.ask()

@@ -279,8 +279,8 @@ class RayBackend(Backend):
         storage_path: str | None = None,
     ):
         super().__init__(hp_space, directions, storage, study_name, output_dir)
-        self.param_space = _param_space(self.default_space() if hp_space is None else hp_space)
-        self.space = {n: d for n, value in self.param_space.items() if (d := to_neutral(value)) is not None}
+        self.ray_space = _param_space(self.default_space() if hp_space is None else hp_space)
+        self.space = {n: d for n, value in self.ray_space.items() if (d := to_neutral(value)) is not None}
         self.address = address
         self.resources = resources_per_trial
         self.scheduler, self.search_alg = scheduler, search_alg
@@ -297,8 +297,8 @@ class RayBackend(Backend):
             "per_device_train_batch_size": tune.choice([4, 8, 16, 32, 64]),
         }
 
-    def param_names(self) -> list[str]:
-        return list(self.param_space)
+    def param_space(self) -> dict[str, Dimension | None]:
+        return {name: self.space.get(name) for name in self.ray_space}
 
     @property
     def can_prune(self) -> bool:
@@ -342,7 +342,7 @@ class RayBackend(Backend):
                 if tune.Tuner.can_restore(experiment):
                     tuner = tune.Tuner.restore(
                         experiment, trainable, resume_unfinished=True, restart_errored=True,
-                        param_space=self.param_space,
+                        param_space=self.ray_space,
                     )
                 elif remaining > 0:
                     tuner = self._tuner(trainable, remaining, root, name, search)
@@ -362,7 +362,7 @@ class RayBackend(Backend):
         recorder = _Recorder(self.study, self.storage, self.space, search.keeper)
         return tune.Tuner(
             trainable,
-            param_space=self.param_space,
+            param_space=self.ray_space,
             tune_config=tune.TuneConfig(
                 metric="objective",
                 mode="max" if self.directions[0] == "maximize" else "min",

@@ -156,8 +156,8 @@ class SigOptBackend(AskTellBackend):
             return {}
         return {n: {str(c): c for c in d.choices} for n, d in hp_space.items() if isinstance(d, Categorical)}
 
-    def param_names(self) -> list[str]:
-        return [p["name"] for p in self.parameters]
+    def param_space(self) -> dict[str, Dimension | None]:
+        return dict(self.space)
 
     def drive(self, objective: Any, search: Any) -> str:
         self._open_experiment(search.n_trials)

@@ -159,8 +159,8 @@ class WandbBackend(AskTellBackend):
         """What the sweep engine sees: the store's finished trials (a rerun continues the sweep), then ours."""
         return [_sweep_run(r, self.metric) for r in store.records(self.study) if r.counts]
 
-    def param_names(self) -> list[str]:
-        return list(self.config["parameters"])
+    def param_space(self) -> dict[str, Dimension | None]:
+        return {name: self.space.get(name) for name in self.config["parameters"]}
 
     @property
     def can_prune(self) -> bool:
