@@ -117,6 +117,12 @@ class Search:
             if storage is None:
                 storage = store.storage_url(output_dir)
         self.backend = backend_class(hp_space, self.directions, storage, study_name, output_dir, **backend_kwargs)
+        self.param_space = self.backend.param_space()
+        if not self.param_space:
+            raise ValueError(
+                f"`hp_space` has no parameters to search. Received: {hp_space!r}. Give it at least one, or leave "
+                "it out for the backend's default space."
+            )
         single = len(self.directions) == 1
         self.keeper = BestModelKeeper(output_dir) if output_dir is not None and single else None
         self.coordinator = coordinator  # under DDP: tells the other ranks each trial and each decision

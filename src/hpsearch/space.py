@@ -9,7 +9,7 @@ its own native format, so one space runs on any backend:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -74,6 +74,20 @@ class Categorical:
 
 Dimension = Union[Float, Int, Categorical]
 Space = Mapping[str, Dimension]
+
+
+def neutral_space(params: Mapping[str, Any], to_neutral: Callable[[Any], Dimension | None]) -> dict[str, Dimension]:
+    """The neutral dimensions of a backend's native parameters, where they have one; the error of
+    a bad one (min >= max, an empty list) names it."""
+    space = {}
+    for name, param in params.items():
+        try:
+            dim = to_neutral(param)
+        except ValueError as e:
+            raise ValueError(f"hp_space {name!r}: {e}") from None
+        if dim is not None:
+            space[name] = dim
+    return space
 
 
 def plain(value: Any, dim: Dimension | None = None) -> Any:

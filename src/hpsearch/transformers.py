@@ -124,7 +124,7 @@ def hyperparameter_search(
                 f"The {search.backend.name!r} backend runs trials in its own workers, not under torchrun: launch "
                 "the search as one process (Ray gives each trial `resources_per_trial`, GPUs included)."
             )
-        check_params(search.backend.param_space(), trainer.model_init)
+        check_params(search.param_space, trainer.model_init)
         if evals_per_trial is None:
             wants_evals = trainer.args.eval_strategy == "no" and search.backend.can_prune
             evals_per_trial = DEFAULT_EVALS_PER_TRIAL if wants_evals else 0

@@ -45,6 +45,26 @@ def _check_hp_space(hp_space: Any) -> Callable[[optuna.Trial], Mapping[str, Any]
     )
 
 
+class _Named:
+    """An optuna trial whose `suggest_*` errors name the parameter (optuna's own messages do not)."""
+
+    def __init__(self, trial: optuna.Trial):
+        self._trial = trial
+
+    def __getattr__(self, attribute: str) -> Any:
+        method = getattr(self._trial, attribute)
+        if not attribute.startswith("suggest_"):
+            return method
+
+        def suggest(name: str, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(name, *args, **kwargs)
+            except ValueError as e:
+                raise ValueError(f"hp_space: {attribute}({name!r}, ...): {e}") from None
+
+        return suggest
+
+
 class OptunaBackend(AskTellBackend):
     """optuna: TPE by default, `sampler=` and `pruner=` (MedianPruner by default) as optuna takes them."""
 
@@ -76,8 +96,9 @@ class OptunaBackend(AskTellBackend):
         return dict(params)
 
     def param_space(self) -> dict[str, Dimension | None]:
+        """Samples `hp_space` once on a probe trial, so that its mistakes show before any training."""
         probe = optuna.create_study(directions=self.directions, sampler=optuna.samplers.RandomSampler(0)).ask()
-        return {name: store.dimension(probe.distributions.get(name)) for name in self._sample(probe)}
+        return {name: store.dimension(probe.distributions.get(name)) for name in self._sample(_Named(probe))}
 
     def ask(self) -> Proposal:
         trial = self.study.ask()

@@ -27,7 +27,7 @@ from ray.tune.search import sample
 from hpsearch import store
 from hpsearch.backends.base import Backend
 from hpsearch.objective import check_values, is_better
-from hpsearch.space import Categorical, Dimension, Float, Int, Space, is_space, plain
+from hpsearch.space import Categorical, Dimension, Float, Int, Space, is_space, neutral_space, plain
 from hpsearch.trial import Trial, TrialPruned
 
 RAY_DIR = "ray"
@@ -280,7 +280,7 @@ class RayBackend(Backend):
     ):
         super().__init__(hp_space, directions, storage, study_name, output_dir)
         self.ray_space = _param_space(self.default_space() if hp_space is None else hp_space)
-        self.space = {n: d for n, value in self.ray_space.items() if (d := to_neutral(value)) is not None}
+        self.space = neutral_space(self.ray_space, to_neutral)
         self.address = address
         self.resources = resources_per_trial
         self.scheduler, self.search_alg = scheduler, search_alg

@@ -9,6 +9,7 @@ run the trials, each through the same trial runner. Either way, trials go to the
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import os
@@ -22,7 +23,7 @@ import wandb
 
 from hpsearch import store
 from hpsearch.backends.base import AskTellBackend, Proposal
-from hpsearch.space import Categorical, Dimension, Float, Int, is_space, plain
+from hpsearch.space import Categorical, Dimension, Float, Int, is_space, neutral_space, plain
 from hpsearch.trial import Trial, TrialRecord, TrialState
 
 METHODS = ("random", "grid", "bayes")
@@ -105,9 +106,14 @@ def sweep_config(hp_space: Any, direction: str) -> dict[str, Any]:
             f"The sweep's metric goal {metric['goal']!r} contradicts direction={direction!r}; "
             "make them agree (or leave the goal out: direction fills it in)."
         )
+    with contextlib.suppress(TypeError):  # a malformed parameter: W&B's schema names it, below
+        neutral_space(config["parameters"], to_neutral)
     violations = sweeps.schema_violations_from_proposed_config(config)
     if violations:
-        raise ValueError(f"The W&B sweep config is not valid: {'; '.join(violations)}.")
+        raise ValueError(
+            f"`hp_space` is not a valid W&B sweep config: {'; '.join(dict.fromkeys(violations))}. See "
+            "https://docs.wandb.ai/guides/sweeps/sweep-config-keys for each parameter's keys."
+        )
     return config
 
 
@@ -133,7 +139,7 @@ class WandbBackend(AskTellBackend):
         super().__init__(hp_space, directions, storage, study_name, output_dir)
         self.config = sweep_config(self.default_space() if hp_space is None else hp_space, self.directions[0])
         self.metric = self.config["metric"]["name"]
-        self.space = {n: d for n, p in self.config["parameters"].items() if (d := to_neutral(p)) is not None}
+        self.space = neutral_space(self.config["parameters"], to_neutral)
         self.project, self.entity, self.sweep_id = project or "hpsearch", entity, sweep_id
         self.server = server if server is not None else bool(sweep_id or os.environ.get("WANDB_API_KEY"))
         self.agent = agent
