@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -142,3 +145,16 @@ def make_trainer(tiny_model_dir, tokenizer, train_dataset, eval_dataset, tmp_pat
         )
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A real PostgreSQL on 127.0.0.1, installed from Debian's packages when missing."""
+    data = Path(tempfile.mkdtemp(prefix="hpsearch-postgres-"))  # pytest's tmp dirs are closed to `postgres`
+    data.chmod(0o755)
+    script = str(Path(__file__).resolve().parents[1] / "scripts" / "postgres.sh")
+    started = subprocess.run(["bash", script, "start", str(data / "db")], capture_output=True, text=True, timeout=600)
+    assert started.returncode == 0, f"could not start PostgreSQL: {started.stderr[-2000:]}"
+    yield started.stdout.strip()
+    subprocess.run(["bash", script, "stop", str(data / "db")], capture_output=True, timeout=120)
+    shutil.rmtree(data, ignore_errors=True)

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
-
-import pytest
 
 import hpsearch
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A real PostgreSQL on 127.0.0.1, installed from Debian's packages when missing."""
-    data = Path(tempfile.mkdtemp(prefix="hpsearch-postgres-"))  # pytest's tmp dirs are closed to `postgres`
-    data.chmod(0o755)
-    script = str(ROOT / "scripts" / "postgres.sh")
-    started = subprocess.run(["bash", script, "start", str(data / "db")], capture_output=True, text=True, timeout=600)
-    assert started.returncode == 0, f"could not start PostgreSQL: {started.stderr[-2000:]}"
-    yield started.stdout.strip()
-    subprocess.run(["bash", script, "stop", str(data / "db")], capture_output=True, timeout=120)
-    shutil.rmtree(data, ignore_errors=True)
 
 
 def run_two_workers(storage: str, tmp_path: Path) -> list[list[str]]:

@@ -171,26 +171,25 @@ def _finished_ray_trials(study: optuna.Study) -> dict[str, float | None]:
     return finished
 
 
+_open_studies: dict[str, optuna.Study] = {}  # study name -> the store of the search running in this driver
+
+
 class _Recorder(tune.Callback):
     """In the driver: mirrors Ray's trials into the study store as they start, report and end,
-    and keeps the best trial's model. It is pickled with the experiment, so it keeps addresses,
-    not connections."""
+    and keeps the best trial's model. Ray pickles it with the experiment (`tuner.pkl`), so it
+    keeps the study's name, never its storage, whose URL may hold a password."""
 
-    def __init__(self, study: optuna.Study, storage: Any, space: Space, keeper: Any):
-        self.storage, self.study_name = storage, study.study_name
-        self.directions = [d.name.lower() for d in study.directions]
+    def __init__(self, study: optuna.Study, space: Space, keeper: Any):
+        self.study_name = study.study_name
         self.space, self.keeper = space, keeper
-        self._study: optuna.Study | None = study
         self._trials: dict[str, optuna.Trial] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_study": None, "_trials": {}}
+        return {**self.__dict__, "_trials": {}}
 
     @property
     def study(self) -> optuna.Study:
-        if self._study is None:
-            self._study = store.open_study(self.storage, self.study_name, self.directions)
-        return self._study
+        return _open_studies[self.study_name]
 
     def on_step_end(self, iteration, trials, **info):
         if _ctrl_c.is_set():
@@ -330,6 +329,7 @@ class RayBackend(Backend):
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
         connected = self._connect()
         results = None
+        _open_studies[self.study_name] = self.study
         try:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
             for attempt in range(search.n_trials + 1):
@@ -350,8 +350,9 @@ class RayBackend(Backend):
                     break
                 with _ctrl_c_raises():
                     results = tuner.fit()
-                _Recorder(self.study, self.storage, self.space, search.keeper).reconcile(results)
+                _Recorder(self.study, self.space, search.keeper).reconcile(results)
         finally:
+            del _open_studies[self.study_name]
             if connected:
                 ray.shutdown()
         if results is not None and len(results) and len(results.errors) == len(results):
@@ -359,7 +360,7 @@ class RayBackend(Backend):
         return results
 
     def _tuner(self, trainable: Any, n_trials: int, root: str, name: str, search: Any) -> tune.Tuner:
-        recorder = _Recorder(self.study, self.storage, self.space, search.keeper)
+        recorder = _Recorder(self.study, self.space, search.keeper)
         return tune.Tuner(
             trainable,
             param_space=self.ray_space,

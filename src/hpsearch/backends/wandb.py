@@ -3,7 +3,8 @@
 Local mode (no server configured): W&B's own open-source sweep engine (`sweeps.next_run`,
 `sweeps.stop_runs` for hyperband) chooses the trials, driven by our engine; each trial is an
 offline W&B run under `<output_dir>/wandb`, grouped by sweep, that `wandb sync` uploads later.
-Server mode (`sweep_id=`, a `WANDB_API_KEY`, or `server=True`): `wandb.sweep` and `wandb.agent`
+Server mode (`sweep_id=`, `server=True`, or a `WANDB_API_KEY` unless WANDB_MODE is offline or
+disabled): `wandb.sweep` and `wandb.agent`
 run the trials, each through the same trial runner. Either way, trials go to the study store.
 """
 
@@ -141,7 +142,8 @@ class WandbBackend(AskTellBackend):
         self.metric = self.config["metric"]["name"]
         self.space = neutral_space(self.config["parameters"], to_neutral)
         self.project, self.entity, self.sweep_id = project or "hpsearch", entity, sweep_id
-        self.server = server if server is not None else bool(sweep_id or os.environ.get("WANDB_API_KEY"))
+        online = bool(os.environ.get("WANDB_API_KEY")) and os.environ.get("WANDB_MODE") not in ("offline", "disabled")
+        self.server = server if server is not None else bool(sweep_id) or online
         self.agent = agent
         self.dir = output_dir or tempfile.mkdtemp(prefix="hpsearch-wandb-")
         self._live: dict[int, tuple[optuna.Trial, Any, sweeps.SweepRun]] = {}
