@@ -49,18 +49,19 @@ class ListDataset:
         return self.items[i]
 
 
-def build_tiny_model(path: Path) -> Path:
-    """Save a 2-layer BERT (hidden 32) and its WordPiece tokenizer to `path`, like a pretrained model."""
+def build_tiny_model(path: Path, hidden_size: int = 32, layers: int = 2) -> Path:
+    """Save a small BERT (2 layers of 32 by default) and its WordPiece tokenizer to `path`, like a
+    pretrained model."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
 
     tokenizer = BertTokenizerFast(vocab={word: i for i, word in enumerate(VOCAB)})
     config = BertConfig(
         vocab_size=len(VOCAB),
-        hidden_size=32,
-        num_hidden_layers=2,
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
         num_attention_heads=2,
-        intermediate_size=37,
+        intermediate_size=hidden_size + 5,
         max_position_embeddings=32,
         num_labels=2,
     )
