@@ -6,6 +6,7 @@ every backend. `search()` is the function API on top of it.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import logging
 import shutil
@@ -310,6 +311,11 @@ def _check_writable(directory: str) -> None:
         ) from None
 
 
+_SEARCH_OPTIONS = (
+    "storage", "study_name", "timeout", "catch", "n_jobs", "show_progress", "gc_after_trial", "output_dir",
+)
+
+
 def _check_kwargs(backend_class: type[Backend], kwargs: dict[str, Any]) -> None:
     accepted = [
         name
@@ -318,9 +324,14 @@ def _check_kwargs(backend_class: type[Backend], kwargs: dict[str, Any]) -> None:
     ]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
+        hints = "".join(
+            f" Did you mean {close[0]!r} for {name!r}?"
+            for name in unknown
+            if (close := difflib.get_close_matches(name, [*accepted, *_SEARCH_OPTIONS], n=1))
+        )
         raise ValueError(
-            f"Unknown argument(s) {unknown} for the {backend_class.name!r} backend. "
-            f"It takes {accepted}, besides storage, study_name, timeout, catch, n_jobs and show_progress."
+            f"Unknown argument(s) {unknown} for the {backend_class.name!r} backend.{hints} "
+            f"It takes {accepted}, besides {', '.join(_SEARCH_OPTIONS)}."
         )
 
 

@@ -113,7 +113,7 @@ ARGUMENTS = [
     ({"n_trials": 2.5}, "`n_trials` must be an int >= 1. Received: n_trials=2.5"),
     ({"direction": "maximise"}, "`direction` must be 'minimize', 'maximize' or a list of them. .*'maximise'"),
     ({"compute_objective": "eval_accuracy"}, "`compute_objective` must be a function of the metrics"),
-    ({"samplr": None}, r"Unknown argument\(s\) \['samplr'\]"),
+    ({"show_progres": False}, r"Unknown argument\(s\) \['show_progres'\] .* Did you mean 'show_progress'"),
     ({"storage": "postgresql+psycopg2://alice:s3cret@127.0.0.1:1/db"},
      r"Cannot open the study storage postgresql\+psycopg2://alice:\*\*\*@127.0.0.1:1/db \(connection .* refused"),
     ({"storage": "not a url"}, "Cannot open the study storage <not a database URL>"),
