@@ -3,6 +3,7 @@ disk fails before any training."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import tempfile
@@ -44,16 +45,24 @@ def test_a_trial_out_of_memory_is_recorded_and_the_search_goes_on(make_trainer):
     assert best.run_id in ("0", "2")
 
 
+@contextlib.contextmanager
+def mounted_tmpfs(options: str):
+    """A small file system of its own (tmpfs): a real full or read-only disk, not a simulated error."""
+    path = Path(tempfile.mkdtemp(prefix="hpsearch-tmpfs-"))
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True,
+                             text=True)
+    assert mounted.returncode == 0, f"this test mounts a tmpfs (it needs root): {mounted.stderr}"
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], capture_output=True)  # lazy: a store may hold a file open
+        path.rmdir()
+
+
 @pytest.fixture
 def small_disk():
-    """A 64 KiB file system (tmpfs), to fill: a real full disk, not a simulated error."""
-    path = Path(tempfile.mkdtemp(prefix="hpsearch-small-disk-"))
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(path)], capture_output=True,
-                             text=True)
-    assert mounted.returncode == 0, f"this test mounts a 64 KiB tmpfs (it needs root): {mounted.stderr}"
-    yield path
-    subprocess.run(["umount", "--lazy", str(path)], capture_output=True)  # lazy: a store may hold a file open
-    path.rmdir()
+    with mounted_tmpfs("size=64k") as path:
+        yield path
 
 
 def fill(directory: Path, leave: int) -> None:
@@ -79,3 +88,10 @@ def test_a_full_disk_fails_before_any_training(make_trainer, small_disk, leave):
     with pytest.raises(ValueError, match=r"(not writable \(No space left on device\)|database or disk is full)"):
         trainer.hyperparameter_search(hp_space=lr_space, n_trials=2, show_progress=False)
     assert calls == []
+
+
+def test_a_read_only_output_dir_fails_before_any_training(make_trainer):
+    with mounted_tmpfs("ro,size=64k") as read_only:  # read-only even for root, unlike a chmod
+        trainer = make_trainer(output_dir=str(read_only))
+        with pytest.raises(ValueError, match=r"`output_dir` .* is not writable \(Read-only file system\)"):
+            trainer.hyperparameter_search(hp_space=lr_space, n_trials=2, show_progress=False)
