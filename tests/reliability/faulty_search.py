@@ -19,10 +19,13 @@ import sys
 import time
 from pathlib import Path
 
-from sqlalchemy import event
-from sqlalchemy.orm import Session
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import hpsearch
+from sqlalchemy import event  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
+
+import hpsearch  # noqa: E402
+from tests.reliability.spaces import native_space  # noqa: E402
 
 N_TRIALS = 4
 backend, output_dir = sys.argv[1], Path(sys.argv[2])
@@ -61,19 +64,6 @@ def objective(trial):
             time.sleep(30)  # the signal ends the trial
         armed.touch()
     return trial.params["x"]
-
-
-def native_space(backend: str):
-    """The space x in [0, 1] in the backend's own format."""
-    if backend == "ray":
-        from ray import tune
-
-        return {"x": tune.uniform(0.0, 1.0)}
-    return {
-        "optuna": lambda trial: {"x": trial.suggest_float("x", 0.0, 1.0)},
-        "sigopt": [{"name": "x", "type": "double", "bounds": {"min": 0.0, "max": 1.0}}],
-        "wandb": {"method": "bayes", "parameters": {"x": {"min": 0.0, "max": 1.0}}},
-    }[backend]
 
 
 options = {"max_concurrent_trials": 1} if backend == "ray" else {}

@@ -17,6 +17,7 @@ import pytest
 
 import hpsearch
 from hpsearch import TrialState
+from tests.reliability.spaces import native_space
 
 SCRIPT = Path(__file__).with_name("faulty_search.py")
 BACKENDS = ["optuna", "sigopt", "wandb", "ray"]
@@ -67,3 +68,24 @@ def test_ctrl_c_records_the_trial_and_exits_with_one_line_saying_how_to_resume(b
     ]
     assert run(backend, tmp_path).returncode == 0
     assert sum(t.counts for t in hpsearch.load_trials(tmp_path)) == 4
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_trial_that_raises_or_returns_nan_is_recorded_and_the_search_goes_on(backend, tmp_path):
+    def sometimes_fails(trial):
+        if trial.params["x"] < 0.25:
+            raise RuntimeError("this trial failed")
+        if trial.params["x"] > 0.75:
+            return float("nan")
+        return trial.params["x"]
+
+    options = {"max_concurrent_trials": 1} if backend == "ray" else {}
+    hpsearch.search(sometimes_fails, native_space(backend), n_trials=12, backend=backend,
+                    output_dir=str(tmp_path), show_progress=False, **options)
+    trials = hpsearch.load_trials(tmp_path)
+    assert len(trials) == 12 and all(t.counts for t in trials)
+    for t in trials:
+        expected = TrialState.COMPLETE if 0.25 <= t.params["x"] <= 0.75 else TrialState.FAILED
+        assert t.state is expected, t
+        if t.params["x"] < 0.25:
+            assert "this trial failed" in t.error

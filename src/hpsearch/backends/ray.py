@@ -171,6 +171,15 @@ def _finished_ray_trials(study: optuna.Study) -> dict[str, float | None]:
     return finished
 
 
+def _error_text(trial: Any) -> str:
+    """A failed trial's error as Ray wrote it: its local error file (`get_error` reads the copy in
+    the experiment's storage, which is synced later)."""
+    error_file = trial.error_file
+    if error_file and os.path.exists(error_file):
+        return Path(error_file).read_text()
+    return str(trial.get_error())
+
+
 _open_studies: dict[str, optuna.Study] = {}  # study name -> the store of the search running in this driver
 
 
@@ -249,7 +258,7 @@ class _Recorder(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         recorded = self._trials.pop(trial.trial_id, None)
         if recorded is not None:
-            store.record_error(self.study, recorded._trial_id, str(trial.get_error()))
+            store.record_error(self.study, recorded._trial_id, _error_text(trial))
             self.study.tell(recorded, state=optuna.trial.TrialState.FAIL)
 
 
