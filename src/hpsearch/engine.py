@@ -151,8 +151,10 @@ class Search:
         self._interrupted: list[int] = []
         try:
             self.native = self.backend.drive(objective, self)
-        except KeyboardInterrupt:
+        except BaseException as e:
             self._interrupted += store.fail_interrupted(self.study, ours=True)  # trials a backend's own loop ran
+            if not isinstance(e, KeyboardInterrupt):
+                raise
             during = f"during trial {', '.join(map(str, self._interrupted))}" if self._interrupted else "between trials"
             raise SearchInterrupted(f"Search interrupted {during}; rerun the same call to resume it.") from None
         finally:

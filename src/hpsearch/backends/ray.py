@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -26,7 +27,7 @@ from ray.tune.search import sample
 
 from hpsearch import store
 from hpsearch.backends.base import Backend
-from hpsearch.objective import check_values, is_better
+from hpsearch.objective import ObjectiveError, check_values, is_better
 from hpsearch.space import Categorical, Dimension, Float, Int, Space, is_space, neutral_space, plain
 from hpsearch.trial import Trial, TrialPruned
 
@@ -191,6 +192,7 @@ class _Recorder(tune.Callback):
     def __init__(self, study: optuna.Study, space: Space, keeper: Any):
         self.study_name = study.study_name
         self.space, self.keeper = space, keeper
+        self.mistake: str | None = None
         self._trials: dict[str, optuna.Trial] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -203,6 +205,8 @@ class _Recorder(tune.Callback):
     def on_step_end(self, iteration, trials, **info):
         if _ctrl_c.is_set():
             raise KeyboardInterrupt
+        if self.mistake is not None:
+            raise ObjectiveError(self.mistake)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         if trial.trial_id in _finished_ray_trials(self.study):
@@ -258,8 +262,11 @@ class _Recorder(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         recorded = self._trials.pop(trial.trial_id, None)
         if recorded is not None:
-            store.record_error(self.study, recorded._trial_id, _error_text(trial))
+            error = _error_text(trial)
+            store.record_error(self.study, recorded._trial_id, error)
             self.study.tell(recorded, state=optuna.trial.TrialState.FAIL)
+            if mistake := re.search(rf"{ObjectiveError.__name__}: (.*)", error):
+                self.mistake = mistake[1]  # a mistake in the code: ends the search at the next step
 
 
 class RayBackend(Backend):
