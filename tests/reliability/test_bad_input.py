@@ -175,31 +175,18 @@ def lr_space(trial):
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "error", "message"),
+    ("kwargs", "message"),
     [
-        ({"backend": "hyperopt"}, ValueError, r"must be one of \['optuna', 'sigopt', 'ray', 'wandb'\]"),
-        ({"n_trials": 0}, ValueError, "n_trials` must be an int >= 1. Received: n_trials=0"),
-        ({"direction": "maximise"}, ValueError, "direction` must be 'minimize', 'maximize'.*'maximise'"),
-        ({"compute_objective": "accuracy"}, ValueError, "compute_objective` must be a function"),
-        ({"objective_at": "first"}, ValueError, "objective_at` must be 'last' or 'best'"),
-        (
-            {"hp_space": lambda t: {"learning_rat": t.suggest_float("learning_rat", 1e-3, 1e-2)}},
-            ValueError,
-            r"\['learning_rat'\] are not `TrainingArguments` fields.*Did you mean 'learning_rate'.*model_init\(trial\)",
-        ),
+        ({"backend": "hyperopt"}, r"must be one of \['optuna', 'sigopt', 'ray', 'wandb'\]"),
+        ({"objective_at": "first"}, "objective_at` must be 'last' or 'best'"),
         (
             {"hp_space": lambda t: {"dropout": t.suggest_float("dropout", 0.0, 0.3)}},
-            ValueError,
             r"\['dropout'\].*`model_init` takes no trial",
         ),
     ],
 )
-def test_bad_input_fails_before_training(counted, kwargs, error, message):
-    trainer, calls = counted
-    with pytest.raises(error, match=message):
-        trainer.hyperparameter_search(**{"hp_space": lr_space, "n_trials": 2, **kwargs})
-    assert calls == [1]  # only the Trainer's own call at construction: no trial trained
-    assert not (Path(trainer.args.output_dir) / "hpsearch.db").exists()  # and no study to trip a corrected rerun
+def test_bad_input_fails_before_training(counted, kwargs, message):
+    refused_before_training(counted, message, **{"hp_space": lr_space, **kwargs})
 
 
 def test_backend_not_installed_names_the_extra(counted, uninstall):
