@@ -313,11 +313,6 @@ def _check_writable(directory: str) -> None:
         ) from None
 
 
-_SEARCH_OPTIONS = (
-    "storage", "study_name", "timeout", "catch", "n_jobs", "show_progress", "gc_after_trial", "output_dir",
-)
-
-
 def _check_kwargs(backend_class: type[Backend], kwargs: dict[str, Any]) -> None:
     accepted = [
         name
@@ -326,14 +321,16 @@ def _check_kwargs(backend_class: type[Backend], kwargs: dict[str, Any]) -> None:
     ]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
+        own = [n for n, p in inspect.signature(Search.__init__).parameters.items()
+               if p.default is not inspect.Parameter.empty and n not in ("hp_space", "coordinator")]
         hints = "".join(
             f" Did you mean {close[0]!r} for {name!r}?"
             for name in unknown
-            if (close := difflib.get_close_matches(name, [*accepted, *_SEARCH_OPTIONS], n=1))
+            if (close := difflib.get_close_matches(name, [*accepted, *own], n=1))
         )
         raise ValueError(
             f"Unknown argument(s) {unknown} for the {backend_class.name!r} backend.{hints} "
-            f"It takes {accepted}, besides {', '.join(_SEARCH_OPTIONS)}."
+            f"It takes {accepted}, besides the search's own {own}."
         )
 
 

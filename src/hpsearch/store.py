@@ -220,6 +220,14 @@ _STATES = {
 }
 
 
+def finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, values: list[float] | None = None) -> None:
+    """Record how a trial ended; `values` count only for a completed one."""
+    import optuna
+
+    names = {ours: name for name, ours in _STATES.items()}
+    study.tell(trial, values if state is TrialState.COMPLETE else None, state=optuna.trial.TrialState[names[state]])
+
+
 def to_record(frozen: optuna.trial.FrozenTrial) -> TrialRecord:
     """The store's view of one optuna trial."""
     return TrialRecord(

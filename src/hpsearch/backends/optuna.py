@@ -12,12 +12,6 @@ from hpsearch.backends.base import AskTellBackend, Proposal
 from hpsearch.space import Categorical, Dimension, Float, Space, is_space
 from hpsearch.trial import TrialState
 
-_STATES = {
-    TrialState.COMPLETE: optuna.trial.TrialState.COMPLETE,
-    TrialState.PRUNED: optuna.trial.TrialState.PRUNED,
-    TrialState.FAILED: optuna.trial.TrialState.FAIL,
-}
-
 
 def suggest(trial: optuna.Trial, name: str, dim: Dimension) -> Any:
     """Sample one neutral dimension with optuna."""
@@ -124,4 +118,4 @@ class OptunaBackend(AskTellBackend):
         return proposal.native.should_prune()
 
     def tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:
-        self.study.tell(proposal.native, values if state is TrialState.COMPLETE else None, state=_STATES[state])
+        store.finish(self.study, proposal.native, state, values)

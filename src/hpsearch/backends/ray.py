@@ -29,7 +29,7 @@ from hpsearch import store
 from hpsearch.backends.base import Backend
 from hpsearch.objective import ObjectiveError, check_values, is_better
 from hpsearch.space import Categorical, Dimension, Float, Int, Space, is_space, neutral_space, plain
-from hpsearch.trial import Trial, TrialPruned
+from hpsearch.trial import Trial, TrialPruned, TrialState
 
 RAY_DIR = "ray"
 _RAY_TRIAL_ID = "hpsearch:ray_trial_id"
@@ -196,7 +196,7 @@ class _Recorder(tune.Callback):
         self._trials: dict[str, optuna.Trial] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_trials": {}}
+        return {**self.__dict__, "_trials": {}, "mistake": None}  # a rerun starts with the code fixed
 
     @property
     def study(self) -> optuna.Study:
@@ -227,9 +227,9 @@ class _Recorder(tune.Callback):
             return
         result = trial.last_result or {}
         if not result.get("hpsearch_final"):
-            self.study.tell(recorded, state=optuna.trial.TrialState.PRUNED)  # stopped by the scheduler
+            store.finish(self.study, recorded, TrialState.PRUNED)  # stopped by the scheduler
             return
-        self.study.tell(recorded, result["objective"])
+        store.finish(self.study, recorded, TrialState.COMPLETE, [result["objective"]])
         if trial.checkpoint is not None:
             if self.keeper is not None and self.study.best_trial.number == recorded.number:
                 staging = self.keeper.staging_dir(recorded.number)
@@ -253,18 +253,18 @@ class _Recorder(tune.Callback):
                     recorded.report(float(value), int(step))
             if result.error is not None:
                 store.record_error(self.study, recorded._trial_id, str(result.error))
-                self.study.tell(recorded, state=optuna.trial.TrialState.FAIL)
+                store.finish(self.study, recorded, TrialState.FAILED)
             elif result.metrics.get("hpsearch_final"):
-                self.study.tell(recorded, result.metrics["objective"])
+                store.finish(self.study, recorded, TrialState.COMPLETE, [result.metrics["objective"]])
             else:
-                self.study.tell(recorded, state=optuna.trial.TrialState.PRUNED)
+                store.finish(self.study, recorded, TrialState.PRUNED)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         recorded = self._trials.pop(trial.trial_id, None)
         if recorded is not None:
             error = _error_text(trial)
             store.record_error(self.study, recorded._trial_id, error)
-            self.study.tell(recorded, state=optuna.trial.TrialState.FAIL)
+            store.finish(self.study, recorded, TrialState.FAILED)
             if mistake := re.search(rf"{ObjectiveError.__name__}: (.*)", error):
                 self.mistake = mistake[1]  # a mistake in the code: ends the search at the next step
 

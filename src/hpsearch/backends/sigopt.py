@@ -224,6 +224,5 @@ class SigOptBackend(AskTellBackend):
     def tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:
         recorded, suggestion = self._live.pop(proposal.number)
         self._observe(state, values, suggestion=suggestion.id)
-        states = {TrialState.COMPLETE: "COMPLETE", TrialState.PRUNED: "PRUNED", TrialState.FAILED: "FAIL"}
-        self.study.tell(recorded, values, state=optuna.trial.TrialState[states[state]])
+        store.finish(self.study, recorded, state, values)
 

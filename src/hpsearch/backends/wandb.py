@@ -33,13 +33,6 @@ _SWEEP_STATES = {
     TrialState.PRUNED: sweeps.RunState.killed,
     TrialState.FAILED: sweeps.RunState.failed,
 }
-_OPTUNA_STATES = {
-    TrialState.COMPLETE: optuna.trial.TrialState.COMPLETE,
-    TrialState.PRUNED: optuna.trial.TrialState.PRUNED,
-    TrialState.FAILED: optuna.trial.TrialState.FAIL,
-}
-
-
 def to_wandb(dim: Dimension) -> dict[str, Any]:
     """A neutral dimension as a W&B sweep parameter."""
     if isinstance(dim, Categorical):
@@ -233,7 +226,7 @@ class WandbBackend(AskTellBackend):
             sweep_run.summary_metrics = {self.metric: values[0]}
             run.summary[self.metric] = values[0]
         run.finish(exit_code=1 if state is TrialState.FAILED else 0)
-        self.study.tell(recorded, values, state=_OPTUNA_STATES[state])
+        store.finish(self.study, recorded, state, values)
 
 
 def _sweep_run(record: TrialRecord, metric: str) -> sweeps.SweepRun:
