@@ -38,5 +38,10 @@ class BestModelKeeper:
         shutil.move(str(source), self.dir)
         shutil.rmtree(old, ignore_errors=True)
 
+    def kept_trial(self) -> int | None:
+        """The number of the trial whose model is kept, None if none is."""
+        info = self.dir / TRIAL_INFO
+        return json.loads(info.read_text())["trial"] if info.is_file() else None
+
     def discard(self, number: int) -> None:
         shutil.rmtree(self.staging_dir(number), ignore_errors=True)

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from hpsearch import store
+from hpsearch.best_model import BestModelKeeper
 from hpsearch.report import leaderboard, print_leaderboard, write_report
 from hpsearch.trial import TrialRecord, TrialState
 
@@ -66,16 +67,19 @@ def best(directory: str, study_name: str | None, as_json: bool) -> None:
     study = _load(directory, study_name)
     if not any(r.state is TrialState.COMPLETE for r in store.records(study)):
         raise click.ClickException(f"No trial of the study in {directory!r} completed.")
-    records = [store.to_record(t) for t in study.best_trials]
+    keeper = BestModelKeeper(directory)
+    if len(study.directions) == 1:  # among tied trials, the one whose model is kept
+        records = [store.best_record(study, keeper.kept_trial())]
+    else:
+        records = [store.to_record(t) for t in study.best_trials]
     if as_json:
         click.echo(json.dumps([_as_json(r) for r in records] if len(records) > 1 else _as_json(records[0]),
                               indent=1, default=str))
         return
     for r in records:
         click.echo(f"trial {r.number}: objective {r.objective}, params {r.params}")
-    model = Path(directory) / "best_model"
-    if model.is_dir():
-        click.echo(f"best model: {model}")
+    if keeper.kept_trial() is not None:
+        click.echo(f"best model: {keeper.dir} (trial {keeper.kept_trial()})")
 
 
 @main.command()

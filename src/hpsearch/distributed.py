@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch.distributed as dist
-
 from hpsearch.trial import Trial
 
 
@@ -21,6 +19,8 @@ class Coordinator:
     """Broadcasts rank 0's decisions; each call is a collective that every rank makes in step."""
 
     def __init__(self) -> None:
+        import torch.distributed as dist  # not at `import hpsearch`: the engine imports this module
+
         if not (dist.is_available() and dist.is_initialized()):
             raise RuntimeError("A search over several processes needs torch.distributed initialised (torchrun).")
         self.rank = dist.get_rank()
@@ -31,6 +31,8 @@ class Coordinator:
 
     def share(self, value: Any = None) -> Any:
         """Rank 0's `value`, on every rank."""
+        import torch.distributed as dist
+
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
@@ -47,6 +49,35 @@ class Coordinator:
         self.share(("stop", None) if error is None else ("abort", f"{type(error).__name__}: {error}"))
 
 
+def lead_definition(coordinator: Coordinator, portable_native: Callable[[], Any]) -> Callable[..., Any]:
+    """Rank 0's `Trial.define`: build (`model_init`, which may suggest parameters of its own), then
+    send every rank the trial's parameters and the trial object their `model_init` gets."""
+
+    def define(trial: Trial, build: Callable[[Any], Any]) -> Any:
+        try:
+            built = build(trial.native)
+        except BaseException as e:
+            coordinator.share(("error", f"{type(e).__name__}: {e}"))
+            raise
+        coordinator.share(("defined", trial.params, portable_native()))
+        return built
+
+    return define
+
+
+def _follow_definition(coordinator: Coordinator) -> Callable[..., Any]:
+    """Another rank's `Trial.define`: build with the parameters rank 0 built with."""
+
+    def define(trial: Trial, build: Callable[[Any], Any]) -> Any:
+        message = coordinator.share()
+        if message[0] == "error":
+            raise RuntimeError(f"The trial's model_init failed on rank 0: {message[1]}")
+        _, trial.params, trial.native = message
+        return build(trial.native)
+
+    return define
+
+
 def follow(coordinator: Coordinator, objective: Callable[[Trial], Any]) -> None:
     """A rank other than 0: run each trial rank 0 announces, until it says the search is over."""
     while True:
@@ -57,6 +88,7 @@ def follow(coordinator: Coordinator, objective: Callable[[Trial], Any]) -> None:
             raise RuntimeError(f"The search stopped on rank 0: {message[1]}")
         _, number, params, native = message
         trial = Trial(number, params, native, report=lambda step, value: coordinator.decide(None))
+        trial.sync_definition = _follow_definition(coordinator)
         try:
             objective(trial)
         except Exception:  # rank 0 records the trial's failure; follow it to the next trial

@@ -6,6 +6,7 @@ every backend. `search()` is the function API on top of it.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import logging
@@ -22,9 +23,10 @@ from tqdm.auto import tqdm
 from hpsearch import store
 from hpsearch.backends.base import Backend, Proposal, get_backend
 from hpsearch.best_model import BestModelKeeper
+from hpsearch.distributed import lead_definition
 from hpsearch.objective import ObjectiveError, check_directions, check_values, is_better
 from hpsearch.report import format_value, print_leaderboard
-from hpsearch.trial import Trial, TrialPruned, TrialRecord, TrialState
+from hpsearch.trial import Trial, TrialPruned, TrialRecord, TrialState, check_searched
 
 logger = logging.getLogger("hpsearch")
 
@@ -38,14 +40,29 @@ class BestRun(NamedTuple):
     run_summary: Any | None = None
 
 
-class SearchSummary(NamedTuple):
+@dataclasses.dataclass(frozen=True, eq=False)
+class SearchSummary:
     """What `BestRun.run_summary` holds: every trial, the store, the best model's directory, and
-    the backend's own result object where it has one (Ray's `ResultGrid`)."""
+    the backend's own result object where it has one (Ray's `ResultGrid`, the W&B sweep's id).
+
+    Two summaries are equal when they are of the same search (study, best model's place and
+    backend result), as transformers' W&B `run_summary` (the sweep's id) is equal across the calls
+    that continue one sweep.
+    """
 
     trials: list[TrialRecord]
     study: Any
     best_model_dir: str | None = None
     native: Any = None
+
+    def _identity(self) -> tuple:
+        return self.study.study_name, self.best_model_dir, self.native
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SearchSummary) and self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash((self.study.study_name, self.best_model_dir))
 
 
 class SearchInterrupted(KeyboardInterrupt):
@@ -84,7 +101,7 @@ class Search:
         self,
         hp_space: Any = None,
         n_trials: int = 20,
-        direction: str | Sequence[str] = "minimize",
+        direction: str | Sequence[str] | None = None,
         backend: str | type[Backend] | None = None,
         storage: Any = None,
         study_name: str = store.DEFAULT_STUDY_NAME,
@@ -95,6 +112,7 @@ class Search:
         gc_after_trial: bool = True,
         output_dir: str | None = None,
         coordinator: Any = None,
+        define_by_run: bool = True,
         **backend_kwargs: Any,
     ):
         if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
@@ -106,20 +124,24 @@ class Search:
             )
         if timeout is not None and timeout <= 0:
             raise ValueError(f"`timeout` must be a positive number of seconds. Received: timeout={timeout!r}.")
-        self.directions = check_directions(direction)
         self.n_trials = n_trials
         self.timeout = timeout
         self.catch = tuple(catch)
         self.show_progress = show_progress
         backend_class = get_backend(backend)
         _check_kwargs(backend_class, backend_kwargs)
+        if direction is None:  # the space's own (a W&B sweep's metric goal), else transformers' default
+            direction = backend_class.space_directions(hp_space) or "minimize"
+        self.directions = check_directions(direction)
         if output_dir is not None:
             _check_writable(output_dir)
             if storage is None:
                 storage = store.storage_url(output_dir)
         self.backend = backend_class(hp_space, self.directions, storage, study_name, output_dir, **backend_kwargs)
         self.param_space = self.backend.param_space()
-        if not self.param_space:
+        # an empty space is define-by-run where the objective may suggest on the backend's trial
+        self.define_by_run = not self.param_space and define_by_run and backend_class.define_by_run
+        if not self.param_space and not self.define_by_run:
             raise ValueError(
                 f"`hp_space` has no parameters to search. Received: {hp_space!r}. Give it at least one, or leave "
                 "it out for the backend's default space."
@@ -140,6 +162,7 @@ class Search:
 
     def run(self, objective: Callable[[Trial], Any]) -> list[TrialRecord]:
         """Run trials until `n_trials` have finished (or `timeout`, or the backend has no more)."""
+        store.check_space(self.study, self.param_space)
         resumed = store.fail_interrupted(self.study)
         if resumed:
             logger.warning(f"Trials {resumed} were left running by a process that died; their slots run again.")
@@ -205,13 +228,17 @@ class Search:
             proposal.native,
             report=lambda step, value: self._report(proposal, step, value),
             offer_model=lambda value, save: self._offer_model(proposal, value, save),
+            suggested=lambda: self.backend.suggested_params(proposal),
+            tracking_run=proposal.tracking_run,
         )
         if self.coordinator is not None:
+            trial.sync_definition = lead_definition(self.coordinator, lambda: self.backend.portable_native(proposal))
             self.coordinator.announce(proposal.number, proposal.params, self.backend.portable_native(proposal))
         try:
             result = objective(trial)
             if trial.should_stop:
                 raise TrialPruned()
+            check_searched(trial, "the objective")
             values = check_values(result, len(self.directions))
         except TrialPruned:
             self._tell(proposal, TrialState.PRUNED, None)
@@ -230,17 +257,19 @@ class Search:
         except BaseException as e:
             self._fail(proposal, "".join(traceback.format_exception(e)))
             raise
-        self._tell(proposal, TrialState.COMPLETE, values)
+        self._tell(proposal, TrialState.COMPLETE, values, trial.params)
         return None
 
-    def _tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:
-        """Tell the backend how the trial ended, then keep its model if it is now the best."""
+    def _tell(
+        self, proposal: Proposal, state: TrialState, values: list[float] | None, params: dict[str, Any] | None = None
+    ) -> None:
+        """Tell the backend how the trial ended, then keep its model if no trial is better."""
         self.backend.tell(proposal, state, values)
         staged = self._offers.pop(proposal.number, None) is not None
         if self.keeper is None or not staged:
             return
-        if state is TrialState.COMPLETE and self.study.best_trial.number == proposal.number:
-            self.keeper.promote(proposal.number, values[0], proposal.params)
+        if state is TrialState.COMPLETE and not self._beats(self.best_value(), values[0]):
+            self.keeper.promote(proposal.number, values[0], params or proposal.params)
         else:
             self.keeper.discard(proposal.number)
 
@@ -249,7 +278,8 @@ class Search:
         if self.keeper is None:
             return
         direction = self.directions[0]
-        if not (is_better(value, self._offers.get(proposal.number), direction) and self._beats_best(value)):
+        earlier_offer = self._offers.get(proposal.number)
+        if not (is_better(value, earlier_offer, direction) and self._beats(value, self.best_value())):
             return
         self._offers[proposal.number] = value
         target = self.keeper.staging_dir(proposal.number)
@@ -281,8 +311,8 @@ class Search:
         except ValueError:  # no trial completed yet
             return None
 
-    def _beats_best(self, value: float) -> bool:
-        return len(self.directions) == 1 and is_better(value, self.best_value(), self.directions[0])
+    def _beats(self, value: float | None, than: float | None) -> bool:
+        return value is not None and len(self.directions) == 1 and is_better(value, than, self.directions[0])
 
     def best(self) -> BestRun | list[BestRun]:
         """The best run, or the Pareto front for several directions."""
@@ -293,7 +323,7 @@ class Search:
         kept = self.keeper is not None and self.keeper.dir.is_dir()
         run_summary = SearchSummary(records, self.study, str(self.keeper.dir) if kept else None, self.native)
         if len(self.directions) == 1:
-            best = store.to_record(self.study.best_trial)
+            best = store.best_record(self.study, self.keeper.kept_trial() if kept else None)
             return BestRun(str(best.number), best.values[0], best.params, run_summary)
         front = [store.to_record(t) for t in self.study.best_trials]
         return [BestRun(str(t.number), list(t.values), t.params, run_summary) for t in front]
@@ -338,7 +368,7 @@ def search(
     objective: Callable[[Trial], Any],
     space: Any,
     n_trials: int = 20,
-    direction: str | Sequence[str] = "minimize",
+    direction: str | Sequence[str] | None = None,
     backend: str | type[Backend] | None = None,
     storage: Any = None,
     **kwargs: Any,

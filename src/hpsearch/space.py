@@ -100,6 +100,48 @@ def plain(value: Any, dim: Dimension | None = None) -> Any:
     return value
 
 
+# the native formats a backend may be handed by mistake, as the backend that takes each recognises it
+_FORMATS = {
+    "optuna": "a function of an optuna trial is optuna's format",
+    "sigopt": "a list of parameter dicts is SigOpt's format",
+    "wandb": "a dict with 'parameters' is a W&B sweep config",
+    "ray": "a dict of search-space objects is Ray Tune's format",
+}
+
+
+def recognised_format(value: Any) -> str | None:
+    """The backend whose native `hp_space` format `value` looks like (None for a neutral space or
+    anything else): a function is optuna's, a list SigOpt's, a dict with 'parameters' W&B's, any
+    other dict Ray Tune's."""
+    if is_space(value):
+        return None
+    if isinstance(value, list):
+        return "sigopt"
+    if isinstance(value, Mapping):
+        return "wandb" if "parameters" in value else "ray"
+    return "optuna" if callable(value) else None
+
+
+def format_hint(value: Any, backend: str | None = None) -> str:
+    """What format `value` was recognised as (or is known to be: `backend`) and which backend takes
+    it, e.g. "a list of parameter dicts is SigOpt's format, which backend='sigopt' takes"; "" if none."""
+    backend = backend or recognised_format(value)
+    return f"{_FORMATS[backend]}, which backend={backend!r} takes" if backend else ""
+
+
+def called_with_no_trial(hp_space: Any, format_error: Callable[[Any, str], Exception]) -> Any:
+    """The space a function `hp_space` returns when called with None (as transformers calls it for
+    every backend but optuna), or `hp_space` itself; `format_error(hp_space, why)` where it needs a
+    trial (optuna's format)."""
+    if not callable(hp_space) or is_space(hp_space):
+        return hp_space
+    try:
+        return hp_space(None)
+    except AttributeError as e:
+        why = f"it failed when called with no trial ({e}): {format_hint(hp_space, 'optuna')}"
+        raise format_error(hp_space, why) from None
+
+
 def is_space(value: Any) -> bool:
     """Whether `value` is a neutral space (a non-empty mapping of names to dimensions)."""
     return (

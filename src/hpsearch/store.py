@@ -7,11 +7,12 @@ crash-safe, and `load_trials` reads it back the same way for every backend.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ _OWNER = "hpsearch:owner"
 _INTERRUPTED = "hpsearch:interrupted"
 _ERROR = "hpsearch:error"
 _EXTRA_PARAMS = "hpsearch:extra_params"
+_SPACE = "hpsearch.space"
 
 
 def storage_url(output_dir: str | os.PathLike) -> str:
@@ -113,45 +115,62 @@ def open_study(
     return study
 
 
-def claim(study: optuna.Study, trial_id: int) -> None:
-    """Note which process runs a trial, so that a later run can tell whether it died."""
-    study._storage.set_trial_system_attr(trial_id, _OWNER, _this_process())
-
-
 def _this_process() -> dict[str, Any]:
     process = psutil.Process()
     return {"host": socket.gethostname(), "pid": process.pid, "started": process.create_time()}
 
 
-def distribution(dim: Dimension) -> optuna.distributions.BaseDistribution:
-    """The optuna distribution of a neutral dimension."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
+def suggest(trial: optuna.Trial, name: str, dim: Dimension) -> Any:
+    """Sample one neutral dimension on an optuna trial (its fixed value, if it has one)."""
     if isinstance(dim, Categorical):
-        return CategoricalDistribution(dim.choices)
+        return trial.suggest_categorical(name, dim.choices)
     if isinstance(dim, Float):
-        return FloatDistribution(dim.low, dim.high, log=dim.log)
-    return IntDistribution(dim.low, dim.high, log=dim.log)
+        return trial.suggest_float(name, dim.low, dim.high, log=dim.log)
+    return trial.suggest_int(name, dim.low, dim.high, log=dim.log)
+
+
+def create_trial(study: optuna.Study, fixed_params: dict[str, Any] | None = None, **system_attrs: Any) -> optuna.Trial:
+    """A new trial of `study`, running and owned by this process from its first moment.
+
+    One write creates and claims it (optuna's `ask` creates a trial nobody owns yet, which a crash
+    right then would leave running forever). `fixed_params` are what its `suggest_*` calls return
+    (optuna's `enqueue_trial` mechanism); `system_attrs` are stored with it.
+    """
+    import optuna
+
+    attrs = {_OWNER: _this_process(), **system_attrs}
+    if fixed_params:
+        attrs["fixed_params"] = fixed_params
+    template = optuna.trial.FrozenTrial(
+        number=-1, state=optuna.trial.TrialState.RUNNING, value=None, values=None,
+        datetime_start=datetime.datetime.now(), datetime_complete=None, params={}, distributions={},
+        user_attrs={}, system_attrs=attrs, intermediate_values={}, trial_id=-1,
+    )
+    # optuna has no public call for this: `Study.ask` does the same with a template-less trial
+    trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
+    study._thread_local.cached_all_trials = None  # as `ask` does: samplers must see the study as it is now
+    return optuna.Trial(study, trial_id)
 
 
 def start_trial(study: optuna.Study, params: dict[str, Any], space: Space) -> optuna.Trial:
-    """Record a trial whose parameters another library chose, as running.
+    """Record a trial whose parameters another library chose, as running (see `create_trial`).
 
     Parameters of `space` are stored as optuna parameters (so optuna's tools read them); any
     other one (a constant, a value outside the space) beside them.
     """
     fixed = {name: params[name] for name, dim in space.items() if name in params and dim.contains(params[name])}
-    study.enqueue_trial(fixed)
-    trial = study.ask({name: distribution(space[name]) for name in fixed})
-    claim(study, trial._trial_id)
     extra = {name: value for name, value in params.items() if name not in fixed}
-    if extra:
-        study._storage.set_trial_system_attr(trial._trial_id, _EXTRA_PARAMS, json.loads(json.dumps(extra, default=str)))
+    attrs = {_EXTRA_PARAMS: json.loads(json.dumps(extra, default=str))} if extra else {}
+    trial = create_trial(study, fixed, **attrs)
+    for name in fixed:
+        suggest(trial, name, space[name])
     return trial
 
 
 def _owner_is_dead(owner: dict[str, Any] | None) -> bool:
-    if not owner or owner.get("host") != socket.gethostname():
+    if not owner:
+        return True  # no one claimed it: made by a process that died before it could (older hpsearch)
+    if owner.get("host") != socket.gethostname():
         return False  # another machine's trial: only its heartbeat can tell
     try:
         return psutil.Process(owner["pid"]).create_time() != owner["started"]
@@ -176,8 +195,8 @@ def dimension(distribution: optuna.distributions.BaseDistribution | None) -> Dim
 
 
 def fail_interrupted(study: optuna.Study, ours: bool = False) -> list[int]:
-    """Mark as failed (interrupted) the running trials whose process on this machine is gone, and
-    with `ours` those of this process (after Ctrl-C).
+    """Mark as failed (interrupted) the running trials with no live owner (none recorded, or a process
+    of this machine that is gone), and with `ours` those of this process (after Ctrl-C).
 
     Their slots are run again; the numbers of the trials marked are returned.
     """
@@ -241,6 +260,36 @@ def to_record(frozen: optuna.trial.FrozenTrial) -> TrialRecord:
         started=frozen.datetime_start,
         finished=frozen.datetime_complete,
     )
+
+
+def best_record(study: optuna.Study, kept: int | None = None) -> TrialRecord:
+    """The best trial of a single-objective study; among trials tied with it, trial `kept` (the one
+    whose model is kept) if it is one of them, else the first."""
+    import optuna
+
+    best_value = study.best_value
+    tied = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if t.value == best_value]
+    return to_record(next((t for t in tied if t.number == kept), min(tied, key=lambda t: t.number)))
+
+
+def check_space(study: optuna.Study, space: Mapping[str, Dimension | None]) -> None:
+    """Record the space of a new study; refuse, naming what changed, a space another than the one
+    an earlier run of the study searched (its trials would not be comparable)."""
+    described = {name: repr(dim) if dim is not None else "fixed" for name, dim in space.items()}
+    earlier = study.user_attrs.get(_SPACE)
+    if earlier is None:
+        study.set_user_attr(_SPACE, described)
+        return
+    changes = [f"{name!r} is new" for name in described if name not in earlier]
+    changes += [f"{name!r} is gone" for name in earlier if name not in described]
+    changes += [f"{name!r} was {earlier[name]}, now {dim}" for name, dim in described.items()
+                if name in earlier and earlier[name] != dim]
+    if changes:
+        raise ValueError(
+            f"The study {study.study_name!r} in this storage was searched over another space: {'; '.join(changes)}. "
+            "Search it over the same space to continue it, or pass a new `study_name` (or `output_dir`) for this one."
+        )
 
 
 def records(study: optuna.Study) -> list[TrialRecord]:

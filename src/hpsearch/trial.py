@@ -6,7 +6,11 @@ import datetime
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from hpsearch.objective import ObjectiveError
+
+T = TypeVar("T")
 
 
 class TrialState(str, enum.Enum):
@@ -61,7 +65,9 @@ class Trial:
     """A trial while it runs: its parameters, and `report` for intermediate values.
 
     `native` is the backend's own trial object (an `optuna.Trial` for optuna), which is what
-    `model_init(trial)` receives.
+    `model_init(trial)` receives; on optuna it may suggest parameters of its own there
+    (define-by-run), which `params` then holds too. `tracking_run` is the experiment-tracking run
+    the backend opened for the trial (a W&B run), if any.
     """
 
     def __init__(
@@ -71,13 +77,35 @@ class Trial:
         native: Any = None,
         report: Callable[[int, float], bool] | None = None,
         offer_model: Callable[[float, Callable[[str], None]], None] | None = None,
+        suggested: Callable[[], dict[str, Any]] | None = None,
+        tracking_run: Any = None,
     ) -> None:
         self.number = number
-        self.params = params
         self.native = native
+        self.tracking_run = tracking_run
         self.should_stop = False
+        self._params = params
+        self._suggested = suggested
         self._report = report
         self._offer_model = offer_model
+        # under DDP: runs `define` so that every rank builds with rank 0's parameters (distributed.py)
+        self.sync_definition: Callable[[Trial, Callable[[Any], Any]], Any] | None = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The trial's parameters: those the backend proposed, and any suggested since (define-by-run)."""
+        return self._suggested() if self._suggested is not None else self._params
+
+    @params.setter
+    def params(self, params: dict[str, Any]) -> None:
+        self._params, self._suggested = params, None
+
+    def define(self, build: Callable[[Any], T]) -> T:
+        """`build(native)`, e.g. the model of `model_init(trial)`, which may suggest parameters of its
+        own on the backend's trial (define-by-run)."""
+        if self.sync_definition is not None:
+            return self.sync_definition(self, build)
+        return build(self.native)
 
     def report(self, step: int, value: float) -> bool:
         """Record an intermediate objective at `step`; True when the backend says to stop this trial now."""
@@ -92,3 +120,14 @@ class Trial:
 
     def __repr__(self) -> str:
         return f"Trial(number={self.number}, params={self.params})"
+
+
+def check_searched(trial: Trial, suggester: str) -> None:
+    """Stop the search if `trial` has no parameters: an empty `hp_space` whose `suggester` (the
+    objective, or `model_init(trial)`) suggested none either searches nothing."""
+    if not trial.params:
+        raise ObjectiveError(
+            f"Trial {trial.number} has no parameters to search: `hp_space` gave none and {suggester} suggested "
+            "none on the trial. Give `hp_space` at least one parameter, or call `trial.suggest_*` in "
+            f"{suggester} (define-by-run)."
+        )

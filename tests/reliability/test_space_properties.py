@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from hpsearch.backends import ray as ray_backend
 from hpsearch.backends import sigopt as sigopt_backend
 from hpsearch.backends import wandb as wandb_backend
-from hpsearch.backends.optuna import suggest
 from hpsearch.space import Categorical, Float, Int
+from hpsearch.store import suggest
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 

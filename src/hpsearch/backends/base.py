@@ -23,13 +23,15 @@ if TYPE_CHECKING:
 
 @dataclass
 class Proposal:
-    """One trial the backend wants run: its number and id in the study store, its parameters, and
-    the backend's own trial object (what `model_init(trial)` receives)."""
+    """One trial the backend wants run: its number and id in the study store, its parameters, the
+    backend's own trial object (what `model_init(trial)` receives), and the experiment-tracking run
+    the backend opened for it, if any (a W&B run), which the trial's own logging joins."""
 
     number: int
     trial_id: int
     params: dict[str, Any]
     native: Any = None
+    tracking_run: Any = None
 
 
 class Backend(ABC):
@@ -44,6 +46,9 @@ class Backend(ABC):
 
     name: ClassVar[str]
     max_objectives: ClassVar[int | None] = None  # how many directions the library optimises (None: any)
+    # whether the objective may suggest parameters of its own on the backend's trial object
+    # (optuna's define-by-run: `model_init(trial)` calling `trial.suggest_*`), so `hp_space` may be empty
+    define_by_run: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -75,6 +80,12 @@ class Backend(ABC):
         from hpsearch.space import DEFAULT_SPACE
 
         return DEFAULT_SPACE
+
+    @classmethod
+    def space_directions(cls, hp_space: Any) -> list[str] | None:
+        """The direction(s) `hp_space` itself names (a W&B sweep's metric goal), which decide when the
+        caller passes no `direction`; None where it names none."""
+        return None
 
     @abstractmethod
     def param_space(self) -> dict[str, Dimension | None]:
@@ -111,6 +122,11 @@ class AskTellBackend(Backend):
 
     def report(self, proposal: Proposal, step: int, value: float) -> bool:
         return False
+
+    def suggested_params(self, proposal: Proposal) -> dict[str, Any]:
+        """The trial's parameters now: what it was proposed, and (define-by-run) what the objective
+        suggested on its native trial since."""
+        return proposal.params
 
     def portable_native(self, proposal: Proposal) -> Any:
         """The trial object the other DDP ranks give `model_init` (it travels by pickle)."""

@@ -9,34 +9,32 @@ import optuna
 
 from hpsearch import store
 from hpsearch.backends.base import AskTellBackend, Proposal
-from hpsearch.space import Categorical, Dimension, Float, Space, is_space
+from hpsearch.space import Dimension, Space, format_hint, is_space
 from hpsearch.trial import TrialState
 
 
-def suggest(trial: optuna.Trial, name: str, dim: Dimension) -> Any:
-    """Sample one neutral dimension with optuna."""
-    if isinstance(dim, Categorical):
-        return trial.suggest_categorical(name, dim.choices)
-    if isinstance(dim, Float):
-        return trial.suggest_float(name, dim.low, dim.high, log=dim.log)
-    return trial.suggest_int(name, dim.low, dim.high, log=dim.log)
+def _format_error(hp_space: Any, why: str) -> ValueError:
+    return ValueError(
+        f"The optuna backend takes `hp_space` as a function of an optuna trial returning a dict, e.g. "
+        f"`lambda trial: {{'learning_rate': trial.suggest_float('learning_rate', 1e-6, 1e-4, log=True)}}`, "
+        f"or an `hpsearch.space` dict. Received: {hp_space!r} ({why})."
+    )
 
 
 def _check_hp_space(hp_space: Any) -> Callable[[optuna.Trial], Mapping[str, Any]] | Space:
     if callable(hp_space) or is_space(hp_space):
         return hp_space
-    hint = ""
-    if isinstance(hp_space, list):
-        hint = " (a list of parameter dicts is SigOpt's format)"
-    elif isinstance(hp_space, Mapping) and "parameters" in hp_space:
-        hint = " (a dict with 'parameters' is a W&B sweep config)"
-    elif isinstance(hp_space, Mapping):
-        hint = " (a dict of search-space objects is Ray Tune's format)"
-    raise ValueError(
-        f"The optuna backend takes `hp_space` as a function of an optuna trial returning a dict, e.g. "
-        f"`lambda trial: {{'learning_rate': trial.suggest_float('learning_rate', 1e-6, 1e-4, log=True)}}`, "
-        f"or an `hpsearch.space` dict. Received: {hp_space!r}{hint}."
-    )
+    raise _format_error(hp_space, format_hint(hp_space) or "neither a function nor a neutral space")
+
+
+def _check_sampled(hp_space: Any, params: Any) -> dict[str, Any]:
+    """What `hp_space(trial)` returned, as the trial's parameters; another backend's space refused."""
+    is_ray = isinstance(params, Mapping) and any(type(v).__module__.startswith("ray.") for v in params.values())
+    if isinstance(params, list) or is_ray or (isinstance(params, Mapping) and "parameters" in params):
+        raise _format_error(hp_space, f"it returned {params!r}: {format_hint(params, 'ray' if is_ray else None)}")
+    if not isinstance(params, Mapping):
+        raise ValueError(f"`hp_space(trial)` must return a dict of parameter names to values. Received: {params!r}.")
+    return dict(params)
 
 
 class _Named:
@@ -60,9 +58,11 @@ class _Named:
 
 
 class OptunaBackend(AskTellBackend):
-    """optuna: TPE by default, `sampler=` and `pruner=` (MedianPruner by default) as optuna takes them."""
+    """optuna: TPE by default (`seed=` seeds it), `sampler=` and `pruner=` (MedianPruner by default) as
+    optuna takes them. `model_init(trial)` may suggest parameters of its own (define-by-run)."""
 
     name = "optuna"
+    define_by_run = True
 
     def __init__(
         self,
@@ -74,20 +74,23 @@ class OptunaBackend(AskTellBackend):
         sampler: optuna.samplers.BaseSampler | None = None,
         pruner: optuna.pruners.BasePruner | None = None,
         load_if_exists: bool = True,
+        seed: int | None = None,
     ):
         super().__init__(hp_space, directions, storage, study_name, output_dir)
         self.hp_space = _check_hp_space(self.default_space() if hp_space is None else hp_space)
+        if seed is not None:
+            if sampler is not None:
+                raise ValueError(
+                    f"Pass `seed` or `sampler`, not both: give the seed to your sampler, e.g. "
+                    f"`sampler=optuna.samplers.TPESampler(seed={seed!r})`. Received: sampler={sampler!r}."
+                )
+            sampler = optuna.samplers.TPESampler(seed=seed)
         self.study_options = {"load_if_exists": load_if_exists, "sampler": sampler, "pruner": pruner}
 
     def _sample(self, trial: optuna.Trial) -> dict[str, Any]:
         if not callable(self.hp_space):
-            return {name: suggest(trial, name, dim) for name, dim in self.hp_space.items()}
-        params = self.hp_space(trial)
-        if not isinstance(params, Mapping):
-            raise ValueError(
-                f"`hp_space(trial)` must return a dict of parameter names to values. Received: {params!r}."
-            )
-        return dict(params)
+            return {name: store.suggest(trial, name, dim) for name, dim in self.hp_space.items()}
+        return _check_sampled(self.hp_space, self.hp_space(trial))
 
     def param_space(self) -> dict[str, Dimension | None]:
         """Samples `hp_space` once on a probe trial, so that its mistakes show before any training."""
@@ -95,8 +98,7 @@ class OptunaBackend(AskTellBackend):
         return {name: store.dimension(probe.distributions.get(name)) for name in self._sample(_Named(probe))}
 
     def ask(self) -> Proposal:
-        trial = self.study.ask()
-        store.claim(self.study, trial._trial_id)
+        trial = store.create_trial(self.study)
         try:
             params = self._sample(trial)
         except BaseException as e:
@@ -104,8 +106,11 @@ class OptunaBackend(AskTellBackend):
             raise
         return Proposal(trial.number, trial._trial_id, params, trial)
 
+    def suggested_params(self, proposal: Proposal) -> dict[str, Any]:
+        return {**proposal.params, **proposal.native.params}
+
     def portable_native(self, proposal: Proposal) -> optuna.trial.FixedTrial:
-        return optuna.trial.FixedTrial(proposal.params, proposal.number)
+        return optuna.trial.FixedTrial(self.suggested_params(proposal), proposal.number)
 
     @property
     def can_prune(self) -> bool:

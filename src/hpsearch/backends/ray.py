@@ -28,7 +28,18 @@ from ray.tune.search import sample
 from hpsearch import store
 from hpsearch.backends.base import Backend
 from hpsearch.objective import ObjectiveError, check_values, is_better
-from hpsearch.space import Categorical, Dimension, Float, Int, Space, is_space, neutral_space, plain
+from hpsearch.space import (
+    Categorical,
+    Dimension,
+    Float,
+    Int,
+    Space,
+    called_with_no_trial,
+    format_hint,
+    is_space,
+    neutral_space,
+    plain,
+)
 from hpsearch.trial import Trial, TrialPruned, TrialState
 
 RAY_DIR = "ray"
@@ -72,18 +83,11 @@ def _param_space(hp_space: Any) -> dict[str, Any]:
     """The Ray param_space of an `hp_space`: a dict, or (as in transformers) a function called with None."""
     if is_space(hp_space):
         return {name: to_ray(dim) for name, dim in hp_space.items()}
-    if isinstance(hp_space, list):
-        raise _format_error(hp_space, "a list of parameter dicts is SigOpt's format")
-    space = hp_space
-    if callable(hp_space):
-        try:
-            space = hp_space(None)
-        except AttributeError as e:
-            raise _format_error(hp_space, f"it failed when called with no trial: {e}; optuna's format?") from None
+    space = called_with_no_trial(hp_space, _format_error)
+    if isinstance(space, list) or (isinstance(space, Mapping) and "parameters" in space and "method" in space):
+        raise _format_error(hp_space, format_hint(space))
     if not isinstance(space, Mapping) or not space:
         raise _format_error(hp_space, "not a non-empty dict")
-    if "parameters" in space and "method" in space:
-        raise _format_error(hp_space, "a dict with 'method' and 'parameters' is a W&B sweep config")
     for name, value in space.items():
         if isinstance(value, Mapping) and set(value) != {"grid_search"}:
             raise _format_error(hp_space, f"{name!r} is a dict, not a search-space object")

@@ -8,6 +8,7 @@ HTTP. SigOpt has no pruning: intermediate evaluations are recorded in the store 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,8 @@ from sigopt.objects import ApiObject, Suggestion
 
 from hpsearch import store
 from hpsearch.backends.base import AskTellBackend, Proposal
-from hpsearch.space import Categorical, Dimension, Float, Int, is_space, plain
+from hpsearch.backends.randomness import PrivateRandomState
+from hpsearch.space import Categorical, Dimension, Float, Int, called_with_no_trial, format_hint, is_space, plain
 from hpsearch.trial import TrialState
 
 logger = logging.getLogger("hpsearch")
@@ -84,15 +86,9 @@ def sigopt_parameters(hp_space: Any) -> list[dict[str, Any]]:
     or a neutral space; checked before any trial."""
     if is_space(hp_space):
         return [to_sigopt(name, dim) for name, dim in hp_space.items()]
-    parameters = hp_space
-    if callable(hp_space):
-        try:
-            parameters = hp_space(None)
-        except AttributeError as e:
-            raise _format_error(hp_space, f"it failed when called with no trial: {e}; optuna's format?") from None
+    parameters = called_with_no_trial(hp_space, _format_error)
     if isinstance(parameters, Mapping):
-        other = "a W&B sweep config" if "parameters" in parameters else "Ray Tune's format"
-        raise _format_error(hp_space, f"a dict is {other}")
+        raise _format_error(hp_space, format_hint(parameters))
     if not isinstance(parameters, list) or not parameters:
         raise _format_error(hp_space, "not a non-empty list")
     for parameter in parameters:
@@ -113,7 +109,8 @@ def _embedded_connection() -> Connection:
 
 
 class SigOptBackend(AskTellBackend):
-    """SigOpt: the embedded `sigoptlite` optimizer, or a SigOpt-API server (`api_token`, `api_url`)."""
+    """SigOpt: the embedded `sigoptlite` optimizer (`seed=` for reproducible proposals), or a
+    SigOpt-API server (`api_token`, `api_url`)."""
 
     name = "sigopt"
     max_objectives = 2  # SigOpt's multimetric experiments
@@ -127,6 +124,7 @@ class SigOptBackend(AskTellBackend):
         output_dir: str | None = None,
         api_token: str | None = None,
         api_url: str | None = None,
+        seed: int | None = None,
     ):
         super().__init__(hp_space, directions, storage, study_name, output_dir)
         self.parameters = sigopt_parameters(self.default_space() if hp_space is None else hp_space)
@@ -135,6 +133,7 @@ class SigOptBackend(AskTellBackend):
         token = api_token or os.environ.get("SIGOPT_API_TOKEN")
         self.server = bool(token)
         self.connection = Connection(client_token=token, api_url=api_url) if token else _embedded_connection()
+        self.seed = seed
         self.experiment_id: str | None = None
         self._live: dict[int, tuple[optuna.Trial, Any]] = {}
 
@@ -159,8 +158,14 @@ class SigOptBackend(AskTellBackend):
     def param_space(self) -> dict[str, Dimension | None]:
         return dict(self.space)
 
+    @functools.cached_property
+    def random_state(self) -> PrivateRandomState:
+        """The embedded optimizer's own random state (it draws from NumPy's global generator)."""
+        return PrivateRandomState(self.seed, stream=len(store.records(self.study)))
+
     def drive(self, objective: Any, search: Any) -> str:
-        self._open_experiment(search.n_trials)
+        with self.random_state.active():
+            self._open_experiment(search.n_trials)
         search.ask_tell_loop(objective)
         return self.experiment_id
 
@@ -200,7 +205,8 @@ class SigOptBackend(AskTellBackend):
             observations.create(failed=True, **about)
 
     def ask(self) -> Proposal:
-        suggestion = self.connection.experiments(self.experiment_id).suggestions().create()
+        with self.random_state.active():
+            suggestion = self.connection.experiments(self.experiment_id).suggestions().create()
         params = {name: self._decode(name, value) for name, value in suggestion.assignments.items()}
         recorded = store.start_trial(self.study, params, self.space)
         self._live[recorded.number] = (recorded, suggestion)
@@ -223,6 +229,7 @@ class SigOptBackend(AskTellBackend):
 
     def tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:
         recorded, suggestion = self._live.pop(proposal.number)
-        self._observe(state, values, suggestion=suggestion.id)
+        with self.random_state.active():
+            self._observe(state, values, suggestion=suggestion.id)
         store.finish(self.study, recorded, state, values)
 
