@@ -1,0 +1,253 @@
+"""The trial runner: one trial of a Trainer search, from the trial's parameters to its objective.
+
+A trial's parameters that are `TrainingArguments` fields set those fields; the others are model
+hyperparameters, which `model_init(trial)` reads from the backend's trial it is given (on optuna
+it may also suggest them there, define-by-run). Every evaluation is reported to the backend,
+which may stop the trial there (pruning); each trial is its own run in the `report_to`
+integrations; memory is released between trials; the best model is offered to the search.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import gc
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from transformers.trainer_utils import IntervalStrategy, number_of_arguments
+
+from hpsearch.arguments import argument_types, cast
+from hpsearch.objective import check_values, is_better
+from hpsearch.tracking import TrialTracking
+from hpsearch.trial import Trial, check_searched
+
+
+def run_name(hp_name: Callable[[Any], str] | None, trial: Trial) -> str:
+    """The trial's name: `hp_name(trial)` (called once the model is built), else run-<number>."""
+    name = hp_name(trial.native) if hp_name is not None else f"run-{trial.number}"
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise ValueError(f"`hp_name` must return a plain directory name. Received: {name!r}.")
+    return name
+
+
+class _Reporter(transformers.TrainerCallback):
+    """Reports each evaluation of a trial to the backend, and stops training when it says prune."""
+
+    def __init__(self, runner: TrialRunner, trial: Trial):
+        self.runner = runner
+        self.trial = trial
+        self.values: dict[int, Any] = {}  # step -> objective of the evaluation there
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        value = self.runner.compute_objective(dict(metrics or {}))
+        self.values[state.global_step] = value
+        if len(self.runner.directions) > 1:
+            return
+        (number,) = check_values(value, 1)
+        self.runner.on_evaluation(self.trial, number)
+        if self.trial.report(state.global_step, number):
+            control.should_training_stop = True
+
+
+def _trainer_recipe(trainer: transformers.Trainer) -> dict[str, Any]:
+    """What rebuilds `trainer` in another process (a Ray worker): its constructor's inputs.
+
+    The Trainer itself does not travel (its accelerator state belongs to this process); the
+    callbacks do, except those the Trainer makes for itself, which the new one makes afresh.
+    """
+    args = trainer.args
+    own = (
+        *transformers.trainer.DEFAULT_CALLBACKS,
+        transformers.trainer_callback.ProgressCallback,
+        transformers.trainer_callback.PrinterCallback,
+        *transformers.integrations.get_reporting_integration_callbacks(args.report_to),
+    )
+    return {
+        "trainer_class": type(trainer),
+        "args_class": type(args),
+        "args": {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init},
+        "callbacks": [type(c) if isinstance(c, own) else c for c in trainer.callback_handler.callbacks],
+        "kwargs": {
+            name: getattr(trainer, name)
+            for name in (
+                "model_init", "data_collator", "train_dataset", "eval_dataset", "processing_class",
+                "compute_metrics", "preprocess_logits_for_metrics", "compute_loss_func",
+            )
+        },
+    }
+
+
+def _rebuild_trainer(recipe: dict[str, Any]) -> transformers.Trainer:
+    trainer = recipe["trainer_class"](model=None, args=recipe["args_class"](**recipe["args"]), **recipe["kwargs"])
+    fresh = {type(c): c for c in trainer.callback_handler.callbacks}
+    trainer.callback_handler.callbacks = [fresh.get(c, c) if isinstance(c, type) else c for c in recipe["callbacks"]]
+    return trainer
+
+
+def _rebuild_runner(recipe: dict[str, Any], options: dict[str, Any]) -> TrialRunner:
+    return TrialRunner(_rebuild_trainer(recipe), **options)
+
+
+class TrialRunner:
+    """Runs one trial of a Trainer: applies the parameters, trains, returns the objective.
+
+    It knows nothing of the backends: it sees only the `Trial`. Pickled (for Ray workers), it
+    travels as the Trainer's recipe and rebuilds the Trainer where it lands.
+    """
+
+    def __init__(
+        self,
+        trainer: transformers.Trainer,
+        compute_objective: Callable[[dict[str, float]], Any],
+        directions: Sequence[str],
+        hp_name: Callable[[Any], str] | None = None,
+        objective_at: str = "last",
+        evals_per_trial: int = 0,
+        study_name: str = "hpsearch",
+    ):
+        self.trainer = trainer
+        self.compute_objective = compute_objective
+        self.directions = list(directions)
+        self.hp_name = hp_name
+        self.objective_at = objective_at
+        self.evals_per_trial = evals_per_trial
+        self.study_name = study_name
+        self.base_args = trainer.args
+        self.output_dir = Path(trainer.args.output_dir)
+
+    def __reduce__(self) -> tuple:
+        options = {
+            "compute_objective": self.compute_objective,
+            "directions": self.directions,
+            "hp_name": self.hp_name,
+            "objective_at": self.objective_at,
+            "evals_per_trial": self.evals_per_trial,
+            "study_name": self.study_name,
+        }
+        return _rebuild_runner, (_trainer_recipe(self.trainer), options)
+
+    def trial_args(self, trial: Trial) -> transformers.TrainingArguments:
+        """The trial's `TrainingArguments`: the user's, with the trial's fields (its run directory is
+        named once its model is built)."""
+        fields = argument_types()
+        values = {name: cast(name, value) for name, value in trial.params.items() if name in fields}
+        values["output_dir"] = str(self.output_dir / f"run-{trial.number}")
+        if self.evals_per_trial == 1:
+            values["eval_strategy"] = IntervalStrategy.NO  # the one evaluation after training
+        elif self.evals_per_trial > 1:
+            values["eval_strategy"] = IntervalStrategy.STEPS
+            values["eval_steps"] = 1 / self.evals_per_trial  # a fraction of the trial's steps
+        # A copy, not a new TrainingArguments: building one resets the accelerator state in use.
+        args = copy.copy(self.base_args)
+        for name, value in values.items():
+            setattr(args, name, value)
+        return args
+
+    def __call__(self, trial: Trial) -> Any:
+        trainer = self.trainer
+        args = self.trial_args(trial)
+        reporter = _Reporter(self, trial)
+        tracking = TrialTracking(trainer, self.output_dir, self.study_name)
+        model_init = trainer.model_init
+        trainer.args = args
+        trainer._train_batch_size = args.train_batch_size  # transformers keeps the first trial's otherwise
+        if args.deepspeed:
+            self._rebuild_deepspeed(args)
+        # train() calls model_init first thing, right after seeding, as in transformers' own search
+        trainer.model_init = lambda: self._start(trial, model_init, args, tracking)
+        trainer.add_callback(reporter)
+        failed = True
+        try:
+            trainer.train()
+            if trainer.state.global_step not in reporter.values and not self._ends_at_best(reporter):
+                trainer.evaluate()  # the reporter records it
+            failed = False
+            if trial.should_stop:
+                return None
+            return self._objective(trial, reporter)
+        finally:
+            tracking.end(failed)
+            trainer.remove_callback(reporter)
+            trainer.model_init = model_init
+            trainer.args = self.base_args
+            self._release()
+            shutil.rmtree(args.output_dir, ignore_errors=True)
+
+    def _start(
+        self, trial: Trial, model_init: Callable[..., Any], args: transformers.TrainingArguments,
+        tracking: TrialTracking,
+    ) -> Any:
+        """The trial's model, then (its parameters all known) its name, run directory and tracking."""
+        takes_trial = number_of_arguments(model_init) == 1
+        model = trial.define(lambda native: model_init(native) if takes_trial else model_init())
+        check_searched(trial, "`model_init(trial)`")
+        name = run_name(self.hp_name, trial)
+        args.output_dir = str(self.output_dir / name)
+        tracking.start(trial, name, args)
+        return model
+
+    def _rebuild_deepspeed(self, args: transformers.TrainingArguments) -> None:
+        """A DeepSpeed config made from the trial's arguments ("auto" values filled from them), and an
+        accelerator for it, as transformers' own search does for each trial."""
+        from accelerate.state import AcceleratorState
+        from accelerate.utils import DeepSpeedPlugin
+        from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
+
+        args.hf_deepspeed_config = HfTrainerDeepSpeedConfig(args.deepspeed)
+        args.hf_deepspeed_config.trainer_config_process(args)
+        args.deepspeed_plugin = DeepSpeedPlugin(hf_ds_config=args.hf_deepspeed_config)
+        AcceleratorState()._reset_state()  # the state is a singleton holding the last trial's plugin
+        self.trainer.create_accelerator_and_postprocess()
+
+    def _ends_at_best(self, reporter: _Reporter) -> bool:
+        """Whether training ended on the model of its best checkpoint (`load_best_model_at_end`)."""
+        best = self.trainer.state.best_model_checkpoint
+        return bool(self.trainer.args.load_best_model_at_end and best) and _step_of(best) in reporter.values
+
+    def _objective(self, trial: Trial, reporter: _Reporter) -> Any:
+        """The trial's objective: the score of the model it ends with (its last evaluation's, or its best
+        checkpoint's with `load_best_model_at_end`), or with `objective_at='best'` its best evaluation's."""
+        ends_at_best = self._ends_at_best(reporter)
+        step = _step_of(self.trainer.state.best_model_checkpoint) if ends_at_best else max(reporter.values)
+        if len(self.directions) > 1:
+            return reporter.values[step]
+        if self.objective_at == "last":
+            objective = reporter.values[step]
+            trial.offer_model(check_values(objective, 1)[0], self._save_model)
+            return objective
+        best = None
+        for value in reporter.values.values():
+            if is_better(value, best, self.directions[0]):
+                best = value
+        return best
+
+    def on_evaluation(self, trial: Trial, value: float) -> None:
+        """With `objective_at='best'`, every evaluation offers its model: the best one is kept."""
+        if self.objective_at == "best":
+            trial.offer_model(value, self._save_model)
+
+    def _save_model(self, directory: str) -> None:
+        self.trainer.save_model(directory)
+
+    def _release(self) -> None:
+        """Drop the trial's model, optimizer and scheduler everywhere the Trainer keeps them."""
+        trainer = self.trainer
+        trainer.model = trainer.model_wrapped = None
+        trainer.optimizer = trainer.lr_scheduler = None
+        handler = trainer.callback_handler
+        handler.model = handler.optimizer = handler.lr_scheduler = None
+        handler.train_dataloader = handler.eval_dataloader = None
+        trainer.accelerator.free_memory()
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _step_of(checkpoint: str) -> int:
+    """The global step of a checkpoint directory (`.../checkpoint-120` -> 120)."""
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
