@@ -155,7 +155,7 @@ def test_ray_default_space_is_transformers_default_with_an_integer_seed():
 def test_trials_ray_finished_but_the_store_missed_are_recorded_after_the_run(tmp_path, monkeypatch):
     """The driver can die between Ray ending a trial and the store hearing of it."""
     from hpsearch import store
-    from hpsearch.backends.ray import _open_studies, _Recorder
+    from hpsearch.backends.ray import _Mirror
     from hpsearch.space import Float
 
     def curve(trial):
@@ -164,8 +164,7 @@ def test_trials_ray_finished_but_the_store_missed_are_recorded_after_the_run(tmp
 
     best = hpsearch.search(curve, {"x": tune.uniform(0, 1)}, n_trials=2, backend="ray", output_dir=str(tmp_path))
     missed = store.open_study(None, "missed", ["minimize"])
-    monkeypatch.setitem(_open_studies, "missed", missed)
-    _Recorder(missed, {"x": Float(0, 1)}, None).reconcile(best.run_summary.native)
+    _Mirror(missed, {"x": Float(0, 1)}, None).reconcile(best.run_summary.native)
     recorded = sorted((t.params["x"], t.values, t.intermediate) for t in store.records(missed))
     expected = sorted((t.params["x"], t.values, {1: t.params["x"] + 1}) for t in best.run_summary.trials)
     assert recorded == expected

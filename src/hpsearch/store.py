@@ -152,7 +152,7 @@ def create_trial(study: optuna.Study, fixed_params: dict[str, Any] | None = None
     return optuna.Trial(study, trial_id)
 
 
-def start_trial(study: optuna.Study, params: dict[str, Any], space: Space) -> optuna.Trial:
+def start_trial(study: optuna.Study, params: dict[str, Any], space: Space, **system_attrs: Any) -> optuna.Trial:
     """Record a trial whose parameters another library chose, as running (see `create_trial`).
 
     Parameters of `space` are stored as optuna parameters (so optuna's tools read them); any
@@ -160,8 +160,9 @@ def start_trial(study: optuna.Study, params: dict[str, Any], space: Space) -> op
     """
     fixed = {name: params[name] for name, dim in space.items() if name in params and dim.contains(params[name])}
     extra = {name: value for name, value in params.items() if name not in fixed}
-    attrs = {_EXTRA_PARAMS: json.loads(json.dumps(extra, default=str))} if extra else {}
-    trial = create_trial(study, fixed, **attrs)
+    if extra:
+        system_attrs[_EXTRA_PARAMS] = json.loads(json.dumps(extra, default=str))
+    trial = create_trial(study, fixed, **system_attrs)
     for name in fixed:
         suggest(trial, name, space[name])
     return trial

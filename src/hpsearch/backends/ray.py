@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,10 +24,11 @@ from typing import Any
 import optuna
 import ray
 from ray import tune
-from ray.tune.search import sample
+from ray.tune.search import BasicVariantGenerator, sample
 
 from hpsearch import store
 from hpsearch.backends.base import Backend
+from hpsearch.backends.randomness import fresh_seed
 from hpsearch.objective import ObjectiveError, check_values, is_better
 from hpsearch.space import (
     Categorical,
@@ -185,61 +187,52 @@ def _error_text(trial: Any) -> str:
     return str(trial.get_error())
 
 
-_open_studies: dict[str, optuna.Study] = {}  # study name -> the store of the search running in this driver
-
-
-class _Recorder(tune.Callback):
-    """In the driver: mirrors Ray's trials into the study store as they start, report and end,
-    and keeps the best trial's model. Ray pickles it with the experiment (`tuner.pkl`), so it
-    keeps the study's name, never its storage, whose URL may hold a password."""
+class _Mirror:
+    """In the driver: records Ray's trials in the study store as they start, report and end, and
+    keeps the best trial's model. `_Recorder` tells it what Tune does, wherever Tune runs."""
 
     def __init__(self, study: optuna.Study, space: Space, keeper: Any):
-        self.study_name = study.study_name
-        self.space, self.keeper = space, keeper
-        self.mistake: str | None = None
+        self.study, self.space, self.keeper = study, space, keeper
+        self.finished = _finished_ray_trials(study)  # as the store saw them before this run
         self._trials: dict[str, optuna.Trial] = {}
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_trials": {}, "mistake": None}  # a rerun starts with the code fixed
+    def _record(self, ray_trial_id: str, config: dict[str, Any]) -> optuna.Trial:
+        params = {name: plain(value) for name, value in config.items()}
+        return store.start_trial(self.study, params, self.space, **{_RAY_TRIAL_ID: ray_trial_id})
 
-    @property
-    def study(self) -> optuna.Study:
-        return _open_studies[self.study_name]
+    def started(self, ray_trial_id: str, config: dict[str, Any]) -> None:
+        if ray_trial_id not in self.finished:  # else Ray lost its record when the driver died; the store has it
+            self._trials[ray_trial_id] = self._record(ray_trial_id, config)
 
-    def on_step_end(self, iteration, trials, **info):
-        if _ctrl_c.is_set():
-            raise KeyboardInterrupt
-        if self.mistake is not None:
-            raise ObjectiveError(self.mistake)
+    def reported(self, ray_trial_id: str, step: int, value: float) -> None:
+        if ray_trial_id in self._trials:
+            self._trials[ray_trial_id].report(value, step)
 
-    def on_trial_start(self, iteration, trials, trial, **info):
-        if trial.trial_id in _finished_ray_trials(self.study):
-            return  # Ray lost its record of this trial when the driver died; the store has it
-        params = {name: plain(value) for name, value in trial.config.items()}
-        recorded = store.start_trial(self.study, params, self.space)
-        self.study._storage.set_trial_system_attr(recorded._trial_id, _RAY_TRIAL_ID, trial.trial_id)
-        self._trials[trial.trial_id] = recorded
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        recorded = self._trials.get(trial.trial_id)
-        if recorded is not None and "hpsearch_step" in result:
-            recorded.report(result["objective"], result["hpsearch_step"])
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        recorded = self._trials.pop(trial.trial_id, None)
+    def completed(self, ray_trial_id: str, result: dict[str, Any], checkpoint: tune.Checkpoint | None) -> None:
+        recorded = self._trials.pop(ray_trial_id, None)
         if recorded is None:
             return
-        result = trial.last_result or {}
         if not result.get("hpsearch_final"):
             store.finish(self.study, recorded, TrialState.PRUNED)  # stopped by the scheduler
             return
         store.finish(self.study, recorded, TrialState.COMPLETE, [result["objective"]])
-        if trial.checkpoint is not None:
-            if self.keeper is not None and self.study.best_trial.number == recorded.number:
-                staging = self.keeper.staging_dir(recorded.number)
-                trial.checkpoint.to_directory(str(staging))
-                self.keeper.promote(recorded.number, result["objective"], recorded.params)
-            trial.checkpoint.filesystem.delete_dir(trial.checkpoint.path)  # no model piles up per trial
+        if checkpoint is None:
+            return
+        if self.keeper is not None and not is_better(self.study.best_value, result["objective"], self.direction):
+            staging = self.keeper.staging_dir(recorded.number)
+            checkpoint.to_directory(str(staging))
+            self.keeper.promote(recorded.number, result["objective"], recorded.params)
+        checkpoint.filesystem.delete_dir(checkpoint.path)  # no model piles up per trial
+
+    @property
+    def direction(self) -> str:
+        return self.study.direction.name.lower()
+
+    def failed(self, ray_trial_id: str, error: str) -> None:
+        recorded = self._trials.pop(ray_trial_id, None)
+        if recorded is not None:
+            store.record_error(self.study, recorded._trial_id, error)
+            store.finish(self.study, recorded, TrialState.FAILED)
 
     def reconcile(self, results: tune.ResultGrid) -> None:
         """Record the trials Ray finished whose end the store missed (the driver died in between)."""
@@ -248,9 +241,7 @@ class _Recorder(tune.Callback):
             ray_trial_id = result.metrics.get("trial_id")
             if ray_trial_id is None or ray_trial_id in finished:
                 continue
-            params = {name: plain(value) for name, value in result.config.items()}
-            recorded = store.start_trial(self.study, params, self.space)
-            self.study._storage.set_trial_system_attr(recorded._trial_id, _RAY_TRIAL_ID, ray_trial_id)
+            recorded = self._record(ray_trial_id, result.config)
             history = result.metrics_dataframe
             if history is not None and "hpsearch_step" in history:
                 for step, value in history[["hpsearch_step", "objective"]].dropna().itertuples(index=False):
@@ -263,18 +254,112 @@ class _Recorder(tune.Callback):
             else:
                 store.finish(self.study, recorded, TrialState.PRUNED)
 
+
+_mirrors: dict[str, _Mirror] = {}  # study name -> the mirror of the search this driver runs
+
+
+@ray.remote(num_cpus=0)
+class _Outbox:
+    """Under Ray Client, where Tune's loop runs in an actor on the cluster: the events of its
+    `_Recorder`, until the driver takes them."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, tuple]] = []
+
+    def put(self, event: tuple[str, tuple]) -> None:
+        self.events.append(event)
+
+    def take(self) -> list[tuple[str, tuple]]:
+        events, self.events = self.events, []
+        return events
+
+
+def _outbox_name(study_name: str) -> str:
+    return f"hpsearch-events-{study_name}"
+
+
+@contextlib.contextmanager
+def _mirroring(mirror: _Mirror) -> Iterator[None]:
+    """The mirror of this driver's search, found by the `_Recorder` in this process or, under Ray
+    Client, fed from its outbox by a thread while Tune runs."""
+    _mirrors[mirror.study.study_name] = mirror
+    stop = threading.Event()
+    drain = None
+    if ray.util.client.ray.is_connected():
+        outbox = _Outbox.options(name=_outbox_name(mirror.study.study_name)).remote()
+
+        def deliver() -> None:
+            for method, args in ray.get(outbox.take.remote()):
+                getattr(mirror, method)(*args)
+
+        def keep_delivering() -> None:
+            while not stop.wait(0.5):
+                deliver()
+
+        drain = threading.Thread(target=keep_delivering, name="hpsearch-ray-events", daemon=True)
+        drain.start()
+    try:
+        yield
+    finally:
+        del _mirrors[mirror.study.study_name]
+        if drain is not None:
+            stop.set()
+            drain.join()
+            deliver()
+            ray.kill(outbox)
+
+
+class _Recorder(tune.Callback):
+    """Tells the driver's `_Mirror` what Tune does with each trial. It runs wherever Tune's loop
+    runs: in the driver (calling the mirror), or under Ray Client in an actor on the cluster
+    (sending through the outbox). Ray pickles it with the experiment (`tuner.pkl`), so it keeps
+    the study's name, never its storage, whose URL may hold a password."""
+
+    def __init__(self, study_name: str):
+        self.study_name = study_name
+        self.mistake: str | None = None
+        self._outbox: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_outbox": None, "mistake": None}  # a rerun starts with the code fixed
+
+    def _send(self, method: str, *args: Any) -> None:
+        mirror = _mirrors.get(self.study_name)
+        if mirror is not None:
+            getattr(mirror, method)(*args)
+            return
+        if self._outbox is None:
+            self._outbox = ray.get_actor(_outbox_name(self.study_name))
+        self._outbox.put.remote((method, args))
+
+    def on_step_end(self, iteration, trials, **info):
+        if _ctrl_c.is_set():
+            raise KeyboardInterrupt
+        if self.mistake is not None:
+            raise ObjectiveError(self.mistake)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._send("started", trial.trial_id, dict(trial.config))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "hpsearch_step" in result:
+            self._send("reported", trial.trial_id, result["hpsearch_step"], result["objective"])
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        result = trial.last_result or {}
+        final = {key: result[key] for key in ("objective", "hpsearch_final") if key in result}
+        self._send("completed", trial.trial_id, final, trial.checkpoint)
+
     def on_trial_error(self, iteration, trials, trial, **info):
-        recorded = self._trials.pop(trial.trial_id, None)
-        if recorded is not None:
-            error = _error_text(trial)
-            store.record_error(self.study, recorded._trial_id, error)
-            store.finish(self.study, recorded, TrialState.FAILED)
-            if mistake := re.search(rf"{ObjectiveError.__name__}: (.*)", error):
-                self.mistake = mistake[1]  # a mistake in the code: ends the search at the next step
+        error = _error_text(trial)
+        self._send("failed", trial.trial_id, error)
+        if mistake := re.search(rf"{ObjectiveError.__name__}: (.*)", error):
+            self.mistake = mistake[1]  # a mistake in the code: ends the search at the next step
 
 
 class RayBackend(Backend):
-    """Ray Tune: `search_alg=` and `scheduler=` (e.g. `ASHAScheduler`) as Ray takes them.
+    """Ray Tune: `search_alg=` and `scheduler=` (e.g. `ASHAScheduler`) as Ray takes them; `seed=`
+    for reproducible proposals of Ray's default random search.
 
     With no cluster it starts a local Ray with this machine's CPUs and shuts it down after; with
     `address=` (or `RAY_ADDRESS`) it joins that cluster and leaves it running.
@@ -296,6 +381,7 @@ class RayBackend(Backend):
         search_alg: Any = None,
         max_concurrent_trials: int | None = None,
         storage_path: str | None = None,
+        seed: int | None = None,
     ):
         super().__init__(hp_space, directions, storage, study_name, output_dir)
         self.ray_space = _param_space(self.default_space() if hp_space is None else hp_space)
@@ -305,6 +391,12 @@ class RayBackend(Backend):
         self.scheduler, self.search_alg = scheduler, search_alg
         self.max_concurrent_trials = max_concurrent_trials
         self.storage_path = storage_path
+        if seed is not None and search_alg is not None:
+            raise ValueError(
+                f"Pass `seed` or `search_alg`, not both: give the seed to your search algorithm. Received: "
+                f"seed={seed!r}, search_alg={search_alg!r}."
+            )
+        self.seed = fresh_seed() if seed is None else seed  # Ray's default search: not the global generator
 
     @classmethod
     def default_space(cls) -> dict[str, Any]:
@@ -331,8 +423,11 @@ class RayBackend(Backend):
         address = self.address or os.environ.get("RAY_ADDRESS")
         if address:
             ray.init(address=address)
-        else:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
+        else:  # workers import what this process can: its `sys.path`, folders the script added included
+            path = [os.path.abspath(p or ".") for p in sys.path if os.path.isdir(p or ".")]
+            path += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(path))}})
         return True
 
     def drive(self, objective: Callable[[Trial], Any], search: Any) -> tune.ResultGrid | None:
@@ -349,7 +444,7 @@ class RayBackend(Backend):
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
         connected = self._connect()
         results = None
-        _open_studies[self.study_name] = self.study
+        mirror = _Mirror(self.study, self.space, search.keeper)
         try:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
             for attempt in range(search.n_trials + 1):
@@ -368,11 +463,10 @@ class RayBackend(Backend):
                     tuner = self._tuner(trainable, remaining, root, name, search)
                 else:
                     break
-                with _ctrl_c_raises():
+                with _ctrl_c_raises(), _mirroring(mirror):
                     results = tuner.fit()
-                _Recorder(self.study, self.space, search.keeper).reconcile(results)
+                mirror.reconcile(results)
         finally:
-            del _open_studies[self.study_name]
             if connected:
                 ray.shutdown()
         if results is not None and len(results) and len(results.errors) == len(results):
@@ -380,7 +474,10 @@ class RayBackend(Backend):
         return results
 
     def _tuner(self, trainable: Any, n_trials: int, root: str, name: str, search: Any) -> tune.Tuner:
-        recorder = _Recorder(self.study, self.space, search.keeper)
+        search_alg, max_concurrent = self.search_alg, self.max_concurrent_trials
+        if search_alg is None:  # Ray's default random search, drawing from its own random state
+            search_alg = BasicVariantGenerator(max_concurrent=max_concurrent or 0, random_state=self.seed)
+            max_concurrent = None
         return tune.Tuner(
             trainable,
             param_space=self.ray_space,
@@ -389,14 +486,14 @@ class RayBackend(Backend):
                 mode="max" if self.directions[0] == "maximize" else "min",
                 num_samples=n_trials,
                 scheduler=self.scheduler,
-                search_alg=self.search_alg,
-                max_concurrent_trials=self.max_concurrent_trials,
+                search_alg=search_alg,
+                max_concurrent_trials=max_concurrent,
                 time_budget_s=search.timeout,
             ),
             run_config=tune.RunConfig(
                 name=name,
                 storage_path=root,
-                callbacks=[recorder],
+                callbacks=[_Recorder(self.study_name)],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 verbose=1 if search.show_progress else 0,
             ),
