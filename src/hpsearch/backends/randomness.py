@@ -16,23 +16,25 @@ from collections.abc import Iterator
 import numpy as np
 
 
-def fresh_seed() -> int:
-    """A seed from the operating system's entropy, for a search given none."""
-    return secrets.randbits(32)
+def stream_seed(seed: int | None, stream: int) -> int:
+    """The seed of draw stream `stream` of a search seeded with `seed` (None: the operating
+    system's entropy). Pass the number of trials the study already holds as `stream`, so that a
+    resumed search draws anew, and reproducibly."""
+    base = secrets.randbits(32) if seed is None else seed
+    return int(np.random.SeedSequence([base, stream]).generate_state(1)[0])
 
 
 class PrivateRandomState:
     """Python's and NumPy's global generators as one optimizer sees them, kept between its draws.
 
     Inside `active()` the global generators are the optimizer's; outside, the caller's, untouched
-    by the optimizer. The same `seed` and `stream` give the same draws: pass the number of trials
-    the study already holds as `stream`, so that a resumed search draws anew, and reproducibly.
+    by the optimizer. The same `seed` and `stream` give the same draws (see `stream_seed`).
     """
 
     def __init__(self, seed: int | None, stream: int = 0):
-        sequence = np.random.SeedSequence([fresh_seed() if seed is None else seed, stream])
-        self._numpy = np.random.RandomState(np.random.MT19937(sequence)).get_state()
-        self._python = random.Random(int(sequence.generate_state(1)[0])).getstate()
+        own = stream_seed(seed, stream)
+        self._numpy = np.random.RandomState(own).get_state()
+        self._python = random.Random(own).getstate()
 
     @contextlib.contextmanager
     def active(self) -> Iterator[None]:

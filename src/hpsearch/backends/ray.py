@@ -28,7 +28,7 @@ from ray.tune.search import BasicVariantGenerator, sample
 
 from hpsearch import store
 from hpsearch.backends.base import Backend
-from hpsearch.backends.randomness import fresh_seed
+from hpsearch.backends.randomness import stream_seed
 from hpsearch.objective import ObjectiveError, check_values, is_better
 from hpsearch.space import (
     Categorical,
@@ -396,7 +396,7 @@ class RayBackend(Backend):
                 f"Pass `seed` or `search_alg`, not both: give the seed to your search algorithm. Received: "
                 f"seed={seed!r}, search_alg={search_alg!r}."
             )
-        self.seed = fresh_seed() if seed is None else seed  # Ray's default search: not the global generator
+        self.seed = seed
 
     @classmethod
     def default_space(cls) -> dict[str, Any]:
@@ -475,8 +475,9 @@ class RayBackend(Backend):
 
     def _tuner(self, trainable: Any, n_trials: int, root: str, name: str, search: Any) -> tune.Tuner:
         search_alg, max_concurrent = self.search_alg, self.max_concurrent_trials
-        if search_alg is None:  # Ray's default random search, drawing from its own random state
-            search_alg = BasicVariantGenerator(max_concurrent=max_concurrent or 0, random_state=self.seed)
+        if search_alg is None:  # Ray's default random search, with a random state of its own
+            random_state = stream_seed(self.seed, len(self.study.get_trials(deepcopy=False)))
+            search_alg = BasicVariantGenerator(max_concurrent=max_concurrent or 0, random_state=random_state)
             max_concurrent = None
         return tune.Tuner(
             trainable,

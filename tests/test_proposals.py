@@ -1,0 +1,83 @@
+"""Every backend proposes new points whatever the global random state.
+
+transformers reseeds Python's and NumPy's global generators with `args.seed` in `Trainer.__init__`
+and in every `train()`, and user code may reseed them too. The backends' optimizers keep random
+states of their own, so a search searches; `seed=` makes their proposals reproducible.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import ray
+
+import hpsearch
+
+BACKENDS = ["optuna", "sigopt", "wandb", "ray"]
+
+
+def lr_space(backend: str):
+    """learning_rate, log-uniform in [1e-4, 1e-2], in the backend's own format."""
+    if backend == "ray":
+        from ray import tune
+
+        return {"learning_rate": tune.loguniform(1e-4, 1e-2)}
+    return {
+        "optuna": lambda trial: {"learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)},
+        "sigopt": [{"name": "learning_rate", "type": "double", "bounds": {"min": 1e-4, "max": 1e-2},
+                    "transformation": "log"}],
+        "wandb": {"method": "random", "parameters": {
+            "learning_rate": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2}}},
+    }[backend]
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("SIGOPT_API_TOKEN", raising=False)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray for the module's searches (hpsearch leaves a Ray it did not start running)."""
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_trainer_search_with_a_fixed_seed_proposes_distinct_points(make_trainer, backend):
+    trainer = make_trainer(seed=42, max_steps=2)  # transformers reseeds every generator with 42 each trial
+    options = {"max_concurrent_trials": 1} if backend == "ray" else {}
+    trainer.hyperparameter_search(backend=backend, hp_space=lr_space(backend), n_trials=5, evals_per_trial=1,
+                                  show_progress=False, **options)
+    rates = [t.params["learning_rate"] for t in hpsearch.load_trials(trainer.args.output_dir)]
+    assert len(rates) == 5 and len(set(rates)) == 5, rates
+
+
+def reseeding_objective(trial):
+    """An objective that reseeds every global generator, as `set_seed` in user code does."""
+    random.seed(0)
+    np.random.seed(0)
+    return trial.params["learning_rate"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_proposals_ignore_the_global_random_state_and_follow_seed(backend, tmp_path, local_ray):
+    def run(name: str, seed: int, n_trials: int) -> list[float]:
+        storage = f"sqlite:///{tmp_path / name}.db"
+        hpsearch.search(reseeding_objective, lr_space(backend), n_trials=n_trials, backend=backend, seed=seed,
+                        storage=storage, output_dir=str(tmp_path / name), show_progress=False,
+                        **({"max_concurrent_trials": 1} if backend == "ray" else {}))
+        return [t.params["learning_rate"] for t in hpsearch.load_trials(storage=storage)]
+
+    first, again, other = run("a", seed=3, n_trials=4), run("b", seed=3, n_trials=4), run("c", seed=4, n_trials=4)
+    assert len(set(first)) == 4, first  # a search searches, though the objective reseeds every generator
+    assert again == first  # the same seed, the same proposals
+    assert other != first
+    resumed = run("a", seed=3, n_trials=7)  # the same call again, for more trials: new points
+    assert resumed[:4] == first and len(set(resumed)) == 7, resumed

@@ -1,0 +1,90 @@
+"""Each trial is its own run in every `report_to` integration: TensorBoard, W&B (offline) and
+MLflow (a local store), read back from what they wrote."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import hpsearch
+from tests.wandb_helpers import offline_runs
+
+
+@pytest.fixture(autouse=True)
+def local_tracking(monkeypatch, tmp_path):
+    """W&B offline with no account, MLflow in a local SQLite store, nothing under ~."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for name in ("TENSORBOARD_LOGGING_DIR", "WANDB_PROJECT", "WANDB_DIR", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    mlflow.set_tracking_uri(None)
+
+
+def lr_space(trial):
+    return {"learning_rate": trial.suggest_float("learning_rate", 1e-3, 3e-2, log=True)}
+
+
+def trial_name(trial):
+    return f"lr-{trial.params['learning_rate']:.6f}"
+
+
+def search(make_trainer, report_to, **kwargs):
+    trainer = make_trainer(report_to=report_to, num_train_epochs=2, eval_strategy="epoch", logging_steps=6)
+    trainer.hyperparameter_search(n_trials=3, show_progress=False, compute_objective=lambda m: m["eval_loss"],
+                                  **{"hp_space": lr_space, **kwargs})
+    return trainer, hpsearch.load_trials(trainer.args.output_dir)
+
+
+def test_tensorboard_keeps_each_trials_log_under_its_name(make_trainer):
+    trainer, trials = search(make_trainer, ["tensorboard"], hp_name=trial_name)
+    runs = trainer.args.output_dir + "/runs"
+    for t in trials:
+        log = EventAccumulator(f"{runs}/{trial_name(t)}").Reload()
+        assert [e.value for e in log.Scalars("eval/loss")] == pytest.approx(list(t.intermediate.values()))
+        args = json.loads(log.Tensors("args/text_summary")[0].tensor_proto.string_val[0])
+        assert args["learning_rate"] == pytest.approx(t.params["learning_rate"])
+
+
+def test_wandb_gives_each_trial_its_run_grouped_by_study(make_trainer):
+    trainer, trials = search(make_trainer, ["wandb"], study_name="lr-study")
+    runs = {run["name"]: run for run in offline_runs(trainer.args.output_dir)}
+    assert sorted(runs) == [f"run-{t.number}" for t in trials]
+    for t in trials:
+        run = runs[f"run-{t.number}"]
+        assert run["group"] == "lr-study"
+        assert run["config"]["learning_rate"] == pytest.approx(t.params["learning_rate"])
+        assert len([h for h in run["history"] if "eval/loss" in h]) == 2
+
+
+def test_with_the_wandb_backend_each_trial_logs_into_its_sweep_run(make_trainer):
+    sweep = {"method": "random", "parameters": {"learning_rate": {"distribution": "log_uniform_values",
+                                                                  "min": 1e-3, "max": 3e-2}}}
+    trainer, trials = search(make_trainer, ["wandb"], backend="wandb", hp_space=sweep)
+    runs = offline_runs(trainer.args.output_dir)
+    assert len(runs) == len(trials) == 3  # one run a trial: the sweep's, which the Trainer's logging joined
+    for t, run in zip(trials, sorted(runs, key=lambda r: r["name"])):
+        assert run["config"]["learning_rate"] == pytest.approx(t.params["learning_rate"])
+        assert [h["objective"] for h in run["history"] if "objective" in h] == list(t.intermediate.values())
+        assert len([h for h in run["history"] if "eval/loss" in h]) == 2
+        assert run["summary"]["objective"] == pytest.approx(t.objective)
+
+
+def test_mlflow_gives_each_trial_its_run_with_its_parameters(make_trainer):
+    trainer, trials = search(make_trainer, ["mlflow"], hp_name=trial_name, study_name="lr-study")
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    by_name = {run.info.run_name: run for run in runs}
+    assert sorted(by_name) == sorted(trial_name(t) for t in trials)
+    for t in trials:
+        run = by_name[trial_name(t)]
+        assert run.data.tags["hpsearch.study"] == "lr-study" and run.data.tags["hpsearch.trial"] == str(t.number)
+        assert float(run.data.params["learning_rate"]) == pytest.approx(t.params["learning_rate"])
+        losses = [m.value for m in client.get_metric_history(run.info.run_id, "eval_loss")]
+        assert losses == pytest.approx(list(t.intermediate.values()))
+        assert run.info.status == "FINISHED"
