@@ -131,6 +131,36 @@ def test_ray_rejects_other_backends_formats_before_starting_ray(hp_space, hint):
     assert not ray.is_initialized()
 
 
+SCRIPT = """
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))  # the script's own modules, as users keep them
+
+from ray import tune
+from scoring import objective
+
+import hpsearch
+
+best = hpsearch.search(objective, {"x": tune.uniform(0, 1)}, n_trials=2, backend="ray",
+                       output_dir=sys.argv[1], show_progress=False)
+print("BEST", best.objective)
+"""
+
+
+def test_a_script_importing_from_a_folder_it_added_to_sys_path_runs_on_local_ray(tmp_path):
+    (tmp_path / "helpers").mkdir()
+    (tmp_path / "helpers" / "scoring.py").write_text("def objective(trial):\n    return trial.params['x']\n")
+    (tmp_path / "search.py").write_text(SCRIPT)
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    run = subprocess.run([sys.executable, str(tmp_path / "search.py"), str(tmp_path / "out")], cwd=elsewhere,
+                         capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, RAY_AUTH_MODE="disabled"))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert [t.state for t in hpsearch.load_trials(tmp_path / "out")] == [TrialState.COMPLETE] * 2
+
+
 def test_ray_space_converts_to_the_neutral_space_and_back():
     from hpsearch.backends.ray import to_neutral, to_ray
     from hpsearch.space import Categorical, Float, Int
@@ -152,7 +182,7 @@ def test_ray_default_space_is_transformers_default_with_an_integer_seed():
     assert ours["seed"] == hpsearch.space.Int(1, 40)
 
 
-def test_trials_ray_finished_but_the_store_missed_are_recorded_after_the_run(tmp_path, monkeypatch):
+def test_trials_ray_finished_but_the_store_missed_are_recorded_after_the_run(tmp_path):
     """The driver can die between Ray ending a trial and the store hearing of it."""
     from hpsearch import store
     from hpsearch.backends.ray import _Mirror

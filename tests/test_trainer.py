@@ -114,6 +114,22 @@ def test_best_model_reloads_and_scores_what_its_trial_scored(make_trainer):
     assert not list(best_dir.parent.glob("run-*"))  # per-trial dirs do not pile up
 
 
+def test_with_load_best_model_at_end_the_objective_is_the_kept_models_score(make_trainer):
+    """The trial ends on its best checkpoint's model, which is the model kept: its score is the objective."""
+    trainer = make_trainer(num_train_epochs=4, eval_strategy="epoch", save_strategy="epoch",
+                           load_best_model_at_end=True)
+    best = trainer.hyperparameter_search(
+        hp_space=lr_space(3e-2, 8e-2), n_trials=2, compute_objective=lambda metrics: metrics["eval_loss"], seed=0,
+        pruner=optuna.pruners.NopPruner(),
+    )
+    trials = hpsearch.load_trials(trainer.args.output_dir)
+    assert all(t.objective == min(t.intermediate.values()) for t in trials)  # the best checkpoint's loss
+    assert any(t.objective != t.intermediate[max(t.intermediate)] for t in trials)  # not the last evaluation's
+    reloaded = make_trainer(model_init=lambda: AutoModelForSequenceClassification.from_pretrained(
+        best.run_summary.best_model_dir))
+    assert reloaded.evaluate()["eval_loss"] == pytest.approx(best.objective, rel=1e-5)
+
+
 def test_objective_at_best_keeps_the_best_evaluation_and_its_model(make_trainer):
     trainer = make_trainer(num_train_epochs=3, learning_rate=5e-2)
     best = trainer.hyperparameter_search(
@@ -154,6 +170,34 @@ def test_multi_objective_returns_the_pareto_front(make_trainer):
 
     assert sorted(b.run_id for b in front) == sorted(str(t.number) for t in trials if not dominated(t.values))
     assert all(len(b.objective) == 2 for b in front)
+
+
+def test_each_trial_trains_under_a_deepspeed_config_of_its_own_arguments(make_trainer, monkeypatch):
+    """`"auto"` values are the trial's learning rate and batch size, as in transformers' own search."""
+    for name, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29517", "RANK": "0", "LOCAL_RANK": "0",
+                        "WORLD_SIZE": "1"}.items():
+        monkeypatch.setenv(name, value)
+    config = {
+        "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto", "train_batch_size": "auto",
+        "optimizer": {"type": "AdamW", "params": {"lr": "auto", "torch_adam": True}},
+        "zero_optimization": {"stage": 0},
+    }
+    trainer = make_trainer(deepspeed=config, max_steps=2)
+
+    class DeepSpeedSeen(TrainerCallback):
+        def __init__(self):
+            self.runs = []
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            used = args.hf_deepspeed_config.config
+            self.runs.append((used["optimizer"]["params"]["lr"], used["train_micro_batch_size_per_gpu"]))
+
+    seen = DeepSpeedSeen()
+    trainer.add_callback(seen)
+    space = {"learning_rate": Float(1e-4, 1e-2, log=True), "per_device_train_batch_size": Categorical([4, 16])}
+    trainer.hyperparameter_search(hp_space=space, n_trials=2, seed=1, show_progress=False)
+    trials = hpsearch.load_trials(trainer.args.output_dir)
+    assert seen.runs == [(t.params["learning_rate"], t.params["per_device_train_batch_size"]) for t in trials]
 
 
 def test_the_trainer_keeps_nothing_of_the_last_trial(make_trainer):

@@ -5,6 +5,7 @@ Environment: FAULT (one of below) and FAULT_AT_TRIAL=k pick what happens around 
   trial    SIGKILL the search process in the middle of trial k;
   store    SIGKILL it while the store writes trial k's result (after the SQL ran, before COMMIT);
   between  SIGKILL it once that write is committed, before anything else (the next trial);
+  create   SIGKILL it once the store committed trial k's creation, before the trial runs;
   sigint   send it SIGINT (Ctrl-C) in the middle of trial k.
 Every trial that starts appends its x to OUTPUT_DIR/started.log. With Ray the search
 process is the driver; the trials run in Ray's workers.
@@ -21,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from optuna.storages._rdb.models import TrialModel  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
@@ -48,9 +50,15 @@ def wrote(session, flush_context) -> None:
         kill_search_if_armed()
 
 
+@event.listens_for(TrialModel, "after_update")  # optuna numbers a trial right after inserting it
+def created(mapper, connection, trial) -> None:
+    if fault == "create" and trial.number == fault_at:
+        armed.touch()
+
+
 @event.listens_for(Session, "after_commit")
 def committed(session) -> None:
-    if fault == "between" and session.info.pop("wrote", False):
+    if fault in ("between", "create") and session.info.pop("wrote", False):
         kill_search_if_armed()
 
 
@@ -62,7 +70,8 @@ def objective(trial):
         if fault in ("trial", "sigint"):
             os.kill(search_pid, signal.SIGKILL if fault == "trial" else signal.SIGINT)
             time.sleep(30)  # the signal ends the trial
-        armed.touch()
+        if fault != "create":
+            armed.touch()
     return trial.params["x"]
 
 

@@ -148,7 +148,15 @@ def test_each_bad_space_fails_before_training_on_every_backend(counted, backend,
 @pytest.mark.parametrize(("backend", "other"), OTHER_FORMATS)
 def test_another_backends_format_is_named_before_training(counted, backend, other):
     error = refused_before_training(counted, NAMES[other], backend=backend, hp_space=GOOD[other]())
-    assert "hp_space" in error
+    assert "hp_space" in error and f"which backend={other!r} takes" in error
+
+
+@pytest.mark.parametrize("other", ["sigopt", "wandb", "ray"])
+def test_an_optuna_function_returning_another_format_is_named(counted, other):
+    """The docs write every backend's space as a function of a trial: optuna calls it with one."""
+    space = GOOD[other]()
+    error = refused_before_training(counted, NAMES[other], hp_space=lambda trial: space)
+    assert f"which backend={other!r} takes" in error
 
 
 @pytest.mark.parametrize(("kwargs", "message"), ARGUMENTS, ids=[next(iter(k)) + "=" + repr(v)[:20]

@@ -33,7 +33,7 @@ def started(output_dir: Path) -> list[str]:
     return (output_dir / "started.log").read_text().split()
 
 
-@pytest.mark.parametrize("fault", ["trial", "store", "between"])
+@pytest.mark.parametrize("fault", ["trial", "store", "between", "create"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sigkill_then_rerun_finishes_exactly_n_trials_and_repeats_none(backend, fault, tmp_path):
     killed = run(backend, tmp_path, fault)

@@ -9,6 +9,7 @@ import optuna
 
 from hpsearch import store
 from hpsearch.backends.base import AskTellBackend, Proposal
+from hpsearch.backends.randomness import stream_seed
 from hpsearch.space import Dimension, Space, format_hint, is_space
 from hpsearch.trial import TrialState
 
@@ -78,13 +79,12 @@ class OptunaBackend(AskTellBackend):
     ):
         super().__init__(hp_space, directions, storage, study_name, output_dir)
         self.hp_space = _check_hp_space(self.default_space() if hp_space is None else hp_space)
-        if seed is not None:
-            if sampler is not None:
-                raise ValueError(
-                    f"Pass `seed` or `sampler`, not both: give the seed to your sampler, e.g. "
-                    f"`sampler=optuna.samplers.TPESampler(seed={seed!r})`. Received: sampler={sampler!r}."
-                )
-            sampler = optuna.samplers.TPESampler(seed=seed)
+        if seed is not None and sampler is not None:
+            raise ValueError(
+                f"Pass `seed` or `sampler`, not both: give the seed to your sampler, e.g. "
+                f"`sampler=optuna.samplers.TPESampler(seed={seed!r})`. Received: sampler={sampler!r}."
+            )
+        self.seed = seed
         self.study_options = {"load_if_exists": load_if_exists, "sampler": sampler, "pruner": pruner}
 
     def _sample(self, trial: optuna.Trial) -> dict[str, Any]:
@@ -96,6 +96,12 @@ class OptunaBackend(AskTellBackend):
         """Samples `hp_space` once on a probe trial, so that its mistakes show before any training."""
         probe = optuna.create_study(directions=self.directions, sampler=optuna.samplers.RandomSampler(0)).ask()
         return {name: store.dimension(probe.distributions.get(name)) for name in self._sample(_Named(probe))}
+
+    def drive(self, objective: Callable[[Any], Any], search: Any) -> None:
+        if self.seed is not None:  # TPE seeded for this run's place in the study: a resumed search draws anew
+            trials = len(self.study.get_trials(deepcopy=False))
+            self.study.sampler = optuna.samplers.TPESampler(seed=stream_seed(self.seed, trials))
+        super().drive(objective, search)
 
     def ask(self) -> Proposal:
         trial = store.create_trial(self.study)
