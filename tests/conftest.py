@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -93,6 +95,16 @@ def eval_dataset(tokenizer):
     return ListDataset(tokenizer, make_sentences(32, seed=2))
 
 
+@pytest.fixture(autouse=True)
+def same_environment():
+    """Each test starts from the same environment: searches set variables, as the libraries under
+    them do (W&B's `WANDB_PROJECT`, ...)."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture
 def uninstall(monkeypatch):
     """Make a library look not installed: importing it (or any of its modules) raises ImportError."""
@@ -146,6 +158,44 @@ def make_trainer(tiny_model_dir, tokenizer, train_dataset, eval_dataset, tmp_pat
         )
 
     return make
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _ray_head(*options: str):
+    """A real Ray cluster on 127.0.0.1 (`ray start --head`), and its port; its workers import this checkout."""
+    ray = Path(sys.executable).with_name("ray")
+    port = _free_port()
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    subprocess.run(
+        [str(ray), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+         "--include-dashboard=false", "--disable-usage-stats", *options],
+        env=env, check=True, capture_output=True, timeout=120,
+    )
+    try:
+        yield port
+    finally:
+        subprocess.run([str(ray), "stop", "--force"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def ray_cluster():
+    """A Ray cluster's address."""
+    with _ray_head() as port:
+        yield f"127.0.0.1:{port}"
+
+
+@pytest.fixture
+def ray_client_server():
+    """The address of a Ray cluster's Ray Client server."""
+    client_port = _free_port()
+    with _ray_head(f"--ray-client-server-port={client_port}"):
+        yield f"ray://127.0.0.1:{client_port}"
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,6 @@ W&B environment and `sweep_id=run_summary`, and a search over Ray Client."""
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +13,6 @@ from transformers import AutoModelForSequenceClassification, TrainerCallback
 import hpsearch
 from hpsearch import TrialState
 
-RAY = Path(sys.executable).with_name("ray")
-
 
 @pytest.fixture(autouse=True)
 def no_accounts(monkeypatch, tmp_path):
@@ -25,7 +20,7 @@ def no_accounts(monkeypatch, tmp_path):
     monkeypatch.delenv("SIGOPT_API_TOKEN", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
-    for name in ("WANDB_PROJECT", "WANDB_ENTITY", "WANDB_SWEEP_ID"):
+    for name in ("WANDB_PROJECT", "WANDB_ENTITY"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -125,26 +120,6 @@ def test_wandb_sets_its_environment_and_continues_the_sweep_given_back(make_trai
                                           sweep_id=first.run_summary, show_progress=False)
     assert again.run_summary == first.run_summary and again.run_summary.native == first.run_summary.native
     assert len(hpsearch.load_trials(trainer.args.output_dir)) == 3  # the same sweep, one trial more
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def ray_client_server():
-    """A real Ray cluster on 127.0.0.1 with its Ray Client server; its workers import this checkout."""
-    port, client_port = free_port(), free_port()
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    subprocess.run(
-        [str(RAY), "start", "--head", f"--port={port}", f"--ray-client-server-port={client_port}",
-         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
-        env=env, check=True, capture_output=True, timeout=120,
-    )
-    yield f"ray://127.0.0.1:{client_port}"
-    subprocess.run([str(RAY), "stop", "--force"], env=env, capture_output=True, timeout=120)
 
 
 def test_a_trainer_search_over_ray_client_records_every_trial(make_trainer, ray_client_server):

@@ -209,3 +209,18 @@ def test_an_output_dir_that_cannot_be_written_fails_before_any_trial(tmp_path):
     with pytest.raises(ValueError, match="`output_dir` .* is not writable"):
         hpsearch.search(lambda t: ran.append(1) or 0.0, SPACE, n_trials=1, output_dir=str(blocked / "out"))
     assert ran == []
+
+
+def test_define_by_run_objective_suggests_on_the_optuna_trial(tmp_path):
+    def objective(trial):  # no hp_space parameters: the objective suggests its own, as optuna users do
+        return (trial.native.suggest_float("x", -5, 5) - 2) ** 2
+
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    best = hpsearch.search(objective, lambda trial: {}, n_trials=5, storage=storage, show_progress=False)
+    assert all(set(t.params) == {"x"} for t in hpsearch.load_trials(storage=storage))
+    assert set(best.hyperparameters) == {"x"}
+
+
+def test_an_empty_space_and_an_objective_that_suggests_nothing_stop_at_the_first_trial():
+    with pytest.raises(ValueError, match="Trial 0 has no parameters to search: `hp_space` gave none and the objective"):
+        hpsearch.search(lambda trial: 0.0, lambda trial: {}, n_trials=3, show_progress=False)

@@ -47,13 +47,14 @@ def test_seed_optuna_example_runs_as_written(
         direction="maximize",
         backend="optuna",
         hp_space=optuna_hp_space,
-        n_trials=3,
+        n_trials=5,
         compute_objective=compute_objective,
     )
 
     assert trainer.processing_class is tokenizer
     trials = hpsearch.load_trials(tmp_path)
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 5
+    assert len({t.params["learning_rate"] for t in trials}) == 5  # args.seed fixed, yet 5 points searched
     assert set(best_trial.hyperparameters) == {"learning_rate", "per_device_train_batch_size"}
     assert best_trial.objective == max(t.objective for t in trials)
     assert best_trial.run_id in {str(t.number) for t in trials}

@@ -41,25 +41,36 @@ def search(make_trainer, report_to, **kwargs):
     return trainer, hpsearch.load_trials(trainer.args.output_dir)
 
 
-def test_tensorboard_keeps_each_trials_log_under_its_name(make_trainer):
-    trainer, trials = search(make_trainer, ["tensorboard"], hp_name=trial_name)
-    runs = trainer.args.output_dir + "/runs"
-    for t in trials:
-        log = EventAccumulator(f"{runs}/{trial_name(t)}").Reload()
+def test_each_trial_is_its_own_run_in_tensorboard_wandb_and_mlflow(make_trainer):
+    trainer, trials = search(make_trainer, ["tensorboard", "wandb", "mlflow"], hp_name=trial_name,
+                             study_name="lr-study")
+    names = sorted(trial_name(t) for t in trials)
+
+    for t in trials:  # TensorBoard: <output_dir>/runs/<trial name>, kept after the search
+        log = EventAccumulator(f"{trainer.args.output_dir}/runs/{trial_name(t)}").Reload()
         assert [e.value for e in log.Scalars("eval/loss")] == pytest.approx(list(t.intermediate.values()))
         args = json.loads(log.Tensors("args/text_summary")[0].tensor_proto.string_val[0])
         assert args["learning_rate"] == pytest.approx(t.params["learning_rate"])
 
-
-def test_wandb_gives_each_trial_its_run_grouped_by_study(make_trainer):
-    trainer, trials = search(make_trainer, ["wandb"], study_name="lr-study")
-    runs = {run["name"]: run for run in offline_runs(trainer.args.output_dir)}
-    assert sorted(runs) == [f"run-{t.number}" for t in trials]
+    runs = {run["name"]: run for run in offline_runs(trainer.args.output_dir)}  # W&B, offline
+    assert sorted(runs) == names
     for t in trials:
-        run = runs[f"run-{t.number}"]
+        run = runs[trial_name(t)]
         assert run["group"] == "lr-study"
         assert run["config"]["learning_rate"] == pytest.approx(t.params["learning_rate"])
-        assert len([h for h in run["history"] if "eval/loss" in h]) == 2
+        losses = [h["eval/loss"] for h in run["history"] if "eval/loss" in h]
+        assert losses == pytest.approx(list(t.intermediate.values()))
+
+    client = mlflow.MlflowClient()  # MLflow, in a local store
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    by_name = {run.info.run_name: run for run in client.search_runs(experiments)}
+    assert sorted(by_name) == names
+    for t in trials:
+        run = by_name[trial_name(t)]
+        assert run.data.tags["hpsearch.study"] == "lr-study" and run.data.tags["hpsearch.trial"] == str(t.number)
+        assert float(run.data.params["learning_rate"]) == pytest.approx(t.params["learning_rate"])
+        losses = [m.value for m in client.get_metric_history(run.info.run_id, "eval_loss")]
+        assert losses == pytest.approx(list(t.intermediate.values())) and run.info.status == "FINISHED"
 
 
 def test_with_the_wandb_backend_each_trial_logs_into_its_sweep_run(make_trainer):
@@ -73,18 +84,3 @@ def test_with_the_wandb_backend_each_trial_logs_into_its_sweep_run(make_trainer)
         assert [h["objective"] for h in run["history"] if "objective" in h] == list(t.intermediate.values())
         assert len([h for h in run["history"] if "eval/loss" in h]) == 2
         assert run["summary"]["objective"] == pytest.approx(t.objective)
-
-
-def test_mlflow_gives_each_trial_its_run_with_its_parameters(make_trainer):
-    trainer, trials = search(make_trainer, ["mlflow"], hp_name=trial_name, study_name="lr-study")
-    client = mlflow.MlflowClient()
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    by_name = {run.info.run_name: run for run in runs}
-    assert sorted(by_name) == sorted(trial_name(t) for t in trials)
-    for t in trials:
-        run = by_name[trial_name(t)]
-        assert run.data.tags["hpsearch.study"] == "lr-study" and run.data.tags["hpsearch.trial"] == str(t.number)
-        assert float(run.data.params["learning_rate"]) == pytest.approx(t.params["learning_rate"])
-        losses = [m.value for m in client.get_metric_history(run.info.run_id, "eval_loss")]
-        assert losses == pytest.approx(list(t.intermediate.values()))
-        assert run.info.status == "FINISHED"

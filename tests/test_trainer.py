@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from accelerate.state import AcceleratorState
 from transformers import AutoModelForSequenceClassification, TrainerCallback
 
 import hpsearch
@@ -195,7 +196,10 @@ def test_each_trial_trains_under_a_deepspeed_config_of_its_own_arguments(make_tr
     seen = DeepSpeedSeen()
     trainer.add_callback(seen)
     space = {"learning_rate": Float(1e-4, 1e-2, log=True), "per_device_train_batch_size": Categorical([4, 16])}
-    trainer.hyperparameter_search(hp_space=space, n_trials=2, seed=1, show_progress=False)
+    try:
+        trainer.hyperparameter_search(hp_space=space, n_trials=2, seed=1, show_progress=False)
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)  # its DeepSpeed plugin is process-wide
     trials = hpsearch.load_trials(trainer.args.output_dir)
     assert seen.runs == [(t.params["learning_rate"], t.params["per_device_train_batch_size"]) for t in trials]
 

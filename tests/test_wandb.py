@@ -32,15 +32,16 @@ def test_seed_wandb_example_runs_as_written_offline(make_trainer):
         }
 
     best_trial = trainer.hyperparameter_search(
-        direction="minimize", backend="wandb", hp_space=wandb_hp_space, n_trials=3,
+        direction="minimize", backend="wandb", hp_space=wandb_hp_space, n_trials=5,
         compute_objective=lambda metrics: metrics["eval_loss"],
     )
     trials = hpsearch.load_trials(trainer.args.output_dir)
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 5
+    assert len({t.params["learning_rate"] for t in trials}) == 5  # args.seed fixed, yet 5 points searched
     assert best_trial.objective == min(t.objective for t in trials)
 
     runs = offline_runs(Path(trainer.args.output_dir))
-    assert len(runs) == 3 and {r["group"] for r in runs} == {"hpsearch"}
+    assert len(runs) == 5 and {r["group"] for r in runs} == {"hpsearch"}
     by_name = {r["name"]: r for r in runs}
     for t in trials:
         run = by_name[f"trial-{t.number}"]

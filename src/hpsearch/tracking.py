@@ -65,6 +65,7 @@ class TrialTracking:
         run = wandb.init(
             project=os.environ.get("WANDB_PROJECT", "huggingface"), name=name, group=self.group, config=params,
             dir=os.environ.get("WANDB_DIR") or str(self.output_dir), reinit="finish_previous",
+            mode=os.environ.get("WANDB_MODE"),  # as it is now: W&B reads its environment once per process
         )
         self._ends.append(lambda failed: run.finish(exit_code=1 if failed else 0))
 

@@ -33,8 +33,12 @@ def started(output_dir: Path) -> list[str]:
     return (output_dir / "started.log").read_text().split()
 
 
-@pytest.mark.parametrize("fault", ["trial", "store", "between", "create"])
-@pytest.mark.parametrize("backend", BACKENDS)
+CASES = [(backend, fault) for backend in BACKENDS for fault in ("trial", "store", "between")]
+# killed once its creation is committed: the same store call makes every backend's trials
+CASES += [("optuna", "create"), ("wandb", "create")]
+
+
+@pytest.mark.parametrize(("backend", "fault"), CASES)
 def test_sigkill_then_rerun_finishes_exactly_n_trials_and_repeats_none(backend, fault, tmp_path):
     killed = run(backend, tmp_path, fault)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]

@@ -490,6 +490,7 @@ class RayBackend(Backend):
                 search_alg=search_alg,
                 max_concurrent_trials=max_concurrent,
                 time_budget_s=search.timeout,
+                reuse_actors=True,  # a worker's imports (torch, transformers) serve its next trials too
             ),
             run_config=tune.RunConfig(
                 name=name,

@@ -235,8 +235,8 @@ class WandbBackend(AskTellBackend):
         return sweep_id
 
     def _set_environment(self) -> None:
-        """What `wandb.agent` sets for the runs of a sweep: its project and entity (and id)."""
-        os.environ.update(WANDB_PROJECT=self.project, WANDB_ENTITY=self.entity or "", WANDB_SWEEP_ID=self.sweep_id)
+        """What `wandb.agent` sets for the runs of a sweep: its project and entity (none, offline)."""
+        os.environ.update(WANDB_PROJECT=self.project, WANDB_ENTITY=self.entity or "")
 
     def _settings(self) -> wandb.Settings:
         return wandb.Settings(silent=True, console="off", disable_git=True, save_code=False, x_disable_stats=True)
