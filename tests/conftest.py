@@ -87,7 +87,7 @@ def tokenizer(tiny_model_dir):
 
 @pytest.fixture(scope="session")
 def train_dataset(tokenizer):
-    return ListDataset(tokenizer, make_sentences(192, seed=1))
+    return ListDataset(tokenizer, make_sentences(96, seed=1))
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,7 @@ def test_training_arguments_are_applied_and_cast(make_trainer):
     for trial, run in zip(trials, seen.runs):
         batch = int(trial.params["per_device_train_batch_size"])
         assert run["batch_size"] == batch
-        assert run["max_steps"] == math.ceil(192 / batch) * trial.params["num_train_epochs"]
+        assert run["max_steps"] == math.ceil(len(trainer.train_dataset) / batch) * trial.params["num_train_epochs"]
     assert trainer.args.per_device_train_batch_size == 8  # the user's arguments are back after the search
 
 

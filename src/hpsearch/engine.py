@@ -140,8 +140,7 @@ class Search:
         self.backend = backend_class(hp_space, self.directions, storage, study_name, output_dir, **backend_kwargs)
         self.param_space = self.backend.param_space()
         # an empty space is define-by-run where the objective may suggest on the backend's trial
-        self.define_by_run = not self.param_space and define_by_run and backend_class.define_by_run
-        if not self.param_space and not self.define_by_run:
+        if not self.param_space and not (define_by_run and backend_class.define_by_run):
             raise ValueError(
                 f"`hp_space` has no parameters to search. Received: {hp_space!r}. Give it at least one, or leave "
                 "it out for the backend's default space."
@@ -257,19 +256,17 @@ class Search:
         except BaseException as e:
             self._fail(proposal, "".join(traceback.format_exception(e)))
             raise
-        self._tell(proposal, TrialState.COMPLETE, values, trial.params)
+        self._tell(proposal, TrialState.COMPLETE, values)
         return None
 
-    def _tell(
-        self, proposal: Proposal, state: TrialState, values: list[float] | None, params: dict[str, Any] | None = None
-    ) -> None:
+    def _tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:
         """Tell the backend how the trial ended, then keep its model if no trial is better."""
         self.backend.tell(proposal, state, values)
         staged = self._offers.pop(proposal.number, None) is not None
         if self.keeper is None or not staged:
             return
         if state is TrialState.COMPLETE and not self._beats(self.best_value(), values[0]):
-            self.keeper.promote(proposal.number, values[0], params or proposal.params)
+            self.keeper.promote(proposal.number, values[0], self.backend.suggested_params(proposal))
         else:
             self.keeper.discard(proposal.number)
 

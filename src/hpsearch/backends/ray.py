@@ -10,6 +10,7 @@ keeps the best trial's model (reported as its final checkpoint). The Ray experim
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -44,6 +45,7 @@ from hpsearch.space import (
 )
 from hpsearch.trial import Trial, TrialPruned, TrialState
 
+logger = logging.getLogger("hpsearch")
 RAY_DIR = "ray"
 _RAY_TRIAL_ID = "hpsearch:ray_trial_id"
 
@@ -357,6 +359,24 @@ class _Recorder(tune.Callback):
             self.mistake = mistake[1]  # a mistake in the code: ends the search at the next step
 
 
+_CLIENT_ATTEMPTS = 5
+
+
+def _join(address: str) -> None:
+    """Connect to the cluster at `address`. Under Ray Client the cluster's proxier sometimes loses the
+    server it forks for a connection (ray-project/ray#63202, a gRPC fork race): connect again."""
+    for attempt in range(1, _CLIENT_ATTEMPTS + 1):
+        try:
+            ray.init(address=address)
+            return
+        except ConnectionAbortedError as e:
+            if attempt == _CLIENT_ATTEMPTS:
+                raise
+            reason = str(e).strip().splitlines()[0]
+            logger.warning(f"Ray Client: the cluster could not start this connection's server ({reason}); "
+                           f"connecting again ({attempt}/{_CLIENT_ATTEMPTS - 1}).")
+
+
 class RayBackend(Backend):
     """Ray Tune: `search_alg=` and `scheduler=` (e.g. `ASHAScheduler`) as Ray takes them; `seed=`
     for reproducible proposals of Ray's default random search.
@@ -422,7 +442,7 @@ class RayBackend(Backend):
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # else Ray writes a token under ~/.ray
         address = self.address or os.environ.get("RAY_ADDRESS")
         if address:
-            ray.init(address=address)
+            _join(address)
         else:  # workers import what this process can: its `sys.path`, folders the script added included
             path = [os.path.abspath(p or ".") for p in sys.path if os.path.isdir(p or ".")]
             path += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
