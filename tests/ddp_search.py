@@ -9,6 +9,7 @@ in the middle of trial 1; with `agent`, W&B runs in server mode through the agen
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -29,6 +30,8 @@ from transformers import (  # noqa: E402
 
 from hpsearch import Trainer  # noqa: E402
 from tests.conftest import ListDataset, compute_metrics, make_sentences  # noqa: E402
+
+gc.freeze()  # the libraries' objects: each trial's release of its model then collects only the trial's
 
 backend, output_dir, model_dir = sys.argv[1:4]
 mode = sys.argv[4] if len(sys.argv) > 4 else ""

@@ -7,6 +7,7 @@ Every trial that starts appends its number to OUTPUT_DIR/started.log.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -24,6 +25,8 @@ from transformers import (  # noqa: E402
 
 import hpsearch  # noqa: E402
 from tests.conftest import ListDataset, compute_metrics, make_sentences  # noqa: E402
+
+gc.freeze()  # the libraries' objects: each trial's release of its model then collects only the trial's
 
 output_dir, model_dir, n_trials = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 kill_at = int(os.environ.get("KILL_AT_TRIAL", "-1"))
