@@ -1,7 +1,7 @@
 """Soak: RSS over a long search of a tiny model, through the function API and through the Trainer.
 
     .venv/bin/python bench/soak.py                          # 50 trials per API (about 3 min on 2 CPUs)
-    .venv/bin/python bench/soak.py --trials 12 --warmup 4   # what the test runs
+    .venv/bin/python bench/soak.py --trials 8 --warmup 3    # what the test runs
 
 Each API searches in a fresh process. RSS is read as each trial starts (the previous trial has
 been released by then; glibc is asked to hand back what it freed first) and once more after the

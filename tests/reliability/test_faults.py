@@ -33,9 +33,10 @@ def started(output_dir: Path) -> list[str]:
     return (output_dir / "started.log").read_text().split()
 
 
-CASES = [(backend, fault) for backend in BACKENDS for fault in ("trial", "store", "between")]
-# killed once its creation is committed: the same store call makes every backend's trials
-CASES += [("optuna", "create"), ("wandb", "create")]
+# Killed while the store writes a result, or once a trial's creation is committed: the same store
+# calls for every backend (on Ray, in the driver), shown on the ask/tell ones.
+CASES = [(backend, fault) for backend in BACKENDS for fault in ("trial", "between")]
+CASES += [("optuna", "store"), ("sigopt", "store"), ("optuna", "create"), ("wandb", "create")]
 
 
 @pytest.mark.parametrize(("backend", "fault"), CASES)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from transformers import AutoModelForSequenceClassification
+
 import hpsearch
 from hpsearch import TrialState
 
@@ -41,9 +43,19 @@ def test_sigkill_mid_trial_then_rerun_finishes_exactly_n_trials(tiny_model_dir, 
     assert (tmp_path / "best_model" / "model.safetensors").is_file()
 
 
-def test_rerunning_a_finished_search_runs_nothing(tiny_model_dir, tmp_path):
-    assert run_search(tmp_path, tiny_model_dir, n_trials=2).returncode == 0
-    again = run_search(tmp_path, tiny_model_dir, n_trials=2)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert (tmp_path / "started.log").read_text().split() == ["0", "1"]
-    assert len(hpsearch.load_trials(tmp_path)) == 2
+def test_rerunning_a_finished_search_runs_nothing(make_trainer, tiny_model_dir):
+    started = []
+
+    def model_init(trial):
+        if trial is not None:
+            started.append(trial.number)
+        return AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2)
+
+    def hp_space(trial):
+        return {"learning_rate": trial.suggest_float("learning_rate", 1e-3, 3e-2)}
+
+    trainer = make_trainer(model_init=model_init, max_steps=2)
+    for _ in range(2):  # the same call again: its n_trials have finished
+        trainer.hyperparameter_search(hp_space=hp_space, n_trials=2, show_progress=False)
+    assert started == [0, 1]
+    assert len(hpsearch.load_trials(trainer.args.output_dir)) == 2
