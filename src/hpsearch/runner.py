@@ -188,6 +188,7 @@ class TrialRunner:
         check_searched(trial, "`model_init(trial)`")
         name = run_name(self.hp_name, trial)
         args.output_dir = str(self.output_dir / name)
+        args.run_name = name  # what the report_to integrations call the trial's run
         tracking.start(trial, name, args)
         return model
 
