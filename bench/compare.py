@@ -105,12 +105,22 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     trainer = trainer_class(
         model=None,
         args=transformers.TrainingArguments(
-            output_dir=output_dir, num_train_epochs=1, per_device_train_batch_size=16,
-            per_device_eval_batch_size=64, save_strategy="no", report_to="none", disable_tqdm=True,
-            use_cpu=True, seed=0,
+            output_dir=output_dir,
+            num_train_epochs=1,
+            per_device_train_batch_size=16,
+            per_device_eval_batch_size=64,
+            save_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            use_cpu=True,
+            seed=0,
         ),
-        train_dataset=train, eval_dataset=evaluation, compute_metrics=accuracy,
-        processing_class=tokenizer, model_init=model_init, data_collator=DataCollatorWithPadding(tokenizer),
+        train_dataset=train,
+        eval_dataset=evaluation,
+        compute_metrics=accuracy,
+        processing_class=tokenizer,
+        model_init=model_init,
+        data_collator=DataCollatorWithPadding(tokenizer),
         callbacks=[Timeline()],
     )
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)
@@ -119,8 +129,12 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         options.update(pruner=optuna.pruners.MedianPruner(n_startup_trials=2), show_progress=False)
     start = time.monotonic()
     best = trainer.hyperparameter_search(
-        direction="maximize", backend="optuna", hp_space=hp_space, n_trials=args.trials,
-        compute_objective=lambda metrics: metrics["eval_accuracy"], **options,
+        direction="maximize",
+        backend="optuna",
+        hp_space=hp_space,
+        n_trials=args.trials,
+        compute_objective=lambda metrics: metrics["eval_accuracy"],
+        **options,
     )
     wall = time.monotonic() - start
     done.set()

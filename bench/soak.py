@@ -92,8 +92,15 @@ def soak(api: str, n_trials: int) -> list[int]:
     else:
         trainer = hpsearch.Trainer(
             model_init=model_init,
-            args=TrainingArguments(output_dir=str(work / "out"), max_steps=4, per_device_train_batch_size=16,
-                                   report_to="none", disable_tqdm=True, use_cpu=True, save_strategy="no"),
+            args=TrainingArguments(
+                output_dir=str(work / "out"),
+                max_steps=4,
+                per_device_train_batch_size=16,
+                report_to="none",
+                disable_tqdm=True,
+                use_cpu=True,
+                save_strategy="no",
+            ),
             train_dataset=train,
             eval_dataset=ListDataset(tokenizer, make_sentences(32, seed=2)),
             compute_metrics=compute_metrics,
@@ -102,7 +109,8 @@ def soak(api: str, n_trials: int) -> list[int]:
         )
         trainer.hyperparameter_search(
             hp_space=lambda trial: {"learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)},
-            n_trials=n_trials, show_progress=False,
+            n_trials=n_trials,
+            show_progress=False,
         )
     rss.append(read_rss())
     return rss

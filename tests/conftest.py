@@ -182,9 +182,21 @@ def _ray_head(*options: str):
     port = _free_port()
     env = dict(os.environ, RAY_AUTH_MODE="disabled", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     subprocess.run(
-        [str(ray), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
-         "--include-dashboard=false", "--disable-usage-stats", *options],
-        env=env, check=True, capture_output=True, timeout=120,
+        [
+            str(ray),
+            "start",
+            "--head",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            *options,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     try:
         yield port

@@ -67,8 +67,7 @@ spaces = {
     },
     "sigopt": lambda trial: [
         {"bounds": {"min": 1e-6, "max": 1e-4}, "name": "learning_rate", "type": "double"},
-        {"categorical_values": ["16", "32", "64", "128"], "name": "per_device_train_batch_size",
-         "type": "categorical"},
+        {"categorical_values": ["16", "32", "64", "128"], "name": "per_device_train_batch_size", "type": "categorical"},
     ],
     "ray": {"learning_rate": {"grid_search": [1e-4]}},
     "wandb": lambda trial: {
@@ -84,8 +83,15 @@ spaces = {
 tokenizer = AutoTokenizer.from_pretrained(model_dir)
 trainer = Trainer(
     model=None,
-    args=TrainingArguments(output_dir=output_dir, use_cpu=True, ddp_backend="gloo", report_to="none",
-                           disable_tqdm=True, per_device_train_batch_size=8, learning_rate=1e-2),
+    args=TrainingArguments(
+        output_dir=output_dir,
+        use_cpu=True,
+        ddp_backend="gloo",
+        report_to="none",
+        disable_tqdm=True,
+        per_device_train_batch_size=8,
+        learning_rate=1e-2,
+    ),
     train_dataset=ListDataset(tokenizer, make_sentences(64, seed=1)),
     eval_dataset=ListDataset(tokenizer, make_sentences(32, seed=2)),
     compute_metrics=compute_metrics,
@@ -100,8 +106,13 @@ if mode == "agent":  # W&B server mode, through the stand-in for wandb.agent (ra
 
     options = {"sweep_id": "ddp-sweep", "agent": StandInAgent(spaces["wandb"](None), Path(output_dir))}
 best = trainer.hyperparameter_search(
-    direction="minimize", backend=backend, hp_space=spaces[backend], n_trials=3,
-    compute_objective=lambda metrics: metrics["eval_loss"], show_progress=False, **options,
+    direction="minimize",
+    backend=backend,
+    hp_space=spaces[backend],
+    n_trials=3,
+    compute_objective=lambda metrics: metrics["eval_loss"],
+    show_progress=False,
+    **options,
 )
 print("RESULT " + json.dumps({"rank": dist.get_rank(), "trials": trained, "best": best and best.run_id}), flush=True)
 dist.destroy_process_group()  # exiting with gloo's threads still up can abort the process (pytorch#190489)

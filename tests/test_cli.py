@@ -66,7 +66,8 @@ def test_report_writes_plots_and_a_page(study_dir):
 
 
 def test_a_directory_without_a_study_is_one_clear_line(tmp_path):
-    result = subprocess.run([str(Path(sys.executable).with_name("hpsearch")), "show", str(tmp_path)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("hpsearch")), "show", str(tmp_path)], capture_output=True, text=True
+    )
     assert result.returncode == 1
     assert result.stderr.strip() == f"Error: No hpsearch study in '{tmp_path}': hpsearch.db is missing."

@@ -50,10 +50,22 @@ def test_define_by_run_model_init_is_searched_and_named_after(make_trainer, tiny
         return f"dropout-{trial.params['hidden_dropout_prob']:.4f}"
 
     model_init = dropout_model_init(tiny_model_dir, lambda trial: trial.suggest_float("hidden_dropout_prob", 0.0, 0.3))
-    trainer = make_trainer(model_init=model_init, num_train_epochs=2, eval_strategy="epoch", save_strategy="epoch",
-                           load_best_model_at_end=True, run_name="test", logging_steps=1)
-    best = trainer.hyperparameter_search(hp_space=lambda trial: {}, hp_name=hp_name, n_trials=3,
-                                         compute_objective=lambda m: m["eval_loss"], show_progress=False)
+    trainer = make_trainer(
+        model_init=model_init,
+        num_train_epochs=2,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        load_best_model_at_end=True,
+        run_name="test",
+        logging_steps=1,
+    )
+    best = trainer.hyperparameter_search(
+        hp_space=lambda trial: {},
+        hp_name=hp_name,
+        n_trials=3,
+        compute_objective=lambda m: m["eval_loss"],
+        show_progress=False,
+    )
     trials = hpsearch.load_trials(trainer.args.output_dir)
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
     assert named == [(t.number, t.params) for t in trials] and len({n for _, p in named for n in p}) == 1
@@ -65,9 +77,13 @@ def test_define_by_run_model_init_is_searched_and_named_after(make_trainer, tiny
 def test_define_by_run_with_several_objectives_and_fp16_evaluation(make_trainer, tiny_model_dir):
     model_init = dropout_model_init(tiny_model_dir, lambda trial: trial.suggest_float("hidden_dropout_prob", 0.0, 0.3))
     trainer = make_trainer(model_init=model_init, max_steps=4, eval_strategy="steps", eval_steps=2, fp16_full_eval=True)
-    front = trainer.hyperparameter_search(hp_space=lambda trial: {}, n_trials=3, direction=["minimize", "maximize"],
-                                          compute_objective=lambda m: (m["eval_loss"], m["eval_accuracy"]),
-                                          show_progress=False)
+    front = trainer.hyperparameter_search(
+        hp_space=lambda trial: {},
+        n_trials=3,
+        direction=["minimize", "maximize"],
+        compute_objective=lambda m: (m["eval_loss"], m["eval_accuracy"]),
+        show_progress=False,
+    )
     assert front and all(set(b.hyperparameters) == {"hidden_dropout_prob"} and len(b.objective) == 2 for b in front)
 
 
@@ -85,10 +101,16 @@ def test_an_empty_space_whose_model_init_suggests_nothing_stops_before_training(
 @pytest.mark.parametrize(
     ("backend", "hp_space", "read"),
     [
-        ("sigopt", [{"name": "hidden_dropout_prob", "type": "double", "bounds": {"min": 0.0, "max": 0.3}}],
-         lambda trial: trial.assignments["hidden_dropout_prob"]),
-        ("wandb", {"method": "random", "metric": {}, "parameters": {"hidden_dropout_prob": {"min": 0.0, "max": 0.3}}},
-         lambda config: config["hidden_dropout_prob"]),
+        (
+            "sigopt",
+            [{"name": "hidden_dropout_prob", "type": "double", "bounds": {"min": 0.0, "max": 0.3}}],
+            lambda trial: trial.assignments["hidden_dropout_prob"],
+        ),
+        (
+            "wandb",
+            {"method": "random", "metric": {}, "parameters": {"hidden_dropout_prob": {"min": 0.0, "max": 0.3}}},
+            lambda config: config["hidden_dropout_prob"],
+        ),
     ],
 )
 def test_model_init_and_hp_name_get_the_backends_trial(make_trainer, tiny_model_dir, backend, hp_space, read):
@@ -101,8 +123,9 @@ def test_model_init_and_hp_name_get_the_backends_trial(make_trainer, tiny_model_
         return model
 
     trainer = make_trainer(model_init=model_init, max_steps=2)
-    trainer.hyperparameter_search(backend=backend, hp_space=hp_space, n_trials=2, show_progress=False,
-                                  hp_name=lambda trial: f"p{read(trial):.5f}")
+    trainer.hyperparameter_search(
+        backend=backend, hp_space=hp_space, n_trials=2, show_progress=False, hp_name=lambda trial: f"p{read(trial):.5f}"
+    )
     trials = hpsearch.load_trials(trainer.args.output_dir)
     assert built[1:] == pytest.approx([t.params["hidden_dropout_prob"] for t in trials])
 
@@ -110,14 +133,16 @@ def test_model_init_and_hp_name_get_the_backends_trial(make_trainer, tiny_model_
 def test_wandb_sets_its_environment_and_continues_the_sweep_given_back(make_trainer, monkeypatch):
     sweep = {"method": "random", "metric": {}, "parameters": {"learning_rate": {"min": 1e-3, "max": 3e-2}}}
     trainer = make_trainer(max_steps=2)
-    first = trainer.hyperparameter_search(backend="wandb", hp_space=lambda trial: sweep, n_trials=2,
-                                          show_progress=False)
+    first = trainer.hyperparameter_search(
+        backend="wandb", hp_space=lambda trial: sweep, n_trials=2, show_progress=False
+    )
     assert os.environ["WANDB_PROJECT"] == "hpsearch" and "WANDB_ENTITY" in os.environ  # as wandb.agent sets them
     assert set(first.hyperparameters) == {"learning_rate"}  # the searched parameters only: TrainingArguments-ready
     monkeypatch.delenv("WANDB_PROJECT")  # a new process: the environment is gone, the study is not
     monkeypatch.delenv("WANDB_ENTITY")
-    again = trainer.hyperparameter_search(backend="wandb", hp_space=lambda trial: sweep, n_trials=3,
-                                          sweep_id=first.run_summary, show_progress=False)
+    again = trainer.hyperparameter_search(
+        backend="wandb", hp_space=lambda trial: sweep, n_trials=3, sweep_id=first.run_summary, show_progress=False
+    )
     assert again.run_summary == first.run_summary and again.run_summary.native == first.run_summary.native
     assert len(hpsearch.load_trials(trainer.args.output_dir)) == 3  # the same sweep, one trial more
 
@@ -128,8 +153,12 @@ def test_a_trainer_search_over_ray_client_records_every_trial(make_trainer, ray_
 
     trainer = make_trainer(max_steps=4, eval_strategy="steps", eval_steps=2)
     best = trainer.hyperparameter_search(
-        backend="ray", hp_space={"learning_rate": tune.loguniform(1e-3, 3e-2)}, n_trials=2, show_progress=False,
-        address=ray_client_server, compute_objective=lambda m: m["eval_loss"],
+        backend="ray",
+        hp_space={"learning_rate": tune.loguniform(1e-3, 3e-2)},
+        n_trials=2,
+        show_progress=False,
+        address=ray_client_server,
+        compute_objective=lambda m: m["eval_loss"],
     )
     assert not ray.is_initialized()  # hpsearch connected, and disconnected
     trials = hpsearch.load_trials(trainer.args.output_dir)

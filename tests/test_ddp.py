@@ -21,13 +21,24 @@ def torchrun(backend: str, output_dir: Path, model_dir: Path, mode: str = "") ->
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-               f"--master_port={port}", str(SCRIPT), backend, str(output_dir), str(model_dir), mode]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={port}",
+        str(SCRIPT),
+        backend,
+        str(output_dir),
+        str(model_dir),
+        mode,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
 def results(run: subprocess.CompletedProcess) -> dict[int, dict]:
-    lines = [json.loads(line[len("RESULT "):]) for line in run.stdout.splitlines() if line.startswith("RESULT ")]
+    lines = [json.loads(line[len("RESULT ") :]) for line in run.stdout.splitlines() if line.startswith("RESULT ")]
     return {r["rank"]: r for r in lines}
 
 
@@ -52,7 +63,9 @@ def test_a_pruned_trial_stops_every_rank_at_the_same_step(tiny_model_dir, tmp_pa
     ended = [(step, planned) for _, step, planned in by_rank[0]["trials"]]
     assert ended[1][0] < ended[1][1] and ended[0][0] == ended[0][1]  # trial 1 stopped early, on both ranks
     assert [t.state for t in hpsearch.load_trials(tmp_path)] == [
-        TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE,
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+        TrialState.COMPLETE,
     ]
 
 

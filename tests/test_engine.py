@@ -71,7 +71,10 @@ def test_median_pruner_prunes_trials_reported_worse_than_the_median(tmp_path):
 
     storage = f"sqlite:///{tmp_path / 's.db'}"
     hpsearch.search(
-        curve, {"x": Float(0, 10)}, n_trials=20, storage=storage,
+        curve,
+        {"x": Float(0, 10)},
+        n_trials=20,
+        storage=storage,
         sampler=optuna.samplers.RandomSampler(0),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3),
     )
@@ -119,8 +122,11 @@ def test_timeout_stops_asking_for_trials():
 
 def test_several_directions_return_the_pareto_front():
     front = hpsearch.search(
-        lambda t: [t.params["x"], -t.params["x"]], {"x": Float(0, 1)}, n_trials=5,
-        direction=["minimize", "minimize"], show_progress=False,
+        lambda t: [t.params["x"], -t.params["x"]],
+        {"x": Float(0, 1)},
+        n_trials=5,
+        direction=["minimize", "minimize"],
+        show_progress=False,
     )
     assert isinstance(front, list) and len(front) == 5  # x and -x: every trial is on the front
 

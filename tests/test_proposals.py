@@ -27,10 +27,13 @@ def lr_space(backend: str):
         return {"learning_rate": tune.loguniform(1e-4, 1e-2)}
     return {
         "optuna": lambda trial: {"learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-2, log=True)},
-        "sigopt": [{"name": "learning_rate", "type": "double", "bounds": {"min": 1e-4, "max": 1e-2},
-                    "transformation": "log"}],
-        "wandb": {"method": "random", "parameters": {
-            "learning_rate": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2}}},
+        "sigopt": [
+            {"name": "learning_rate", "type": "double", "bounds": {"min": 1e-4, "max": 1e-2}, "transformation": "log"}
+        ],
+        "wandb": {
+            "method": "random",
+            "parameters": {"learning_rate": {"distribution": "log_uniform_values", "min": 1e-4, "max": 1e-2}},
+        },
     }[backend]
 
 
@@ -61,9 +64,17 @@ def reseeding_objective(trial):
 def test_proposals_ignore_the_global_random_state_and_follow_seed(backend, tmp_path, local_ray):
     def run(name: str, seed: int, n_trials: int) -> list[float]:
         storage = f"sqlite:///{tmp_path / name}.db"
-        hpsearch.search(reseeding_objective, lr_space(backend), n_trials=n_trials, backend=backend, seed=seed,
-                        storage=storage, output_dir=str(tmp_path / name), show_progress=False,
-                        **({"max_concurrent_trials": 1} if backend == "ray" else {}))
+        hpsearch.search(
+            reseeding_objective,
+            lr_space(backend),
+            n_trials=n_trials,
+            backend=backend,
+            seed=seed,
+            storage=storage,
+            output_dir=str(tmp_path / name),
+            show_progress=False,
+            **({"max_concurrent_trials": 1} if backend == "ray" else {}),
+        )
         return [t.params["learning_rate"] for t in hpsearch.load_trials(storage=storage)]
 
     first, again, other = run("a", seed=3, n_trials=3), run("b", seed=3, n_trials=3), run("c", seed=4, n_trials=3)

@@ -52,8 +52,9 @@ def test_asha_stops_a_bad_trial_early_and_the_best_model_reloads(make_trainer):
         n_trials=3,
         compute_objective=lambda metrics: metrics["eval_loss"],
         # lr 1e-12 leaves the loss at its start; lr 0.5 blows it up at the first evaluation
-        search_alg=BasicVariantGenerator(points_to_evaluate=[{"learning_rate": 1e-12}, {"learning_rate": 0.5},
-                                                             {"learning_rate": 0.7}]),
+        search_alg=BasicVariantGenerator(
+            points_to_evaluate=[{"learning_rate": 1e-12}, {"learning_rate": 0.5}, {"learning_rate": 0.7}]
+        ),
         scheduler=ASHAScheduler(max_t=10, grace_period=1, reduction_factor=2),
         max_concurrent_trials=1,
     )
@@ -80,12 +81,22 @@ def test_search_runs_on_a_ray_cluster_given_by_address(ray_cluster, tmp_path):
         (seen / f"{trial.number}").write_text(ray.get_runtime_context().gcs_address)
         return trial.params["x"]
 
-    best = hpsearch.search(objective, {"x": tune.uniform(0, 1)}, n_trials=3, backend="ray",
-                           address=ray_cluster, output_dir=str(tmp_path / "out"))
+    best = hpsearch.search(
+        objective,
+        {"x": tune.uniform(0, 1)},
+        n_trials=3,
+        backend="ray",
+        address=ray_cluster,
+        output_dir=str(tmp_path / "out"),
+    )
     assert {p.read_text() for p in seen.iterdir()} == {ray_cluster}
     assert len(best.run_summary.trials) == 3
-    status = subprocess.run([str(RAY), "status", f"--address={ray_cluster}"], capture_output=True, timeout=60,
-                            env=dict(os.environ, RAY_AUTH_MODE="disabled"))
+    status = subprocess.run(
+        [str(RAY), "status", f"--address={ray_cluster}"],
+        capture_output=True,
+        timeout=60,
+        env=dict(os.environ, RAY_AUTH_MODE="disabled"),
+    )
     assert status.returncode == 0  # hpsearch left the cluster running
 
 
@@ -128,9 +139,14 @@ def test_a_script_importing_from_a_folder_it_added_to_sys_path_runs_on_local_ray
     (tmp_path / "search.py").write_text(SCRIPT)
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
-    run = subprocess.run([sys.executable, str(tmp_path / "search.py"), str(tmp_path / "out")], cwd=elsewhere,
-                         capture_output=True, text=True, timeout=300,
-                         env=dict(os.environ, RAY_AUTH_MODE="disabled"))
+    run = subprocess.run(
+        [sys.executable, str(tmp_path / "search.py"), str(tmp_path / "out")],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, RAY_AUTH_MODE="disabled"),
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert [t.state for t in hpsearch.load_trials(tmp_path / "out")] == [TrialState.COMPLETE] * 2
 

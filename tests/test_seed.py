@@ -6,9 +6,7 @@ import hpsearch
 from hpsearch import Trainer, TrialState
 
 
-def test_seed_optuna_example_runs_as_written(
-    tiny_model_dir, tokenizer, train_dataset, eval_dataset, tmp_path
-):
+def test_seed_optuna_example_runs_as_written(tiny_model_dir, tokenizer, train_dataset, eval_dataset, tmp_path):
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, TrainingArguments
 
     from tests.conftest import compute_metrics

@@ -31,7 +31,10 @@ def sigopt_hp_space(trial):  # the seed's
 def test_seed_sigopt_example_runs_as_written_embedded(make_trainer):
     trainer = make_trainer()
     best_trial = trainer.hyperparameter_search(
-        direction="maximize", backend="sigopt", hp_space=sigopt_hp_space, n_trials=5,
+        direction="maximize",
+        backend="sigopt",
+        hp_space=sigopt_hp_space,
+        n_trials=5,
         compute_objective=lambda metrics: -metrics["eval_loss"],
     )
     trials = hpsearch.load_trials(trainer.args.output_dir)
@@ -48,7 +51,10 @@ def test_the_same_search_runs_against_a_sigopt_api_server(make_trainer, monkeypa
         monkeypatch.setenv("SIGOPT_API_URL", server.url)
         trainer = make_trainer()
         best = trainer.hyperparameter_search(
-            direction="maximize", backend="sigopt", hp_space=sigopt_hp_space, n_trials=3,
+            direction="maximize",
+            backend="sigopt",
+            hp_space=sigopt_hp_space,
+            n_trials=3,
             compute_objective=lambda metrics: -metrics["eval_loss"],
         )
     experiment = best.run_summary.native
@@ -65,8 +71,9 @@ def test_the_same_search_runs_against_a_sigopt_api_server(make_trainer, monkeypa
 
 def test_a_wrong_token_is_refused_by_the_server(monkeypatch):
     with SigOptServer(token="right") as server, pytest.raises(Exception, match="Invalid API token"):
-        hpsearch.search(lambda t: 0.0, sigopt_hp_space, n_trials=1, backend="sigopt", api_token="wrong",
-                        api_url=server.url)
+        hpsearch.search(
+            lambda t: 0.0, sigopt_hp_space, n_trials=1, backend="sigopt", api_token="wrong", api_url=server.url
+        )
 
 
 @pytest.mark.parametrize(
@@ -92,7 +99,12 @@ def test_neutral_space_round_trips_with_its_types():
     from hpsearch.space import Categorical, Float, Int
 
     space = {"lr": Float(1e-5, 1e-3, log=True), "layers": Int(1, 4), "batch": Categorical([16, 32])}
-    best = hpsearch.search(lambda t: t.params["lr"] * t.params["layers"] * t.params["batch"], space, n_trials=4,
-                           backend="sigopt", show_progress=False)
+    best = hpsearch.search(
+        lambda t: t.params["lr"] * t.params["layers"] * t.params["batch"],
+        space,
+        n_trials=4,
+        backend="sigopt",
+        show_progress=False,
+    )
     for t in best.run_summary.trials:
         assert isinstance(t.params["layers"], int) and t.params["batch"] in (16, 32) and 1e-5 <= t.params["lr"] <= 1e-3

@@ -28,8 +28,9 @@ def test_a_running_trial_that_no_process_owns_is_recovered_by_the_next_run(tmp_p
 
 def test_a_second_call_with_another_space_fails_before_training_and_names_the_change(make_trainer):
     trainer = make_trainer(max_steps=2)
-    trainer.hyperparameter_search(hp_space={"learning_rate": Float(1e-3, 1e-2, log=True)}, n_trials=2,
-                                  show_progress=False)
+    trainer.hyperparameter_search(
+        hp_space={"learning_rate": Float(1e-3, 1e-2, log=True)}, n_trials=2, show_progress=False
+    )
     changed = {"learning_rate": Float(1e-4, 1e-2, log=True), "seed": Int(1, 40)}
     with pytest.raises(ValueError) as info:
         trainer.hyperparameter_search(hp_space=changed, n_trials=4, show_progress=False)
@@ -37,15 +38,20 @@ def test_a_second_call_with_another_space_fails_before_training_and_names_the_ch
     assert "'seed' is new" in message and "'learning_rate' was Float(low=0.001" in message
     assert "now Float(low=0.0001" in message and "new `study_name`" in message
     assert len(hpsearch.load_trials(trainer.args.output_dir)) == 2  # no trial ran, no slot was used
-    trainer.hyperparameter_search(hp_space={"learning_rate": Float(1e-3, 1e-2, log=True)}, n_trials=3,
-                                  show_progress=False)  # the same space continues the study
+    trainer.hyperparameter_search(
+        hp_space={"learning_rate": Float(1e-3, 1e-2, log=True)}, n_trials=3, show_progress=False
+    )  # the same space continues the study
     assert len(hpsearch.load_trials(trainer.args.output_dir)) == 3
 
 
 def test_among_tied_best_trials_the_one_whose_model_is_kept_is_named(tmp_path):
     def tied(trial):  # every trial scores 1.0; each offers its model
-        trial.offer_model(1.0, lambda directory: Path(directory).mkdir(parents=True) or
-                          (Path(directory) / "trial.txt").write_text(str(trial.number)))
+        trial.offer_model(
+            1.0,
+            lambda directory: (
+                Path(directory).mkdir(parents=True) or (Path(directory) / "trial.txt").write_text(str(trial.number))
+            ),
+        )
         return 1.0
 
     best = hpsearch.search(tied, {"x": Float(0, 1)}, n_trials=3, output_dir=str(tmp_path), show_progress=False)

@@ -36,14 +36,16 @@ def trial_name(trial):
 
 def search(make_trainer, report_to, **kwargs):
     trainer = make_trainer(report_to=report_to, num_train_epochs=2, eval_strategy="epoch", logging_steps=6)
-    trainer.hyperparameter_search(n_trials=3, show_progress=False, compute_objective=lambda m: m["eval_loss"],
-                                  **{"hp_space": lr_space, **kwargs})
+    trainer.hyperparameter_search(
+        n_trials=3, show_progress=False, compute_objective=lambda m: m["eval_loss"], **{"hp_space": lr_space, **kwargs}
+    )
     return trainer, hpsearch.load_trials(trainer.args.output_dir)
 
 
 def test_each_trial_is_its_own_run_in_tensorboard_wandb_and_mlflow(make_trainer):
-    trainer, trials = search(make_trainer, ["tensorboard", "wandb", "mlflow"], hp_name=trial_name,
-                             study_name="lr-study")
+    trainer, trials = search(
+        make_trainer, ["tensorboard", "wandb", "mlflow"], hp_name=trial_name, study_name="lr-study"
+    )
     names = sorted(trial_name(t) for t in trials)
 
     for t in trials:  # TensorBoard: <output_dir>/runs/<trial name>, kept after the search
@@ -74,8 +76,10 @@ def test_each_trial_is_its_own_run_in_tensorboard_wandb_and_mlflow(make_trainer)
 
 
 def test_with_the_wandb_backend_each_trial_logs_into_its_sweep_run(make_trainer):
-    sweep = {"method": "random", "parameters": {"learning_rate": {"distribution": "log_uniform_values",
-                                                                  "min": 1e-3, "max": 3e-2}}}
+    sweep = {
+        "method": "random",
+        "parameters": {"learning_rate": {"distribution": "log_uniform_values", "min": 1e-3, "max": 3e-2}},
+    }
     trainer, trials = search(make_trainer, ["wandb"], backend="wandb", hp_space=sweep)
     runs = offline_runs(trainer.args.output_dir)
     assert len(runs) == len(trials) == 3  # one run a trial: the sweep's, which the Trainer's logging joined

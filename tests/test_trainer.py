@@ -28,9 +28,7 @@ class TrainingSeen(TrainerCallback):
         self.train_ends = 0
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.runs.append(
-            {"batch_size": state.train_batch_size, "max_steps": state.max_steps, "lr": args.learning_rate}
-        )
+        self.runs.append({"batch_size": state.train_batch_size, "max_steps": state.max_steps, "lr": args.learning_rate})
 
     def on_train_end(self, args, state, control, **kwargs):
         self.train_ends += 1
@@ -117,17 +115,22 @@ def test_best_model_reloads_and_scores_what_its_trial_scored(make_trainer):
 
 def test_with_load_best_model_at_end_the_objective_is_the_kept_models_score(make_trainer):
     """The trial ends on its best checkpoint's model, which is the model kept: its score is the objective."""
-    trainer = make_trainer(num_train_epochs=4, eval_strategy="epoch", save_strategy="epoch",
-                           load_best_model_at_end=True)
+    trainer = make_trainer(
+        num_train_epochs=4, eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True
+    )
     best = trainer.hyperparameter_search(
-        hp_space=lr_space(3e-2, 8e-2), n_trials=2, compute_objective=lambda metrics: metrics["eval_loss"], seed=0,
+        hp_space=lr_space(3e-2, 8e-2),
+        n_trials=2,
+        compute_objective=lambda metrics: metrics["eval_loss"],
+        seed=0,
         pruner=optuna.pruners.NopPruner(),
     )
     trials = hpsearch.load_trials(trainer.args.output_dir)
     assert all(t.objective == min(t.intermediate.values()) for t in trials)  # the best checkpoint's loss
     assert any(t.objective != t.intermediate[max(t.intermediate)] for t in trials)  # not the last evaluation's
-    reloaded = make_trainer(model_init=lambda: AutoModelForSequenceClassification.from_pretrained(
-        best.run_summary.best_model_dir))
+    reloaded = make_trainer(
+        model_init=lambda: AutoModelForSequenceClassification.from_pretrained(best.run_summary.best_model_dir)
+    )
     assert reloaded.evaluate()["eval_loss"] == pytest.approx(best.objective, rel=1e-5)
 
 
@@ -175,11 +178,18 @@ def test_multi_objective_returns_the_pareto_front(make_trainer):
 
 def test_each_trial_trains_under_a_deepspeed_config_of_its_own_arguments(make_trainer, monkeypatch):
     """`"auto"` values are the trial's learning rate and batch size, as in transformers' own search."""
-    for name, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29517", "RANK": "0", "LOCAL_RANK": "0",
-                        "WORLD_SIZE": "1"}.items():
+    for name, value in {
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29517",
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+    }.items():
         monkeypatch.setenv(name, value)
     config = {
-        "train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto", "train_batch_size": "auto",
+        "train_micro_batch_size_per_gpu": "auto",
+        "gradient_accumulation_steps": "auto",
+        "train_batch_size": "auto",
         "optimizer": {"type": "AdamW", "params": {"lr": "auto", "torch_adam": True}},
         "zero_optimization": {"stage": 0},
     }

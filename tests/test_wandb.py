@@ -32,7 +32,10 @@ def test_seed_wandb_example_runs_as_written_offline(make_trainer):
         }
 
     best_trial = trainer.hyperparameter_search(
-        direction="minimize", backend="wandb", hp_space=wandb_hp_space, n_trials=5,
+        direction="minimize",
+        backend="wandb",
+        hp_space=wandb_hp_space,
+        n_trials=5,
         compute_objective=lambda metrics: metrics["eval_loss"],
     )
     trials = hpsearch.load_trials(trainer.args.output_dir)
@@ -99,7 +102,11 @@ def test_server_mode_runs_through_the_agent_and_records_like_local_mode(make_tra
     trainer = make_trainer()
     agent = StandInAgent(config, tmp_path)
     best = trainer.hyperparameter_search(
-        backend="wandb", hp_space=config, n_trials=3, sweep_id="sweep123", agent=agent,
+        backend="wandb",
+        hp_space=config,
+        n_trials=3,
+        sweep_id="sweep123",
+        agent=agent,
         compute_objective=lambda metrics: metrics["eval_loss"],
     )
     assert agent.calls == [{"sweep_id": "sweep123", "count": 3, "project": "hpsearch"}]
@@ -114,8 +121,11 @@ def test_server_mode_runs_through_the_agent_and_records_like_local_mode(make_tra
 @pytest.mark.parametrize(
     ("hp_space", "direction", "message"),
     [
-        ({"method": "random", "parameters": {"x": {"distribution": "uniformish", "min": 0, "max": 1}}}, "minimize",
-         "not valid"),
+        (
+            {"method": "random", "parameters": {"x": {"distribution": "uniformish", "min": 0, "max": 1}}},
+            "minimize",
+            "not valid",
+        ),
         ({"method": "hyperopt", "parameters": {"x": {"values": [1]}}}, "minimize", "method` must be one of"),
         (lambda trial: {"x": trial.suggest_float("x", 0, 1)}, "minimize", "optuna"),
         ([{"name": "x", "type": "double", "bounds": {"min": 0, "max": 1}}], "minimize", "SigOpt"),
@@ -139,8 +149,9 @@ def seed_wandb_space(trial):  # the docs' W&B space: its goal says minimize, the
 
 def test_a_direction_passed_wins_over_the_sweeps_goal_with_one_warning(caplog):
     with caplog.at_level("WARNING", logger="hpsearch"):
-        best = hpsearch.search(quadratic, seed_wandb_space, n_trials=4, backend="wandb", direction="maximize",
-                               show_progress=False)
+        best = hpsearch.search(
+            quadratic, seed_wandb_space, n_trials=4, backend="wandb", direction="maximize", show_progress=False
+        )
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "'minimize'" in warnings[0] and "direction='maximize'" in warnings[0]
     assert best.objective == max(t.objective for t in best.run_summary.trials)

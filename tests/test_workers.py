@@ -13,8 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_two_workers(storage: str, tmp_path: Path) -> list[list[str]]:
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
-    workers = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "worker_search.py"), storage, str(log)])
-               for log in logs]
+    workers = [
+        subprocess.Popen([sys.executable, str(ROOT / "tests" / "worker_search.py"), storage, str(log)]) for log in logs
+    ]
     assert [w.wait(timeout=300) for w in workers] == [0, 0]
     return [log.read_text().split() if log.exists() else [] for log in logs]
 

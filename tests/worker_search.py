@@ -16,7 +16,7 @@ from hpsearch.space import Float
 
 storage, log = sys.argv[1], sys.argv[2]
 if storage.startswith("journal:"):
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage[len("journal:"):]))
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage[len("journal:") :]))
 
 
 def objective(trial):

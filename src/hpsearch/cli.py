@@ -73,8 +73,11 @@ def best(directory: str, study_name: str | None, as_json: bool) -> None:
     else:
         records = [store.to_record(t) for t in study.best_trials]
     if as_json:
-        click.echo(json.dumps([_as_json(r) for r in records] if len(records) > 1 else _as_json(records[0]),
-                              indent=1, default=str))
+        click.echo(
+            json.dumps(
+                [_as_json(r) for r in records] if len(records) > 1 else _as_json(records[0]), indent=1, default=str
+            )
+        )
         return
     for r in records:
         click.echo(f"trial {r.number}: objective {r.objective}, params {r.params}")
@@ -93,9 +96,7 @@ def report(directory: str, study_name: str | None, out: str | None) -> None:
     click.echo(f"report: {page}")
 
 
-@main.command(
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False
-)
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
 @click.pass_context
 def demo(ctx: click.Context) -> None:
     """The main job: a real search of MiniLM on rotten-tomatoes reviews (options: --help of the demo)."""

@@ -127,8 +127,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = rotten_tomatoes()
     train = TextDataset(tokenizer, rows[: args.train_size], args.max_length)
     evaluation = TextDataset(tokenizer, rows[args.train_size : args.train_size + args.eval_size], args.max_length)
-    print(f"all-MiniLM-L6-v2 on {len(train)} rotten-tomatoes reviews ({len(evaluation)} held out), "
-          f"{args.trials} trials with {args.backend}; study and best model in {args.output_dir}/")
+    print(
+        f"all-MiniLM-L6-v2 on {len(train)} rotten-tomatoes reviews ({len(evaluation)} held out), "
+        f"{args.trials} trials with {args.backend}; study and best model in {args.output_dir}/"
+    )
 
     def model_init(trial: Any) -> Any:
         return AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
@@ -158,8 +160,10 @@ def main(argv: list[str] | None = None) -> None:
         best = run_search(trainer, args)
     except hpsearch.SearchInterrupted as e:
         sys.exit(f"hpsearch: {e}")
-    print(f"\nSearch took {time.monotonic() - start:.0f} s. Best run: trial {best.run_id}, "
-          f"accuracy {best.objective:.4f}, {best.hyperparameters}")
+    print(
+        f"\nSearch took {time.monotonic() - start:.0f} s. Best run: trial {best.run_id}, "
+        f"accuracy {best.objective:.4f}, {best.hyperparameters}"
+    )
     print(f"Best model: {best.run_summary.best_model_dir} (load it with from_pretrained)")
     page = write_report(best.run_summary.study, Path(args.output_dir) / "report")
     print(f"Report: {page} (plots beside it); `hpsearch show {args.output_dir}` lists the trials")

@@ -348,8 +348,11 @@ def _check_kwargs(backend_class: type[Backend], kwargs: dict[str, Any]) -> None:
     ]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
-        own = [n for n, p in inspect.signature(Search.__init__).parameters.items()
-               if p.default is not inspect.Parameter.empty and n not in ("hp_space", "coordinator")]
+        own = [
+            n
+            for n, p in inspect.signature(Search.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty and n not in ("hp_space", "coordinator")
+        ]
         hints = "".join(
             f" Did you mean {close[0]!r} for {name!r}?"
             for name in unknown

@@ -54,11 +54,15 @@ def markdown_table(records: Sequence[TrialRecord], directions: Sequence[str]) ->
     rows = [["trial", "state", "objective", *names, "seconds"]]
     for r in leaderboard(records, directions):
         state = "interrupted" if r.interrupted else r.state.value
-        rows.append([
-            str(r.number), state, format_value(r.objective) if r.objective is not None else "-",
-            *[format_value(r.params.get(n, "-")) for n in names],
-            f"{r.duration:.1f}" if r.duration is not None else "-",
-        ])
+        rows.append(
+            [
+                str(r.number),
+                state,
+                format_value(r.objective) if r.objective is not None else "-",
+                *[format_value(r.params.get(n, "-")) for n in names],
+                f"{r.duration:.1f}" if r.duration is not None else "-",
+            ]
+        )
     lines = ["| " + " | ".join(row) + " |" for row in rows]
     lines.insert(1, "|" + "---|" * len(rows[0]))
     return "\n".join(lines)
@@ -97,9 +101,16 @@ def write_report(study: Any, out_dir: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     records = store.records(study)
     directions = [d.name.lower() for d in study.directions]
-    sections = [f"# hpsearch report: study `{study.study_name}`", "",
-                f"{len(records)} trials, direction {', '.join(directions)}.", "",
-                "## Leaderboard", "", markdown_table(records, directions), ""]
+    sections = [
+        f"# hpsearch report: study `{study.study_name}`",
+        "",
+        f"{len(records)} trials, direction {', '.join(directions)}.",
+        "",
+        "## Leaderboard",
+        "",
+        markdown_table(records, directions),
+        "",
+    ]
     for name, plot in _plots(study).items():
         title = name.replace("_", " ").capitalize()
         try:

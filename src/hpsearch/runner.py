@@ -75,8 +75,14 @@ def _trainer_recipe(trainer: transformers.Trainer) -> dict[str, Any]:
         "kwargs": {
             name: getattr(trainer, name)
             for name in (
-                "model_init", "data_collator", "train_dataset", "eval_dataset", "processing_class",
-                "compute_metrics", "preprocess_logits_for_metrics", "compute_loss_func",
+                "model_init",
+                "data_collator",
+                "train_dataset",
+                "eval_dataset",
+                "processing_class",
+                "compute_metrics",
+                "preprocess_logits_for_metrics",
+                "compute_loss_func",
             )
         },
     }
@@ -179,7 +185,10 @@ class TrialRunner:
             shutil.rmtree(args.output_dir, ignore_errors=True)
 
     def _start(
-        self, trial: Trial, model_init: Callable[..., Any], args: transformers.TrainingArguments,
+        self,
+        trial: Trial,
+        model_init: Callable[..., Any],
+        args: transformers.TrainingArguments,
         tracking: TrialTracking,
     ) -> Any:
         """The trial's model, then (its parameters all known) its name, run directory and tracking."""

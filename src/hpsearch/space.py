@@ -63,9 +63,7 @@ class Categorical:
 
     def __init__(self, choices: Sequence[Any]) -> None:
         if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence) or len(choices) == 0:
-            raise ValueError(
-                f"`Categorical` needs a non-empty list of choices. Received: choices={choices!r}."
-            )
+            raise ValueError(f"`Categorical` needs a non-empty list of choices. Received: choices={choices!r}.")
         object.__setattr__(self, "choices", tuple(choices))
 
     def contains(self, value: Any) -> bool:

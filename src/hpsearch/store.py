@@ -48,7 +48,7 @@ def open_storage(storage: str | optuna.storages.BaseStorage | None) -> optuna.st
         return storage
     engine_kwargs = None
     if storage.startswith("sqlite:///"):
-        Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(storage[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 60}}
     for attempt in range(5):
         try:
@@ -142,9 +142,18 @@ def create_trial(study: optuna.Study, fixed_params: dict[str, Any] | None = None
     if fixed_params:
         attrs["fixed_params"] = fixed_params
     template = optuna.trial.FrozenTrial(
-        number=-1, state=optuna.trial.TrialState.RUNNING, value=None, values=None,
-        datetime_start=datetime.datetime.now(), datetime_complete=None, params={}, distributions={},
-        user_attrs={}, system_attrs=attrs, intermediate_values={}, trial_id=-1,
+        number=-1,
+        state=optuna.trial.TrialState.RUNNING,
+        value=None,
+        values=None,
+        datetime_start=datetime.datetime.now(),
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={},
+        system_attrs=attrs,
+        intermediate_values={},
+        trial_id=-1,
     )
     # optuna has no public call for this: `Study.ask` does the same with a template-less trial
     trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
@@ -269,8 +278,9 @@ def best_record(study: optuna.Study, kept: int | None = None) -> TrialRecord:
     import optuna
 
     best_value = study.best_value
-    tied = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-            if t.value == best_value]
+    tied = [
+        t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)) if t.value == best_value
+    ]
     return to_record(next((t for t in tied if t.number == kept), min(tied, key=lambda t: t.number)))
 
 
@@ -284,8 +294,11 @@ def check_space(study: optuna.Study, space: Mapping[str, Dimension | None]) -> N
         return
     changes = [f"{name!r} is new" for name in described if name not in earlier]
     changes += [f"{name!r} is gone" for name in earlier if name not in described]
-    changes += [f"{name!r} was {earlier[name]}, now {dim}" for name, dim in described.items()
-                if name in earlier and earlier[name] != dim]
+    changes += [
+        f"{name!r} was {earlier[name]}, now {dim}"
+        for name, dim in described.items()
+        if name in earlier and earlier[name] != dim
+    ]
     if changes:
         raise ValueError(
             f"The study {study.study_name!r} in this storage was searched over another space: {'; '.join(changes)}. "

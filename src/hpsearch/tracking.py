@@ -63,8 +63,12 @@ class TrialTracking:
             return
         # the current run (as `wandb.init` makes it by default) is what transformers' W&B callback logs to
         run = wandb.init(
-            project=os.environ.get("WANDB_PROJECT", "huggingface"), name=name, group=self.group, config=params,
-            dir=os.environ.get("WANDB_DIR") or str(self.output_dir), reinit="finish_previous",
+            project=os.environ.get("WANDB_PROJECT", "huggingface"),
+            name=name,
+            group=self.group,
+            config=params,
+            dir=os.environ.get("WANDB_DIR") or str(self.output_dir),
+            reinit="finish_previous",
             mode=os.environ.get("WANDB_MODE"),  # as it is now: W&B reads its environment once per process
         )
         self._ends.append(lambda failed: run.finish(exit_code=1 if failed else 0))
@@ -75,7 +79,10 @@ class TrialTracking:
         if os.environ.get("MLFLOW_EXPERIMENT_NAME"):
             mlflow.set_experiment(os.environ["MLFLOW_EXPERIMENT_NAME"])
         # inside a run the user opened, trials are its children; the study tag groups them either way
-        mlflow.start_run(run_name=name, nested=mlflow.active_run() is not None,
-                         tags={"hpsearch.study": self.group, "hpsearch.trial": str(trial.number)})
+        mlflow.start_run(
+            run_name=name,
+            nested=mlflow.active_run() is not None,
+            tags={"hpsearch.study": self.group, "hpsearch.trial": str(trial.number)},
+        )
         mlflow.log_params(params)
         self._ends.append(lambda failed: mlflow.end_run("FAILED" if failed else "FINISHED"))

@@ -103,8 +103,9 @@ def hyperparameter_search(
         kwargs.setdefault("storage", store.storage_url(trainer.args.output_dir))
         kwargs.setdefault("output_dir", trainer.args.output_dir if trainer.args.should_save else None)
         define_by_run = number_of_arguments(trainer.model_init) == 1  # model_init may suggest on the trial
-        search = Search(hp_space, n_trials, direction, backend, coordinator=coordinator, define_by_run=define_by_run,
-                        **kwargs)
+        search = Search(
+            hp_space, n_trials, direction, backend, coordinator=coordinator, define_by_run=define_by_run, **kwargs
+        )
         if objective_at == "best" and len(search.directions) > 1:
             raise ValueError("`objective_at='best'` needs one `direction`: several objectives have no single best.")
         if coordinator is not None and not isinstance(search.backend, AskTellBackend):
@@ -116,12 +117,18 @@ def hyperparameter_search(
         if evals_per_trial is None:
             wants_evals = trainer.args.eval_strategy == "no" and search.backend.can_prune
             evals_per_trial = DEFAULT_EVALS_PER_TRIAL if wants_evals else 0
-        settings = {"directions": search.directions, "evals_per_trial": evals_per_trial,
-                    "study_name": search.backend.study_name}
+        settings = {
+            "directions": search.directions,
+            "evals_per_trial": evals_per_trial,
+            "study_name": search.backend.study_name,
+        }
         if coordinator is not None:
             coordinator.share(("settings", settings))
         runner = TrialRunner(
-            trainer, compute_objective or default_compute_objective, hp_name=hp_name, objective_at=objective_at,
+            trainer,
+            compute_objective or default_compute_objective,
+            hp_name=hp_name,
+            objective_at=objective_at,
             **settings,
         )
         search.run(runner)
@@ -146,7 +153,10 @@ def _follow(
     if kind == "abort":
         raise RuntimeError(f"The search stopped on rank 0: {settings}")
     runner = TrialRunner(
-        trainer, compute_objective or default_compute_objective, hp_name=hp_name, objective_at=objective_at,
+        trainer,
+        compute_objective or default_compute_objective,
+        hp_name=hp_name,
+        objective_at=objective_at,
         **settings,
     )
     follow(coordinator, runner)

@@ -76,5 +76,12 @@ def objective(trial):
 
 
 options = {"max_concurrent_trials": 1} if backend == "ray" else {}
-hpsearch.search(objective, native_space(backend), n_trials=N_TRIALS, backend=backend, output_dir=str(output_dir),
-                show_progress=False, **options)
+hpsearch.search(
+    objective,
+    native_space(backend),
+    n_trials=N_TRIALS,
+    backend=backend,
+    output_dir=str(output_dir),
+    show_progress=False,
+    **options,
+)

@@ -30,7 +30,8 @@ def objective(trial):
     return trial.params["x"] ** 2
 
 
-best = hpsearch.search(objective, {"x": Float(-1.0, 1.0)}, n_trials=3, backend=backend, storage=storage,
-                       output_dir=output_dir, **options)
+best = hpsearch.search(
+    objective, {"x": Float(-1.0, 1.0)}, n_trials=3, backend=backend, storage=storage, output_dir=output_dir, **options
+)
 print(best)
 write_report(load_study(storage=storage), Path(output_dir) / "report")

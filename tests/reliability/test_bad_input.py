@@ -69,7 +69,7 @@ SPACES = {
     ),
     "an empty space": (
         {
-            "optuna": lambda: (lambda trial: {}),
+            "optuna": lambda: lambda trial: {},
             "sigopt": lambda: [],
             "wandb": lambda: {"method": "random", "parameters": {}},
             "ray": lambda: {},
@@ -88,8 +88,9 @@ SPACES = {
     "a log scale from min <= 0": (
         {
             "optuna": lambda: optuna_space("float", "learning_rate", 0.0, 1e-3, log=True),
-            "sigopt": lambda: sigopt_space("learning_rate", "double", bounds={"min": 0.0, "max": 1e-3},
-                                           transformation="log"),
+            "sigopt": lambda: sigopt_space(
+                "learning_rate", "double", bounds={"min": 0.0, "max": 1e-3}, transformation="log"
+            ),
             "wandb": lambda: wandb_space("learning_rate", distribution="log_uniform_values", min=0.0, max=1e-3),
             "ray": lambda: {"learning_rate": tune.loguniform(0.0, 1e-3)},
         },
@@ -114,8 +115,10 @@ ARGUMENTS = [
     ({"direction": "maximise"}, "`direction` must be 'minimize', 'maximize' or a list of them. .*'maximise'"),
     ({"compute_objective": "eval_accuracy"}, "`compute_objective` must be a function of the metrics"),
     ({"show_progres": False}, r"Unknown argument\(s\) \['show_progres'\] .* Did you mean 'show_progress'"),
-    ({"storage": "postgresql+psycopg2://alice:s3cret@127.0.0.1:1/db"},
-     r"Cannot open the study storage postgresql\+psycopg2://alice:\*\*\*@127.0.0.1:1/db \(connection .* refused"),
+    (
+        {"storage": "postgresql+psycopg2://alice:s3cret@127.0.0.1:1/db"},
+        r"Cannot open the study storage postgresql\+psycopg2://alice:\*\*\*@127.0.0.1:1/db \(connection .* refused",
+    ),
     ({"storage": "not a url"}, "Cannot open the study storage <not a database URL>"),
 ]
 
@@ -159,8 +162,9 @@ def test_an_optuna_function_returning_another_format_is_named(counted, other):
     assert f"which backend={other!r} takes" in error
 
 
-@pytest.mark.parametrize(("kwargs", "message"), ARGUMENTS, ids=[next(iter(k)) + "=" + repr(v)[:20]
-                                                               for k, _ in ARGUMENTS for v in k.values()])
+@pytest.mark.parametrize(
+    ("kwargs", "message"), ARGUMENTS, ids=[next(iter(k)) + "=" + repr(v)[:20] for k, _ in ARGUMENTS for v in k.values()]
+)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_each_bad_argument_fails_before_training_on_every_backend(counted, backend, kwargs, message):
     refused_before_training(counted, message, backend=backend, hp_space=GOOD[backend](), **kwargs)
@@ -220,8 +224,9 @@ def test_a_trainer_without_model_init_is_told_to_pass_one(tiny_model_dir, train_
 def test_tokenizer_and_processing_class_together_are_refused(make_trainer, tokenizer):
     trainer = make_trainer()
     with pytest.raises(ValueError, match="either `tokenizer` or `processing_class`"):
-        hpsearch.Trainer(model_init=trainer.model_init, args=trainer.args, tokenizer=tokenizer,
-                         processing_class=tokenizer)
+        hpsearch.Trainer(
+            model_init=trainer.model_init, args=trainer.args, tokenizer=tokenizer, processing_class=tokenizer
+        )
 
 
 def test_stock_trainer_gets_the_same_search(make_trainer):
@@ -235,8 +240,7 @@ def test_stock_trainer_gets_the_same_search(make_trainer):
 def test_hp_name_cannot_write_outside_output_dir(make_trainer, tmp_path, name):
     trainer = make_trainer()
     with pytest.raises(RuntimeError, match="All 1 trials") as info:
-        trainer.hyperparameter_search(hp_space=lr_space, n_trials=1, hp_name=lambda trial: name,
-                                      show_progress=False)
+        trainer.hyperparameter_search(hp_space=lr_space, n_trials=1, hp_name=lambda trial: name, show_progress=False)
     assert "`hp_name` must return a plain directory name" in str(info.value)
     assert not (tmp_path / "escape").exists() and not Path("/tmp/elsewhere").exists()
 
@@ -246,8 +250,14 @@ def test_a_non_number_objective_stops_the_search_at_the_first_evaluation(make_tr
     trainer = make_trainer(eval_strategy="steps", eval_steps=2, max_steps=8)
     options = {"max_concurrent_trials": 1} if backend == "ray" else {}
     with pytest.raises(ValueError, match=r"must be a number. Received: \{'eval_loss'.*return a float"):
-        trainer.hyperparameter_search(backend=backend, hp_space=GOOD[backend](), n_trials=3, show_progress=False,
-                                      compute_objective=lambda metrics: metrics, **options)
+        trainer.hyperparameter_search(
+            backend=backend,
+            hp_space=GOOD[backend](),
+            n_trials=3,
+            show_progress=False,
+            compute_objective=lambda metrics: metrics,
+            **options,
+        )
     (trial,) = hpsearch.load_trials(trainer.args.output_dir)  # a mistake in the code: no second trial
     assert trial.state is hpsearch.TrialState.FAILED and "must be a number" in trial.error
 

@@ -25,8 +25,9 @@ BACKENDS = ["optuna", "sigopt", "wandb", "ray"]
 
 def run(backend: str, output_dir: Path, fault: str = "") -> subprocess.CompletedProcess:
     env = dict(os.environ, FAULT=fault, FAULT_AT_TRIAL="2")
-    return subprocess.run([sys.executable, str(SCRIPT), backend, str(output_dir)], env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), backend, str(output_dir)], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def started(output_dir: Path) -> list[str]:
@@ -69,7 +70,9 @@ def test_ctrl_c_records_the_trial_and_exits_with_one_line_saying_how_to_resume(b
     )
     trials = hpsearch.load_trials(tmp_path)
     assert [(t.state, t.interrupted) for t in trials] == [
-        (TrialState.COMPLETE, False), (TrialState.COMPLETE, False), (TrialState.FAILED, True),
+        (TrialState.COMPLETE, False),
+        (TrialState.COMPLETE, False),
+        (TrialState.FAILED, True),
     ]
     assert run(backend, tmp_path).returncode == 0
     assert sum(t.counts for t in hpsearch.load_trials(tmp_path)) == 4
@@ -85,8 +88,15 @@ def test_a_trial_that_raises_or_returns_nan_is_recorded_and_the_search_goes_on(b
         return trial.params["x"]
 
     options = {"max_concurrent_trials": 1} if backend == "ray" else {}
-    hpsearch.search(sometimes_fails, native_space(backend), n_trials=12, backend=backend,
-                    output_dir=str(tmp_path), show_progress=False, **options)
+    hpsearch.search(
+        sometimes_fails,
+        native_space(backend),
+        n_trials=12,
+        backend=backend,
+        output_dir=str(tmp_path),
+        show_progress=False,
+        **options,
+    )
     trials = hpsearch.load_trials(tmp_path)
     assert len(trials) == 12 and all(t.counts for t in trials)
     for t in trials:

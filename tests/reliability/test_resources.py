@@ -49,8 +49,9 @@ def test_a_trial_out_of_memory_is_recorded_and_the_search_goes_on(make_trainer):
 def mounted_tmpfs(options: str):
     """A small file system of its own (tmpfs): a real full or read-only disk, not a simulated error."""
     path = Path(tempfile.mkdtemp(prefix="hpsearch-tmpfs-"))
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True,
-                             text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True
+    )
     assert mounted.returncode == 0, f"this test mounts a tmpfs (it needs root): {mounted.stderr}"
     try:
         yield path

@@ -46,11 +46,20 @@ def test_no_secret_appears_in_any_output(backend, postgres_url, tmp_path):
         connection.execute(sqlalchemy.text(f"CREATE DATABASE {database}"))
     admin.dispose()
     storage = storage.rsplit("/", 1)[0] + f"/{database}"
-    env = dict(os.environ, HPSEARCH_STORAGE=storage, WANDB_API_KEY=SECRETS["WANDB_API_KEY"],
-               SIGOPT_API_TOKEN=SECRETS["SIGOPT_API_TOKEN"])
+    env = dict(
+        os.environ,
+        HPSEARCH_STORAGE=storage,
+        WANDB_API_KEY=SECRETS["WANDB_API_KEY"],
+        SIGOPT_API_TOKEN=SECRETS["SIGOPT_API_TOKEN"],
+    )
     with SigOptServer(token=SECRETS["SIGOPT_API_TOKEN"]) as server:
-        run = subprocess.run([sys.executable, str(SCRIPT), backend, str(tmp_path), server.url], env=env,
-                             capture_output=True, text=True, timeout=300)
+        run = subprocess.run(
+            [sys.executable, str(SCRIPT), backend, str(tmp_path), server.url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "hpsearch" in run.stderr and "BestRun" in run.stdout  # the logs and the result were captured
     if backend == "sigopt":

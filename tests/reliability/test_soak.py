@@ -15,8 +15,12 @@ SOAK = Path(__file__).resolve().parents[2] / "bench" / "soak.py"
 
 def test_rss_grows_under_5_percent_after_warm_up(tmp_path):
     out = tmp_path / "soak.json"
-    run = subprocess.run([sys.executable, str(SOAK), "--trials", "8", "--warmup", "3", "--out", str(out)],
-                         capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [sys.executable, str(SOAK), "--trials", "8", "--warmup", "3", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     results = json.loads(out.read_text())["results"]
     assert run.returncode == 0, (run.stdout, run.stderr[-2000:])
     for api in ("function", "trainer"):

@@ -33,8 +33,9 @@ def ints(draw):
     return Int(low, draw(st.integers(min_value=low + 1, max_value=low + 5000)), log=log)
 
 
-choices = st.lists(st.one_of(st.integers(-100, 100), st.text(min_size=1, max_size=5)), min_size=1, max_size=6,
-                   unique_by=str)
+choices = st.lists(
+    st.one_of(st.integers(-100, 100), st.text(min_size=1, max_size=5)), min_size=1, max_size=6, unique_by=str
+)
 dimensions = st.one_of(floats(), ints(), choices.map(Categorical))
 
 

@@ -20,7 +20,10 @@ def run_search(output_dir: Path, model_dir: Path, n_trials: int, kill_at: int | 
     env = dict(os.environ, KILL_AT_TRIAL=str(kill_at if kill_at is not None else -1))
     return subprocess.run(
         [sys.executable, str(SCRIPT), str(output_dir), str(model_dir), str(n_trials)],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

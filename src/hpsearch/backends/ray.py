@@ -373,8 +373,10 @@ def _join(address: str) -> None:
             if attempt == _CLIENT_ATTEMPTS:
                 raise
             reason = str(e).strip().splitlines()[0]
-            logger.warning(f"Ray Client: the cluster could not start this connection's server ({reason}); "
-                           f"connecting again ({attempt}/{_CLIENT_ATTEMPTS - 1}).")
+            logger.warning(
+                f"Ray Client: the cluster could not start this connection's server ({reason}); "
+                f"connecting again ({attempt}/{_CLIENT_ATTEMPTS - 1})."
+            )
 
 
 class RayBackend(Backend):
@@ -446,8 +448,11 @@ class RayBackend(Backend):
         else:  # workers import what this process can: its `sys.path`, folders the script added included
             path = [os.path.abspath(p or ".") for p in sys.path if os.path.isdir(p or ".")]
             path += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(path))}})
+            ray.init(
+                num_cpus=os.cpu_count(),
+                include_dashboard=False,
+                runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(path))}},
+            )
         return True
 
     def drive(self, objective: Callable[[Trial], Any], search: Any) -> tune.ResultGrid | None:
@@ -469,14 +474,21 @@ class RayBackend(Backend):
             gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
             for attempt in range(search.n_trials + 1):
                 name = self.study_name if attempt == 0 else f"{self.study_name}-{attempt}"
-                trainable = tune.with_parameters(_ray_trial, objective=objective, direction=self.directions[0],
-                                                 finished=_finished_ray_trials(self.study))
+                trainable = tune.with_parameters(
+                    _ray_trial,
+                    objective=objective,
+                    direction=self.directions[0],
+                    finished=_finished_ray_trials(self.study),
+                )
                 trainable = tune.with_resources(trainable, self.resources or {"cpu": 1, "gpu": gpus})
                 experiment = os.path.join(root, name)
                 remaining = search.n_trials - search.finished()
                 if tune.Tuner.can_restore(experiment):
                     tuner = tune.Tuner.restore(
-                        experiment, trainable, resume_unfinished=True, restart_errored=True,
+                        experiment,
+                        trainable,
+                        resume_unfinished=True,
+                        restart_errored=True,
                         param_space=self.ray_space,
                     )
                 elif remaining > 0:

@@ -144,8 +144,11 @@ class SigOptBackend(AskTellBackend):
             {"bounds": {"min": 1e-6, "max": 1e-4}, "name": "learning_rate", "type": "double", "transformation": "log"},
             {"bounds": {"min": 1, "max": 5}, "name": "num_train_epochs", "type": "int"},
             {"bounds": {"min": 1, "max": 40}, "name": "seed", "type": "int"},
-            {"categorical_values": ["4", "8", "16", "32", "64"], "name": "per_device_train_batch_size",
-             "type": "categorical"},
+            {
+                "categorical_values": ["4", "8", "16", "32", "64"],
+                "name": "per_device_train_batch_size",
+                "type": "categorical",
+            },
         ]
 
     @staticmethod
@@ -232,4 +235,3 @@ class SigOptBackend(AskTellBackend):
         with self.random_state.active():
             self._observe(state, values, suggestion=suggestion.id)
         store.finish(self.study, recorded, state, values)
-

@@ -230,8 +230,13 @@ class WandbBackend(AskTellBackend):
         remaining = search.n_trials - search.finished()
         if remaining > 0:
             agent = self.agent or wandb.agent
-            agent(sweep_id, function=lambda: search.run_trial(self._join_run(), objective), count=remaining,
-                  project=self.project, entity=self.entity)
+            agent(
+                sweep_id,
+                function=lambda: search.run_trial(self._join_run(), objective),
+                count=remaining,
+                project=self.project,
+                entity=self.entity,
+            )
         return sweep_id
 
     def _set_environment(self) -> None:
@@ -250,8 +255,14 @@ class WandbBackend(AskTellBackend):
         recorded = store.start_trial(self.study, params, self.space)
         # the current run while the trial trains ("finish_previous"), for the Trainer's W&B logging to join
         run = wandb.init(
-            mode="offline", dir=self.dir, project=self.project, entity=self.entity or None, group=self.study_name,
-            name=f"trial-{recorded.number}", config=params, reinit="finish_previous",
+            mode="offline",
+            dir=self.dir,
+            project=self.project,
+            entity=self.entity or None,
+            group=self.study_name,
+            name=f"trial-{recorded.number}",
+            config=params,
+            reinit="finish_previous",
             settings=self._settings(),
         )
         return self._start(recorded, run, params)
