@@ -10,6 +10,7 @@ from transformers.trainer_utils import HPSearchBackend
 
 from hpsearch.backends.base import BACKEND_NAMES, get_backend
 from hpsearch.backends.optuna import OptunaBackend
+from hpsearch.settings import SearchSettings
 
 
 def test_the_four_backend_names():
@@ -52,7 +53,7 @@ def test_optuna_default_space_is_transformers_default():
     study = optuna.create_study()
     theirs, ours = study.ask(), study.ask()
     default_hp_space_optuna(theirs)
-    backend = OptunaBackend(None, ["minimize"], None, "default-space")
+    backend = OptunaBackend(None, SearchSettings(directions=("minimize",)))
     backend._sample(ours)
     assert ours.distributions == theirs.distributions
 

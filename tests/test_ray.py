@@ -174,8 +174,9 @@ def test_ray_default_space_is_transformers_default_with_an_integer_seed():
 
 def test_trials_ray_finished_but_the_store_missed_are_recorded_after_the_run(tmp_path):
     """The driver can die between Ray ending a trial and the store hearing of it."""
-    from hpsearch import store
-    from hpsearch.backends.ray import _Mirror
+    from hpsearch.backends.ray_tune import Mirror
+    from hpsearch.lifecycle import Trials
+    from hpsearch.settings import SearchSettings
     from hpsearch.space import Float
 
     def curve(trial):
@@ -183,9 +184,9 @@ def test_trials_ray_finished_but_the_store_missed_are_recorded_after_the_run(tmp
         return trial.params["x"]
 
     best = hpsearch.search(curve, {"x": tune.uniform(0, 1)}, n_trials=2, backend="ray", output_dir=str(tmp_path))
-    missed = store.open_study(None, "missed", ["minimize"])
-    _Mirror(missed, {"x": Float(0, 1)}, None).reconcile(best.run_summary.native)
-    recorded = sorted((t.params["x"], t.values, t.intermediate) for t in store.records(missed))
+    missed = Trials(SearchSettings(directions=("minimize",), study_name="missed"))
+    Mirror(missed, {"x": Float(0, 1)}).reconcile(best.run_summary.native)
+    recorded = sorted((t.params["x"], t.values, t.intermediate) for t in missed.records())
     expected = sorted((t.params["x"], t.values, {1: t.params["x"] + 1}) for t in best.run_summary.trials)
     assert recorded == expected
 

@@ -7,14 +7,20 @@
 from typing import Any
 
 from hpsearch import space
-from hpsearch.engine import BestRun, Search, SearchInterrupted, SearchSummary, search
+from hpsearch.engine import BestRun, Search, SearchSummary, search
+from hpsearch.errors import ConfigError, HpsearchError, MissingExtra, ObjectiveError, SearchFailed, SearchInterrupted
 from hpsearch.objective import default_compute_objective
 from hpsearch.store import load_trials
 from hpsearch.trial import Trial, TrialPruned, TrialRecord, TrialState
 
 __all__ = [
     "BestRun",
+    "ConfigError",
+    "HpsearchError",
+    "MissingExtra",
+    "ObjectiveError",
     "Search",
+    "SearchFailed",
     "SearchInterrupted",
     "SearchSummary",
     "Trainer",

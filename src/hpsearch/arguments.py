@@ -14,6 +14,7 @@ from typing import Any
 import transformers
 from transformers.trainer_utils import number_of_arguments
 
+from hpsearch.errors import ConfigError
 from hpsearch.space import Categorical, Dimension, Float
 
 logger = logging.getLogger("hpsearch")
@@ -42,7 +43,7 @@ def check_params(space: Mapping[str, Dimension | None], model_init: Callable[...
         if (close := difflib.get_close_matches(key, fields, n=1, cutoff=0.8))
     )
     if number_of_arguments(model_init) == 0:
-        raise ValueError(
+        raise ConfigError(
             f"hp_space key(s) {model_keys} are not `TrainingArguments` fields, and `model_init` takes no trial "
             f"to read them from.{hints} For a model hyperparameter, define `model_init(trial)` and read it there "
             "(`trial.params[name]` for optuna)."
@@ -54,7 +55,7 @@ def check_params(space: Mapping[str, Dimension | None], model_init: Callable[...
 def _check_field_values(name: str, dim: Dimension) -> None:
     target = _field_type(name)
     if target is int and isinstance(dim, Float):
-        raise ValueError(
+        raise ConfigError(
             f"hp_space samples {name!r} as a float ({dim}), but `TrainingArguments.{name}` is an int: sample "
             "it as an int (hpsearch Int, trial.suggest_int, tune.randint, an int W&B range, a SigOpt int) "
             "or from whole-number choices."
@@ -63,7 +64,7 @@ def _check_field_values(name: str, dim: Dimension) -> None:
         try:
             cast(name, value)
         except (TypeError, ValueError) as e:
-            raise ValueError(
+            raise ConfigError(
                 f"hp_space gives {name!r} the value {value!r}, which `TrainingArguments.{name}` cannot take "
                 f"({e}). Give it {target.__name__} values."
             ) from None

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hpsearch.errors import ConfigError, RankFailed
 from hpsearch.trial import Trial
 
 
@@ -22,7 +23,7 @@ class Coordinator:
         import torch.distributed as dist  # not at `import hpsearch`: the engine imports this module
 
         if not (dist.is_available() and dist.is_initialized()):
-            raise RuntimeError("A search over several processes needs torch.distributed initialised (torchrun).")
+            raise ConfigError("A search over several processes needs torch.distributed initialised (torchrun).")
         self.rank = dist.get_rank()
 
     @property
@@ -71,7 +72,7 @@ def _follow_definition(coordinator: Coordinator) -> Callable[..., Any]:
     def define(trial: Trial, build: Callable[[Any], Any]) -> Any:
         message = coordinator.share()
         if message[0] == "error":
-            raise RuntimeError(f"The trial's model_init failed on rank 0: {message[1]}")
+            raise RankFailed(f"The trial's model_init failed on rank 0: {message[1]}")
         _, trial.params, trial.native = message
         return build(trial.native)
 
@@ -85,7 +86,7 @@ def follow(coordinator: Coordinator, objective: Callable[[Trial], Any]) -> None:
         if message[0] == "stop":
             return
         if message[0] == "abort":
-            raise RuntimeError(f"The search stopped on rank 0: {message[1]}")
+            raise RankFailed(f"The search stopped on rank 0: {message[1]}")
         _, number, params, native = message
         trial = Trial(number, params, native, report=lambda step, value: coordinator.decide(None))
         trial.sync_definition = _follow_definition(coordinator)

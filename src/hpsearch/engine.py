@@ -1,7 +1,8 @@
-"""The search loop for every ask/tell backend: ask -> run -> report/prune -> tell.
+"""The public face of a search: `search()`, `Search`, and what they return (`BestRun`).
 
-Written once here, so progress, the store, failures, timeouts and resume behave the same on
-every backend. `search()` is the function API on top of it.
+`Search` checks the arguments and puts the backend, the study's trials and the loop together
+(`hpsearch.loop` runs the trials, `hpsearch.lifecycle` records them), as optuna's
+`Study.optimize` stands over its `_optimize`.
 """
 
 from __future__ import annotations
@@ -10,23 +11,19 @@ import dataclasses
 import difflib
 import inspect
 import logging
-import shutil
-import sys
-import time
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tqdm.auto import tqdm
-
 from hpsearch import store
-from hpsearch.backends.base import Backend, Proposal, get_backend
-from hpsearch.best_model import BestModelKeeper
-from hpsearch.distributed import lead_definition
-from hpsearch.objective import ObjectiveError, check_directions, check_values, is_better
-from hpsearch.report import format_value, print_leaderboard
-from hpsearch.trial import Trial, TrialPruned, TrialRecord, TrialState, check_searched
+from hpsearch.backends.base import Backend, get_backend
+from hpsearch.errors import ConfigError, SearchFailed, SearchInterrupted
+from hpsearch.lifecycle import Trials
+from hpsearch.loop import SearchLoop
+from hpsearch.objective import check_directions
+from hpsearch.report import print_leaderboard
+from hpsearch.settings import DEFAULT_STUDY_NAME, SearchSettings
+from hpsearch.trial import Trial, TrialRecord, TrialState
 
 logger = logging.getLogger("hpsearch")
 
@@ -65,36 +62,40 @@ class SearchSummary:
         return hash((self.study.study_name, self.best_model_dir))
 
 
-class SearchInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a search: the running trial is recorded as interrupted; rerun the same call to resume.
-
-    Left uncaught, it ends the process (non-zero, as Ctrl-C does) with its one-line message
-    rather than a traceback.
-    """
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        if not getattr(sys.excepthook, "_hpsearch", False):
-            sys.excepthook = _one_line_for_interrupts(sys.excepthook)
-
-
-def _one_line_for_interrupts(previous: Callable[..., Any]) -> Callable[..., Any]:
-    def excepthook(kind: type[BaseException], error: BaseException, tb: Any) -> None:
-        if issubclass(kind, SearchInterrupted):
-            print(f"hpsearch: {error}", file=sys.stderr)
-        else:
-            previous(kind, error, tb)
-
-    excepthook._hpsearch = True
-    return excepthook
-
-
 class Search:
     """One search: a backend on a study store, run trial by trial until `n_trials` have finished.
 
-    `n_trials` counts every finished trial of the study, earlier runs' included, so rerunning the
-    same search after a crash finishes what is missing. A trial that raises one of `catch` is
-    recorded as failed and the search goes on; if every trial of this run fails, it raises.
+    Args:
+        hp_space: the space, in the backend's native format or as an `hpsearch.space` dict; None
+            for the backend's default (transformers').
+        n_trials: how many trials of the study must finish, earlier runs' included: rerunning the
+            same search after a crash finishes what is missing.
+        direction: "minimize", "maximize", or a list of them (several objectives). None: the
+            space's own (a W&B sweep's metric goal), else "minimize".
+        backend: "optuna" (default), "sigopt", "ray", "wandb", or a `Backend` subclass.
+        storage: an optuna storage URL or object keeping the study; None: `<output_dir>/hpsearch.db`,
+            or in memory without `output_dir`.
+        study_name: the study's name in the storage.
+        timeout: seconds after which no new trial starts.
+        catch: the exceptions that fail a trial and let the search go on.
+        max_consecutive_failed_trials: stop after this many trials in a row failed (None: never).
+        show_progress: a progress bar and, at the end, the leaderboard.
+        n_jobs: 1 (a trial uses the whole process; start workers on one `storage` to run several).
+        gc_after_trial: True (memory is always released between trials).
+        output_dir: where the best model (`best_model/`) and the backends' files go.
+        **backend_kwargs: the backend's own options (optuna's `sampler`, Ray's `scheduler`, ...).
+
+    Raises:
+        ConfigError: a bad argument, before any trial (it names the argument, the value and the fix).
+        MissingExtra: the backend's library is not installed.
+
+    Example:
+        >>> from hpsearch import Search
+        >>> from hpsearch.space import Float
+        >>> run = Search({"x": Float(-2.0, 2.0)}, n_trials=5, show_progress=False, seed=0)
+        >>> records = run.run(lambda trial: trial.params["x"] ** 2)
+        >>> len(records), run.best().objective <= 4.0
+        (5, True)
     """
 
     def __init__(
@@ -104,9 +105,10 @@ class Search:
         direction: str | Sequence[str] | None = None,
         backend: str | type[Backend] | None = None,
         storage: Any = None,
-        study_name: str = store.DEFAULT_STUDY_NAME,
+        study_name: str = DEFAULT_STUDY_NAME,
         timeout: float | None = None,
         catch: tuple[type[BaseException], ...] = (Exception,),
+        max_consecutive_failed_trials: int | None = 3,
         show_progress: bool = True,
         n_jobs: int = 1,
         gc_after_trial: bool = True,
@@ -115,215 +117,110 @@ class Search:
         define_by_run: bool = True,
         **backend_kwargs: Any,
     ):
-        if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-            raise ValueError(f"`n_trials` must be an int >= 1. Received: n_trials={n_trials!r}.")
-        if n_jobs != 1:
-            raise ValueError(
-                f"`n_jobs` must be 1: a trial uses the whole process. Received: n_jobs={n_jobs!r}. "
-                "To run trials in parallel, start several workers with the same `storage`."
-            )
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"`timeout` must be a positive number of seconds. Received: timeout={timeout!r}.")
-        self.n_trials = n_trials
-        self.timeout = timeout
-        self.catch = tuple(catch)
-        self.show_progress = show_progress
+        _check_search_arguments(n_trials, n_jobs, timeout, gc_after_trial, max_consecutive_failed_trials)
         backend_class = get_backend(backend)
         _check_kwargs(backend_class, backend_kwargs)
         if direction is None:  # the space's own (a W&B sweep's metric goal), else transformers' default
             direction = backend_class.space_directions(hp_space) or "minimize"
-        self.directions = check_directions(direction)
         if output_dir is not None:
             _check_writable(output_dir)
             if storage is None:
                 storage = store.storage_url(output_dir)
-        self.backend = backend_class(hp_space, self.directions, storage, study_name, output_dir, **backend_kwargs)
+        self.settings = SearchSettings(
+            directions=tuple(check_directions(direction)),
+            n_trials=n_trials,
+            storage=storage,
+            study_name=study_name,
+            output_dir=output_dir,
+            timeout=timeout,
+            catch=tuple(catch),
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+            show_progress=show_progress,
+        )
+        self.directions = list(self.settings.directions)
+        self.backend = backend_class(hp_space, self.settings, **backend_kwargs)
         self.param_space = self.backend.param_space()
         # an empty space is define-by-run where the objective may suggest on the backend's trial
         if not self.param_space and not (define_by_run and backend_class.define_by_run):
-            raise ValueError(
+            raise ConfigError(
                 f"`hp_space` has no parameters to search. Received: {hp_space!r}. Give it at least one, or leave "
                 "it out for the backend's default space."
             )
-        single = len(self.directions) == 1
-        self.keeper = BestModelKeeper(output_dir) if output_dir is not None and single else None
+        self.trials = Trials(self.settings, **self.backend.study_options())
         self.coordinator = coordinator  # under DDP: tells the other ranks each trial and each decision
         self.native: Any = None
-        self._offers: dict[int, float] = {}
 
     @property
     def study(self) -> Any:
-        return self.backend.study
-
-    def finished(self) -> int:
-        """How many trials of the study used a slot of `n_trials` (earlier runs' included)."""
-        return sum(r.counts for r in store.records(self.study))
+        """The study store, an `optuna.Study`, whichever backend chose the trials."""
+        return self.trials.study
 
     def run(self, objective: Callable[[Trial], Any]) -> list[TrialRecord]:
-        """Run trials until `n_trials` have finished (or `timeout`, or the backend has no more)."""
+        """Run trials until `n_trials` have finished (or `timeout`, or the backend has no more).
+
+        Returns every trial of the study. Raises `SearchFailed` when every trial of this run failed
+        (or `max_consecutive_failed_trials` in a row), `SearchInterrupted` on Ctrl-C.
+        """
         store.check_space(self.study, self.param_space)
-        resumed = store.fail_interrupted(self.study)
+        resumed = self.trials.recover()
         if resumed:
             logger.warning(f"Trials {resumed} were left running by a process that died; their slots run again.")
-        self._errors: list[BaseException] = []
-        self._ran = 0
-        self._bar = tqdm(
-            total=self.n_trials, initial=self.finished(), desc="hpsearch", unit="trial", disable=not self.show_progress
-        )
-        self._interrupted: list[int] = []
+        loop = SearchLoop(self.settings, self.backend, self.trials, objective, self.param_space, self.coordinator)
         try:
-            self.native = self.backend.drive(objective, self)
+            self.native = self.backend.drive(loop)
         except BaseException as e:
-            self._interrupted += store.fail_interrupted(self.study, ours=True)  # trials a backend's own loop ran
+            interrupted = loop.interrupted + self.trials.recover(own=True)  # trials a backend's own loop ran
             if not isinstance(e, KeyboardInterrupt):
                 raise
-            during = f"during trial {', '.join(map(str, self._interrupted))}" if self._interrupted else "between trials"
+            during = f"during trial {', '.join(map(str, interrupted))}" if interrupted else "between trials"
             raise SearchInterrupted(f"Search interrupted {during}; rerun the same call to resume it.") from None
         finally:
-            self._bar.close()
-        if self._ran and len(self._errors) == self._ran:
-            first = self._errors[0]
-            raise RuntimeError(f"All {self._ran} trials of this search failed; the first error: {first!r}") from first
-        records = store.records(self.study)
-        if self.show_progress:
+            loop.close()
+        loop.check_failures()
+        records = self.trials.records()
+        if self.settings.show_progress:
             print_leaderboard(records, self.directions)
         return records
-
-    def ask_tell_loop(self, objective: Callable[[Trial], Any]) -> None:
-        """The engine's loop: ask the backend, run the trial, tell it; until `n_trials` have finished."""
-        start = time.monotonic()
-        while self.finished() < self.n_trials:
-            if self.timeout is not None and time.monotonic() - start > self.timeout:
-                logger.info(f"Search stopped: timeout of {self.timeout} s reached.")
-                return
-            proposal = self.backend.ask()
-            if proposal is None:
-                logger.info("Search stopped: the backend has no more trials to propose.")
-                return
-            if self._slots_taken_before(proposal.number) >= self.n_trials:  # by other workers, meanwhile
-                self._fail(proposal, "not run: other workers on this study took the last slots", interrupted=True)
-                return
-            self.run_trial(proposal, objective)
-
-    def _slots_taken_before(self, number: int) -> int:
-        """Slots of `n_trials` used or being used by trials started before trial `number` (any worker)."""
-        records = store.records(self.study)
-        return sum(r.counts or r.state is TrialState.RUNNING for r in records if r.number < number)
-
-    def run_trial(self, proposal: Proposal, objective: Callable[[Trial], Any]) -> None:
-        """Run one trial of an ask/tell backend and tell it how the trial ended (from any loop)."""
-        error = self._run_trial(proposal, objective)
-        self._ran += 1
-        if error is not None:
-            self._errors.append(error)
-        self._bar.update()
-        self._show_progress()
-
-    def _run_trial(self, proposal: Proposal, objective: Callable[[Trial], Any]) -> BaseException | None:
-        """Run one trial and tell the backend how it ended; the error if it failed."""
-        trial = Trial(
-            proposal.number,
-            proposal.params,
-            proposal.native,
-            report=lambda step, value: self._report(proposal, step, value),
-            offer_model=lambda value, save: self._offer_model(proposal, value, save),
-            suggested=lambda: self.backend.suggested_params(proposal),
-            tracking_run=proposal.tracking_run,
-        )
-        if self.coordinator is not None:
-            trial.sync_definition = lead_definition(self.coordinator, lambda: self.backend.portable_native(proposal))
-            self.coordinator.announce(proposal.number, proposal.params, self.backend.portable_native(proposal))
-        try:
-            result = objective(trial)
-            if trial.should_stop:
-                raise TrialPruned()
-            check_searched(trial, "the objective")
-            values = check_values(result, len(self.directions))
-        except TrialPruned:
-            self._tell(proposal, TrialState.PRUNED, None)
-            return None
-        except ObjectiveError as e:
-            self._fail(proposal, "".join(traceback.format_exception(e)))
-            raise
-        except self.catch as e:
-            logger.warning(f"Trial {proposal.number} failed: {e!r}")
-            self._fail(proposal, "".join(traceback.format_exception(e)))
-            return e
-        except KeyboardInterrupt:
-            self._fail(proposal, "interrupted (Ctrl-C)", interrupted=True)
-            self._interrupted.append(proposal.number)
-            raise
-        except BaseException as e:
-            self._fail(proposal, "".join(traceback.format_exception(e)))
-            raise
-        self._tell(proposal, TrialState.COMPLETE, values)
-        return None
-
-    def _tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:
-        """Tell the backend how the trial ended, then keep its model if no trial is better."""
-        self.backend.tell(proposal, state, values)
-        staged = self._offers.pop(proposal.number, None) is not None
-        if self.keeper is None or not staged:
-            return
-        if state is TrialState.COMPLETE and not self._beats(self.best_value(), values[0]):
-            self.keeper.promote(proposal.number, values[0], self.backend.suggested_params(proposal))
-        else:
-            self.keeper.discard(proposal.number)
-
-    def _offer_model(self, proposal: Proposal, value: float, save: Callable[[str], None]) -> None:
-        """Stage the trial's model if `value` beats its earlier offers and every completed trial."""
-        if self.keeper is None:
-            return
-        direction = self.directions[0]
-        earlier_offer = self._offers.get(proposal.number)
-        if not (is_better(value, earlier_offer, direction) and self._beats(value, self.best_value())):
-            return
-        self._offers[proposal.number] = value
-        target = self.keeper.staging_dir(proposal.number)
-        shutil.rmtree(target, ignore_errors=True)
-        save(str(target))
-
-    def _report(self, proposal: Proposal, step: int, value: float) -> bool:
-        stop = self.backend.report(proposal, step, value)
-        if self.coordinator is not None:
-            stop = self.coordinator.decide(stop)
-        self._show_progress(f"trial {proposal.number} step {step}: {format_value(value)}")
-        return stop
-
-    def _show_progress(self, current: str = "") -> None:
-        best = self.best_value()
-        parts = [current, f"best={format_value(best)}" if best is not None else ""]
-        self._bar.set_postfix_str(", ".join(p for p in parts if p))
-
-    def _fail(self, proposal: Proposal, error: str, interrupted: bool = False) -> None:
-        store.record_error(self.study, proposal.trial_id, error, interrupted)
-        self._tell(proposal, TrialState.FAILED, None)
-
-    def best_value(self) -> float | None:
-        """The best objective so far (single objective; the storage's own query), None before any completed."""
-        if len(self.directions) > 1:
-            return None
-        try:
-            return self.study.best_value
-        except ValueError:  # no trial completed yet
-            return None
-
-    def _beats(self, value: float | None, than: float | None) -> bool:
-        return value is not None and len(self.directions) == 1 and is_better(value, than, self.directions[0])
 
     def best(self) -> BestRun | list[BestRun]:
         """The best run, or the Pareto front for several directions."""
         records = store.records(self.study)
         complete = [r for r in records if r.state is TrialState.COMPLETE]
         if not complete:
-            raise RuntimeError(f"No trial of the study completed ({len(records)} recorded); nothing to return.")
-        kept = self.keeper is not None and self.keeper.dir.is_dir()
-        run_summary = SearchSummary(records, self.study, str(self.keeper.dir) if kept else None, self.native)
+            raise SearchFailed(f"No trial of the study completed ({len(records)} recorded); nothing to return.")
+        keeper = self.trials.keeper
+        kept = keeper is not None and keeper.dir.is_dir()
+        run_summary = SearchSummary(records, self.study, str(keeper.dir) if kept else None, self.native)
         if len(self.directions) == 1:
-            best = store.best_record(self.study, self.keeper.kept_trial() if kept else None)
+            best = store.best_record(self.study, keeper.kept_trial() if kept else None)
             return BestRun(str(best.number), best.values[0], best.params, run_summary)
         front = [store.to_record(t) for t in self.study.best_trials]
         return [BestRun(str(t.number), list(t.values), t.params, run_summary) for t in front]
+
+
+def _check_search_arguments(
+    n_trials: Any, n_jobs: Any, timeout: Any, gc_after_trial: Any, max_consecutive_failed_trials: Any
+) -> None:
+    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
+        raise ConfigError(f"`n_trials` must be an int >= 1. Received: n_trials={n_trials!r}.")
+    if n_jobs != 1:
+        raise ConfigError(
+            f"`n_jobs` must be 1: a trial uses the whole process. Received: n_jobs={n_jobs!r}. "
+            "To run trials in parallel, start several workers with the same `storage`."
+        )
+    if timeout is not None and timeout <= 0:
+        raise ConfigError(f"`timeout` must be a positive number of seconds. Received: timeout={timeout!r}.")
+    if gc_after_trial is not True:
+        raise ConfigError(
+            f"`gc_after_trial` must be True: hpsearch always releases a trial's memory (its model, optimizer, "
+            f"the garbage collector, the GPU cache) before the next. Received: gc_after_trial={gc_after_trial!r}."
+        )
+    limit = max_consecutive_failed_trials
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError(
+            f"`max_consecutive_failed_trials` must be an int >= 1, or None to never stop for failures. "
+            f"Received: max_consecutive_failed_trials={limit!r}."
+        )
 
 
 def _check_writable(directory: str) -> None:
@@ -334,7 +231,7 @@ def _check_writable(directory: str) -> None:
         probe.write_bytes(b"\0" * 4096)
         probe.unlink()
     except OSError as e:
-        raise ValueError(
+        raise ConfigError(
             f"`output_dir` {str(directory)!r} is not writable ({e.strerror}); pass a directory with room that you "
             "can write to."
         ) from None
@@ -344,7 +241,7 @@ def _check_kwargs(backend_class: type[Backend], kwargs: dict[str, Any]) -> None:
     accepted = [
         name
         for name in inspect.signature(backend_class.__init__).parameters
-        if name not in ("self", "hp_space", "directions", "storage", "study_name", "output_dir")
+        if name not in ("self", "hp_space", "settings")
     ]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
@@ -358,7 +255,7 @@ def _check_kwargs(backend_class: type[Backend], kwargs: dict[str, Any]) -> None:
             for name in unknown
             if (close := difflib.get_close_matches(name, [*accepted, *own], n=1))
         )
-        raise ValueError(
+        raise ConfigError(
             f"Unknown argument(s) {unknown} for the {backend_class.name!r} backend.{hints} "
             f"It takes {accepted}, besides the search's own {own}."
         )
@@ -373,15 +270,34 @@ def search(
     storage: Any = None,
     **kwargs: Any,
 ) -> BestRun | list[BestRun]:
-    """Search `space` for the parameters that optimise `objective(trial)`.
+    """Search `space` for the parameters that optimise `objective(trial)`: the function API.
 
-    `objective` reads `trial.params`, may call `trial.report(step, value)` (True: stop now) and
-    returns the objective (a list of them for several directions). `space` is an `hpsearch.space`
-    dict, or the backend's native format. `storage` (an optuna storage URL) keeps the study;
-    None keeps it in memory.
+    Args:
+        objective: a function of a `Trial`; it reads `trial.params`, may call
+            `trial.report(step, value)` (True: stop the trial now) and returns the objective (a
+            list of them for several directions). Raising `TrialPruned` ends the trial as pruned.
+        space: an `hpsearch.space` dict, or the backend's native format.
+        n_trials, direction, backend, storage, **kwargs: as `Search` takes them.
+
+    Returns:
+        The best run (`BestRun`: `run_id`, `objective`, `hyperparameters`, `run_summary`), or the
+        Pareto front (a list of them) when `direction` is a list.
+
+    Raises:
+        ConfigError: bad input, before any trial. SearchFailed: every trial failed (or
+        `max_consecutive_failed_trials` in a row); its cause is the first trial's error.
+        SearchInterrupted: Ctrl-C; rerun the same call to resume.
+
+    Example:
+        >>> import hpsearch
+        >>> from hpsearch.space import Float
+        >>> best = hpsearch.search(lambda trial: (trial.params["x"] - 1) ** 2, {"x": Float(-3.0, 3.0)},
+        ...                        n_trials=20, show_progress=False, seed=0)
+        >>> round(best.objective, 1) <= 0.5, sorted(best.hyperparameters)
+        (True, ['x'])
     """
     if not callable(objective):
-        raise ValueError(f"`objective` must be a function of a trial. Received: {objective!r}.")
+        raise ConfigError(f"`objective` must be a function of a trial. Received: {objective!r}.")
     run = Search(space, n_trials, direction, backend, storage, **kwargs)
     run.run(objective)
     return run.best()

@@ -6,6 +6,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hpsearch.errors import ConfigError, ObjectiveError
+
 DIRECTIONS = ("minimize", "maximize")
 
 
@@ -26,15 +28,10 @@ def check_directions(direction: str | Sequence[str]) -> list[str]:
     """Return the direction(s) as a list, or raise a ValueError naming the bad value."""
     directions = [direction] if isinstance(direction, str) else list(direction) if direction else []
     if not directions or any(d not in DIRECTIONS for d in directions):
-        raise ValueError(
+        raise ConfigError(
             f"`direction` must be 'minimize', 'maximize' or a list of them. Received: direction={direction!r}."
         )
     return directions
-
-
-class ObjectiveError(ValueError):
-    """The objective is not a number, or not one per direction: a mistake in the code, not in a
-    trial, so the search stops at once instead of failing every trial."""
 
 
 def check_values(result: Any, n_objectives: int) -> list[float]:

@@ -22,6 +22,7 @@ import transformers
 from transformers.trainer_utils import IntervalStrategy, number_of_arguments
 
 from hpsearch.arguments import argument_types, cast
+from hpsearch.errors import ConfigError
 from hpsearch.objective import check_values, is_better
 from hpsearch.tracking import TrialTracking
 from hpsearch.trial import Trial, check_searched
@@ -31,7 +32,7 @@ def run_name(hp_name: Callable[[Any], str] | None, trial: Trial) -> str:
     """The trial's name: `hp_name(trial)` (called once the model is built), else run-<number>."""
     name = hp_name(trial.native) if hp_name is not None else f"run-{trial.number}"
     if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
-        raise ValueError(f"`hp_name` must return a plain directory name. Received: {name!r}.")
+        raise ConfigError(f"`hp_name` must return a plain directory name. Received: {name!r}.")
     return name
 
 

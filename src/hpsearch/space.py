@@ -13,14 +13,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
+from hpsearch.errors import ConfigError
+
 
 def _check_bounds(kind: str, low: float, high: float, log: bool) -> None:
     if not (math.isfinite(low) and math.isfinite(high)):
-        raise ValueError(f"`{kind}` bounds must be finite. Received: low={low}, high={high}.")
+        raise ConfigError(f"`{kind}` bounds must be finite. Received: low={low}, high={high}.")
     if low >= high:
-        raise ValueError(f"`{kind}` needs low < high. Received: low={low}, high={high}; swap or widen them.")
+        raise ConfigError(f"`{kind}` needs low < high. Received: low={low}, high={high}; swap or widen them.")
     if log and low <= 0:
-        raise ValueError(f"`{kind}` with log=True needs low > 0. Received: low={low}; use a positive lower bound.")
+        raise ConfigError(f"`{kind}` with log=True needs low > 0. Received: low={low}; use a positive lower bound.")
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class Int:
 
     def __post_init__(self) -> None:
         if not all(isinstance(b, int) and not isinstance(b, bool) for b in (self.low, self.high)):
-            raise ValueError(f"`Int` bounds must be ints. Received: low={self.low!r}, high={self.high!r}.")
+            raise ConfigError(f"`Int` bounds must be ints. Received: low={self.low!r}, high={self.high!r}.")
         _check_bounds("Int", self.low, self.high, self.log)
 
     def contains(self, value: Any) -> bool:
@@ -63,7 +65,7 @@ class Categorical:
 
     def __init__(self, choices: Sequence[Any]) -> None:
         if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence) or len(choices) == 0:
-            raise ValueError(f"`Categorical` needs a non-empty list of choices. Received: choices={choices!r}.")
+            raise ConfigError(f"`Categorical` needs a non-empty list of choices. Received: choices={choices!r}.")
         object.__setattr__(self, "choices", tuple(choices))
 
     def contains(self, value: Any) -> bool:
@@ -82,7 +84,7 @@ def neutral_space(params: Mapping[str, Any], to_neutral: Callable[[Any], Dimensi
         try:
             dim = to_neutral(param)
         except ValueError as e:
-            raise ValueError(f"hp_space {name!r}: {e}") from None
+            raise ConfigError(f"hp_space {name!r}: {e}") from None
         if dim is not None:
             space[name] = dim
     return space

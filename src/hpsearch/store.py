@@ -1,37 +1,41 @@
-"""The study store: every trial of a search, written as it starts and as it ends.
+"""The study store: opening it, and reading its trials back.
 
 The store is an optuna study in optuna's own storage (a SQLite file in `output_dir` by
 default, or any optuna storage URL), whichever backend chose the trials: optuna keeps it
-crash-safe, and `load_trials` reads it back the same way for every backend.
+crash-safe, and `load_trials` reads it back the same way for every backend. Only
+`hpsearch.lifecycle` writes trials to it.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
-import socket
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psutil
 import sqlalchemy
 
-from hpsearch.space import Categorical, Dimension, Float, Int, Space
+from hpsearch.errors import ConfigError
+from hpsearch.space import Categorical, Dimension, Float, Int
 from hpsearch.trial import TrialRecord, TrialState
 
 if TYPE_CHECKING:
     import optuna
 
 STORE_FILE = "hpsearch.db"
-DEFAULT_STUDY_NAME = "hpsearch"
-_OWNER = "hpsearch:owner"
-_INTERRUPTED = "hpsearch:interrupted"
-_ERROR = "hpsearch:error"
-_EXTRA_PARAMS = "hpsearch:extra_params"
+# What hpsearch keeps beside each trial, as optuna user attributes (`trials_dataframe()` and
+# optuna-dashboard show them); hpsearch 0.1 kept them as system attributes of the same names.
+OWNER = "hpsearch:owner"  # the process that runs the trial: host, pid, process start time
+ERROR = "hpsearch:error"  # a failed trial's traceback
+INTERRUPTED = "hpsearch:interrupted"  # a failed trial that was stopped rather than run (its slot runs again)
+EXTRA_PARAMS = "hpsearch:extra_params"  # parameters outside the space (constants), beside optuna's
 _SPACE = "hpsearch.space"
+
+
+def fact(frozen: optuna.trial.FrozenTrial, name: str) -> Any:
+    """What hpsearch recorded as `name` beside a trial (None if nothing)."""
+    return frozen.user_attrs[name] if name in frozen.user_attrs else frozen.system_attrs.get(name)
 
 
 def storage_url(output_dir: str | os.PathLike) -> str:
@@ -39,27 +43,28 @@ def storage_url(output_dir: str | os.PathLike) -> str:
     return f"sqlite:///{Path(output_dir).resolve() / STORE_FILE}"
 
 
-def open_storage(storage: str | optuna.storages.BaseStorage | None) -> optuna.storages.BaseStorage | None:
+def open_storage(storage: str | optuna.storages.BaseStorage | None) -> optuna.storages.BaseStorage:
     """An optuna storage from a URL (SQLite waits for locks held by other workers), a storage object,
-    or None (in memory)."""
+    or None (in memory): the very object the study then writes through, database ones behind
+    optuna's cache of finished trials, as `optuna.create_study` wraps them itself."""
     import optuna
 
     if not isinstance(storage, str):
-        return storage
+        return optuna.storages.get_storage(storage)
     engine_kwargs = None
     if storage.startswith("sqlite:///"):
         Path(storage[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 60}}
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs)
+            return optuna.storages.get_storage(optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs))
         except sqlalchemy.exc.ArgumentError as e:
-            raise ValueError(
+            raise ConfigError(
                 f"Cannot open the study storage {hide_password(storage)} ({e}). `storage` must be an optuna "
                 "storage URL such as 'sqlite:///path/hpsearch.db' or 'postgresql://user@host/db'."
             ) from None
         except ImportError as e:
-            raise ValueError(
+            raise ConfigError(
                 f"Cannot open the study storage {hide_password(storage)}: its database driver is not installed "
                 f"({e}). Install the driver the URL names (postgresql:// means psycopg 3: `pip install "
                 "'psycopg[binary]'`; postgresql+psycopg2:// means psycopg2-binary; mysql+pymysql:// PyMySQL)."
@@ -68,7 +73,7 @@ def open_storage(storage: str | optuna.storages.BaseStorage | None) -> optuna.st
             # another worker creating the tables at the same moment: "table ... already exists"
             racing = isinstance(e, sqlalchemy.exc.IntegrityError) or "already exists" in str(e)
             if not racing or attempt == 4:
-                raise ValueError(
+                raise ConfigError(
                     f"Cannot open the study storage {hide_password(storage)} ({_reason(e)}). Check `storage`: "
                     "the URL, that its database server runs and can be reached, and its user and password."
                 ) from None
@@ -108,16 +113,11 @@ def open_study(
     )
     stored = [d.name.lower() for d in study.directions]
     if stored != list(directions):
-        raise ValueError(
+        raise ConfigError(
             f"The study {study_name!r} in this storage was made with direction={stored}, not {list(directions)}. "
             "Pass the same `direction`, or a new `study_name` / `output_dir`."
         )
     return study
-
-
-def _this_process() -> dict[str, Any]:
-    process = psutil.Process()
-    return {"host": socket.gethostname(), "pid": process.pid, "started": process.create_time()}
 
 
 def suggest(trial: optuna.Trial, name: str, dim: Dimension) -> Any:
@@ -127,65 +127,6 @@ def suggest(trial: optuna.Trial, name: str, dim: Dimension) -> Any:
     if isinstance(dim, Float):
         return trial.suggest_float(name, dim.low, dim.high, log=dim.log)
     return trial.suggest_int(name, dim.low, dim.high, log=dim.log)
-
-
-def create_trial(study: optuna.Study, fixed_params: dict[str, Any] | None = None, **system_attrs: Any) -> optuna.Trial:
-    """A new trial of `study`, running and owned by this process from its first moment.
-
-    One write creates and claims it (optuna's `ask` creates a trial nobody owns yet, which a crash
-    right then would leave running forever). `fixed_params` are what its `suggest_*` calls return
-    (optuna's `enqueue_trial` mechanism); `system_attrs` are stored with it.
-    """
-    import optuna
-
-    attrs = {_OWNER: _this_process(), **system_attrs}
-    if fixed_params:
-        attrs["fixed_params"] = fixed_params
-    template = optuna.trial.FrozenTrial(
-        number=-1,
-        state=optuna.trial.TrialState.RUNNING,
-        value=None,
-        values=None,
-        datetime_start=datetime.datetime.now(),
-        datetime_complete=None,
-        params={},
-        distributions={},
-        user_attrs={},
-        system_attrs=attrs,
-        intermediate_values={},
-        trial_id=-1,
-    )
-    # optuna has no public call for this: `Study.ask` does the same with a template-less trial
-    trial_id = study._storage.create_new_trial(study._study_id, template_trial=template)
-    study._thread_local.cached_all_trials = None  # as `ask` does: samplers must see the study as it is now
-    return optuna.Trial(study, trial_id)
-
-
-def start_trial(study: optuna.Study, params: dict[str, Any], space: Space, **system_attrs: Any) -> optuna.Trial:
-    """Record a trial whose parameters another library chose, as running (see `create_trial`).
-
-    Parameters of `space` are stored as optuna parameters (so optuna's tools read them); any
-    other one (a constant, a value outside the space) beside them.
-    """
-    fixed = {name: params[name] for name, dim in space.items() if name in params and dim.contains(params[name])}
-    extra = {name: value for name, value in params.items() if name not in fixed}
-    if extra:
-        system_attrs[_EXTRA_PARAMS] = json.loads(json.dumps(extra, default=str))
-    trial = create_trial(study, fixed, **system_attrs)
-    for name in fixed:
-        suggest(trial, name, space[name])
-    return trial
-
-
-def _owner_is_dead(owner: dict[str, Any] | None) -> bool:
-    if not owner:
-        return True  # no one claimed it: made by a process that died before it could (older hpsearch)
-    if owner.get("host") != socket.gethostname():
-        return False  # another machine's trial: only its heartbeat can tell
-    try:
-        return psutil.Process(owner["pid"]).create_time() != owner["started"]
-    except psutil.NoSuchProcess:
-        return True
 
 
 def dimension(distribution: optuna.distributions.BaseDistribution | None) -> Dimension | None:
@@ -204,42 +145,6 @@ def dimension(distribution: optuna.distributions.BaseDistribution | None) -> Dim
     return None
 
 
-def fail_interrupted(study: optuna.Study, ours: bool = False) -> list[int]:
-    """Mark as failed (interrupted) the running trials with no live owner (none recorded, or a process
-    of this machine that is gone), and with `ours` those of this process (after Ctrl-C).
-
-    Their slots are run again; the numbers of the trials marked are returned.
-    """
-    import optuna
-
-    marked = []
-    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        owner = frozen.system_attrs.get(_OWNER)
-        if _owner_is_dead(owner):
-            mark_failed(study, frozen._trial_id, "the process running this trial died", interrupted=True)
-        elif ours and owner == _this_process():
-            mark_failed(study, frozen._trial_id, "interrupted (Ctrl-C)", interrupted=True)
-        else:
-            continue
-        marked.append(frozen.number)
-    return marked
-
-
-def mark_failed(study: optuna.Study, trial_id: int, error: str, interrupted: bool = False) -> None:
-    """Record a trial as failed, with the error text (and whether it was interrupted rather than run)."""
-    import optuna
-
-    record_error(study, trial_id, error, interrupted)
-    study._storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
-
-
-def record_error(study: optuna.Study, trial_id: int, error: str, interrupted: bool = False) -> None:
-    """Keep a failed trial's error text beside it, and whether it was interrupted rather than run."""
-    study._storage.set_trial_system_attr(trial_id, _ERROR, error)
-    if interrupted:
-        study._storage.set_trial_system_attr(trial_id, _INTERRUPTED, True)
-
-
 _STATES = {
     "WAITING": TrialState.WAITING,
     "RUNNING": TrialState.RUNNING,
@@ -249,24 +154,16 @@ _STATES = {
 }
 
 
-def finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, values: list[float] | None = None) -> None:
-    """Record how a trial ended; `values` count only for a completed one."""
-    import optuna
-
-    names = {ours: name for name, ours in _STATES.items()}
-    study.tell(trial, values if state is TrialState.COMPLETE else None, state=optuna.trial.TrialState[names[state]])
-
-
 def to_record(frozen: optuna.trial.FrozenTrial) -> TrialRecord:
     """The store's view of one optuna trial."""
     return TrialRecord(
         number=frozen.number,
         state=_STATES[frozen.state.name],
-        params={**frozen.params, **frozen.system_attrs.get(_EXTRA_PARAMS, {})},
+        params={**frozen.params, **(fact(frozen, EXTRA_PARAMS) or {})},
         values=list(frozen.values) if frozen.values is not None else None,
         intermediate=dict(frozen.intermediate_values),
-        error=frozen.system_attrs.get(_ERROR),
-        interrupted=bool(frozen.system_attrs.get(_INTERRUPTED)),
+        error=fact(frozen, ERROR),
+        interrupted=bool(fact(frozen, INTERRUPTED)),
         started=frozen.datetime_start,
         finished=frozen.datetime_complete,
     )
@@ -300,7 +197,7 @@ def check_space(study: optuna.Study, space: Mapping[str, Dimension | None]) -> N
         if name in earlier and earlier[name] != dim
     ]
     if changes:
-        raise ValueError(
+        raise ConfigError(
             f"The study {study.study_name!r} in this storage was searched over another space: {'; '.join(changes)}. "
             "Search it over the same space to continue it, or pass a new `study_name` (or `output_dir`) for this one."
         )
@@ -324,7 +221,7 @@ def load_study(
 
     if storage is None:
         if output_dir is None:
-            raise ValueError("Pass `output_dir` (the search's output directory) or `storage` (its storage URL).")
+            raise ConfigError("Pass `output_dir` (the search's output directory) or `storage` (its storage URL).")
         if not (Path(output_dir) / STORE_FILE).is_file():
             raise FileNotFoundError(f"No hpsearch study in {str(output_dir)!r}: {STORE_FILE} is missing.")
         storage = storage_url(output_dir)
@@ -332,7 +229,7 @@ def load_study(
     if study_name is None:
         names = optuna.get_all_study_names(storage)
         if len(names) != 1:
-            raise ValueError(f"The storage holds {len(names)} studies {names}; pass `study_name`.")
+            raise ConfigError(f"The storage holds {len(names)} studies {names}; pass `study_name`.")
         study_name = names[0]
     return optuna.load_study(study_name=study_name, storage=storage)
 

@@ -17,6 +17,7 @@ from hpsearch.arguments import check_params
 from hpsearch.backends.base import AskTellBackend
 from hpsearch.distributed import Coordinator, follow
 from hpsearch.engine import BestRun, Search
+from hpsearch.errors import ConfigError, RankFailed
 from hpsearch.objective import default_compute_objective
 from hpsearch.runner import TrialRunner
 
@@ -33,7 +34,7 @@ class Trainer(transformers.Trainer):
     def __init__(self, *args: Any, tokenizer: Any = None, **kwargs: Any):
         if tokenizer is not None:
             if kwargs.get("processing_class") is not None:
-                raise ValueError("Pass either `tokenizer` or `processing_class` to `Trainer`, not both.")
+                raise ConfigError("Pass either `tokenizer` or `processing_class` to `Trainer`, not both.")
             kwargs["processing_class"] = tokenizer
         super().__init__(*args, **kwargs)
 
@@ -84,18 +85,18 @@ def hyperparameter_search(
       the same call continues it. Other keyword arguments go to the backend.
     """
     if trainer.model_init is None:
-        raise ValueError(
+        raise ConfigError(
             "hyperparameter_search needs a `model_init`: build the Trainer with `model_init=...` "
             "(a function returning a fresh model, optionally of the trial) instead of `model=`."
         )
     if trainer.eval_dataset is None:
-        raise ValueError("hyperparameter_search needs an `eval_dataset` on the Trainer to score each trial.")
+        raise ConfigError("hyperparameter_search needs an `eval_dataset` on the Trainer to score each trial.")
     if compute_objective is not None and not callable(compute_objective):
-        raise ValueError(f"`compute_objective` must be a function of the metrics. Received: {compute_objective!r}.")
+        raise ConfigError(f"`compute_objective` must be a function of the metrics. Received: {compute_objective!r}.")
     if objective_at not in ("last", "best"):
-        raise ValueError(f"`objective_at` must be 'last' or 'best'. Received: objective_at={objective_at!r}.")
+        raise ConfigError(f"`objective_at` must be 'last' or 'best'. Received: objective_at={objective_at!r}.")
     if evals_per_trial is not None and (not isinstance(evals_per_trial, int) or evals_per_trial < 0):
-        raise ValueError(f"`evals_per_trial` must be an int >= 0. Received: evals_per_trial={evals_per_trial!r}.")
+        raise ConfigError(f"`evals_per_trial` must be an int >= 0. Received: evals_per_trial={evals_per_trial!r}.")
     coordinator = Coordinator() if trainer.args.world_size > 1 else None
     if coordinator is not None and not coordinator.leads:
         return _follow(coordinator, trainer, compute_objective, hp_name, objective_at)
@@ -107,9 +108,9 @@ def hyperparameter_search(
             hp_space, n_trials, direction, backend, coordinator=coordinator, define_by_run=define_by_run, **kwargs
         )
         if objective_at == "best" and len(search.directions) > 1:
-            raise ValueError("`objective_at='best'` needs one `direction`: several objectives have no single best.")
+            raise ConfigError("`objective_at='best'` needs one `direction`: several objectives have no single best.")
         if coordinator is not None and not isinstance(search.backend, AskTellBackend):
-            raise ValueError(
+            raise ConfigError(
                 f"The {search.backend.name!r} backend runs trials in its own workers, not under torchrun: launch "
                 "the search as one process (Ray gives each trial `resources_per_trial`, GPUs included)."
             )
@@ -120,7 +121,7 @@ def hyperparameter_search(
         settings = {
             "directions": search.directions,
             "evals_per_trial": evals_per_trial,
-            "study_name": search.backend.study_name,
+            "study_name": search.settings.study_name,
         }
         if coordinator is not None:
             coordinator.share(("settings", settings))
@@ -151,7 +152,7 @@ def _follow(
     """A DDP rank other than 0: train the trials rank 0 chooses, stopping when it says."""
     kind, settings = coordinator.share()
     if kind == "abort":
-        raise RuntimeError(f"The search stopped on rank 0: {settings}")
+        raise RankFailed(f"The search stopped on rank 0: {settings}")
     runner = TrialRunner(
         trainer,
         compute_objective or default_compute_objective,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from hpsearch.objective import ObjectiveError
+from hpsearch.errors import ObjectiveError
 
 T = TypeVar("T")
 

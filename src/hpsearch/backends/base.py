@@ -1,47 +1,59 @@
 """The backend contract and the registry of backend names.
 
 A backend decides what to try next and whether to stop a trial early; it knows nothing of
-transformers. The engine drives it (ask -> report... -> tell) and the trial runner trains.
+transformers, and writes nothing to the study store: the engine records each trial's life
+(`hpsearch.lifecycle`). The engine drives an ask/tell backend (ask -> begin -> report... ->
+tell); a backend with a loop of its own (Ray Tune) runs the trials through the same engine.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from hpsearch import store
+from hpsearch.errors import ConfigError, MissingExtra
+from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension
-from hpsearch.trial import TrialState
+from hpsearch.trial import Trial, TrialState
 
 if TYPE_CHECKING:
-    import optuna
+    from hpsearch.lifecycle import LiveTrial, Trials
 
 
 @dataclass
 class Proposal:
-    """One trial the backend wants run: its number and id in the study store, its parameters, the
-    backend's own trial object (what `model_init(trial)` receives), and the experiment-tracking run
-    the backend opened for it, if any (a W&B run), which the trial's own logging joins."""
+    """One trial a backend wants run: its parameters, the backend's own trial object (what
+    `model_init(trial)` receives), and the experiment-tracking run it opened for the trial, if
+    any (a W&B run), which the trial's own logging joins. `number` is the trial's, once it exists."""
 
-    number: int
-    trial_id: int
     params: dict[str, Any]
     native: Any = None
     tracking_run: Any = None
+    number: int = -1
+
+
+class Loop(Protocol):
+    """What the engine gives a backend's `drive`: the settings, the study's trials, the objective,
+    and two ways to run trials."""
+
+    settings: SearchSettings
+    trials: Trials
+    objective: Callable[[Trial], Any]
+
+    def run(self) -> None:
+        """The engine's loop: ask -> run -> tell until `n_trials` trials of the study have finished."""
+
+    def run_trial(self, proposal: Proposal) -> None:
+        """Record and run one trial of a proposal that the backend's own loop made (a W&B agent's run)."""
 
 
 class Backend(ABC):
-    """Base class of the search backends: what they all have.
+    """Base class of the search backends: their space, and `drive`, which runs the search.
 
-    `drive` runs the search. An `AskTellBackend` lets the engine's loop do it, trial by trial;
-    another backend (Ray Tune) runs its own loop and calls the trial runner from it, wherever its
-    library runs trials, recording them in the store and offering the best model to
-    `search.keeper`. Every backend records every trial in `self.study`, the study store (see
-    `hpsearch.store`).
+    Subclasses take `hp_space` in their library's native format and their own options.
     """
 
     name: ClassVar[str]
@@ -50,29 +62,14 @@ class Backend(ABC):
     # (optuna's define-by-run: `model_init(trial)` calling `trial.suggest_*`), so `hp_space` may be empty
     define_by_run: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        hp_space: Any,
-        directions: Sequence[str],
-        storage: Any,
-        study_name: str,
-        output_dir: str | None = None,
-        **kwargs: Any,
-    ):
-        self.directions = list(directions)
-        if self.max_objectives is not None and len(self.directions) > self.max_objectives:
-            raise ValueError(
+    def __init__(self, hp_space: Any, settings: SearchSettings):
+        if self.max_objectives is not None and len(settings.directions) > self.max_objectives:
+            raise ConfigError(
                 f"The {self.name!r} backend optimises at most {self.max_objectives} objective(s); received "
-                f"direction={self.directions}. Use backend='optuna' for more."
+                f"direction={list(settings.directions)}. Use backend='optuna' for more."
             )
-        self.storage, self.study_name = storage, study_name
-        self.output_dir = output_dir  # where the backend's own files go (None: a temporary directory)
-        self.study_options: dict[str, Any] = {}  # what else `optuna.create_study` gets for the store
-
-    @functools.cached_property
-    def study(self) -> optuna.Study:
-        """The study store, opened when first used: bad input found before that leaves no study behind."""
-        return store.open_study(self.storage, self.study_name, self.directions, **self.study_options)
+        self.settings = settings
+        self.directions = list(settings.directions)
 
     @classmethod
     def default_space(cls) -> Any:
@@ -92,36 +89,43 @@ class Backend(ABC):
         """Each parameter a trial gets, with its neutral dimension (None where it has none: a
         constant, a custom sampler); known before any trial runs, for validation."""
 
+    def study_options(self) -> dict[str, Any]:
+        """What else `optuna.create_study` gets for the study store (optuna's sampler and pruner)."""
+        return {}
+
     @property
     def can_prune(self) -> bool:
         """Whether a trial may be stopped at an intermediate value (so evaluations are worth their cost)."""
         return False
 
     @abstractmethod
-    def drive(self, objective: Callable[[Any], Any], search: Any) -> Any:
-        """Run the search: call `objective(trial)` for each trial until `search.n_trials` trials of the
-        study have finished; return the library's own result object (or None)."""
+    def drive(self, loop: Loop) -> Any:
+        """Run the search until `n_trials` trials of the study have finished; return the library's own
+        result object (or None)."""
 
 
 class AskTellBackend(Backend):
-    """A backend the engine drives. Who calls what, and when (the engine, in one process):
+    """A backend the engine's loop drives. Who calls what, and when (one process):
 
-    - `ask()` before each trial: a `Proposal`, already recorded as running in `self.study`,
-      or None when the backend has nothing left to try (an exhausted grid).
-    - `report(proposal, step, value)` for each intermediate objective of a single-objective
-      search: record it and return True to stop the trial now.
-    - `tell(proposal, state, values)` once the trial ended: record the outcome (the engine has
-      already stored a failed trial's error).
+    - `ask()` before each trial: a `Proposal`, or None when there is nothing left to try (an
+      exhausted grid);
+    - `begin(proposal, trial)` once the engine has recorded the trial as running;
+    - `report(proposal, step, value)` at each intermediate value of a single-objective search,
+      which the engine has recorded: True stops the trial now;
+    - `tell(proposal, state, values)` once, when the trial ended and the engine recorded it.
     """
 
     @abstractmethod
     def ask(self) -> Proposal | None: ...
 
-    @abstractmethod
-    def tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None: ...
+    def begin(self, proposal: Proposal, trial: LiveTrial) -> None:
+        """The proposal's trial exists (`trial.number`; `trial.optuna_trial` in the study store)."""
 
     def report(self, proposal: Proposal, step: int, value: float) -> bool:
         return False
+
+    def tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:
+        """Learn from how the trial ended."""
 
     def suggested_params(self, proposal: Proposal) -> dict[str, Any]:
         """The trial's parameters now: what it was proposed, and (define-by-run) what the objective
@@ -132,10 +136,8 @@ class AskTellBackend(Backend):
         """The trial object the other DDP ranks give `model_init` (it travels by pickle)."""
         return proposal.native
 
-    def drive(self, objective: Callable[[Any], Any], search: Any) -> Any:
-        """The engine's loop runs the trials (a backend may drive them from its own loop instead,
-        calling `search.run_trial(proposal, objective)` for each)."""
-        search.ask_tell_loop(objective)
+    def drive(self, loop: Loop) -> Any:
+        loop.run()
 
 
 # name -> (module, class, {library it imports: the pip install that brings it})
@@ -168,13 +170,13 @@ def get_backend(backend: str | type[Backend] | None) -> type[Backend]:
         backend = "optuna"
     name = str(getattr(backend, "value", backend)).lower()
     if name not in _REGISTRY:
-        raise ValueError(f"`backend` must be one of {list(_REGISTRY)}. Received: backend={backend!r}.")
+        raise ConfigError(f"`backend` must be one of {list(_REGISTRY)}. Received: backend={backend!r}.")
     module, class_name, libraries = _REGISTRY[name]
     for library, fix in libraries.items():
         try:
             importlib.import_module(library)
         except ImportError as e:
-            raise ImportError(
+            raise MissingExtra(
                 f"The {name!r} backend needs the {library!r} library, which is not installed: {fix}."
             ) from e
     try:

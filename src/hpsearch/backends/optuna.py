@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import optuna
 
 from hpsearch import store
-from hpsearch.backends.base import AskTellBackend, Proposal
+from hpsearch.backends.base import AskTellBackend, Loop, Proposal
 from hpsearch.backends.randomness import stream_seed
+from hpsearch.errors import ConfigError
+from hpsearch.lifecycle import LiveTrial
+from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension, Space, format_hint, is_space
-from hpsearch.trial import TrialState
 
 
-def _format_error(hp_space: Any, why: str) -> ValueError:
-    return ValueError(
+def _format_error(hp_space: Any, why: str) -> ConfigError:
+    return ConfigError(
         f"The optuna backend takes `hp_space` as a function of an optuna trial returning a dict, e.g. "
         f"`lambda trial: {{'learning_rate': trial.suggest_float('learning_rate', 1e-6, 1e-4, log=True)}}`, "
         f"or an `hpsearch.space` dict. Received: {hp_space!r} ({why})."
@@ -34,7 +36,7 @@ def _check_sampled(hp_space: Any, params: Any) -> dict[str, Any]:
     if isinstance(params, list) or is_ray or (isinstance(params, Mapping) and "parameters" in params):
         raise _format_error(hp_space, f"it returned {params!r}: {format_hint(params, 'ray' if is_ray else None)}")
     if not isinstance(params, Mapping):
-        raise ValueError(f"`hp_space(trial)` must return a dict of parameter names to values. Received: {params!r}.")
+        raise ConfigError(f"`hp_space(trial)` must return a dict of parameter names to values. Received: {params!r}.")
     return dict(params)
 
 
@@ -53,14 +55,15 @@ class _Named:
             try:
                 return method(name, *args, **kwargs)
             except ValueError as e:
-                raise ValueError(f"hp_space: {attribute}({name!r}, ...): {e}") from None
+                raise ConfigError(f"hp_space: {attribute}({name!r}, ...): {e}") from None
 
         return suggest
 
 
 class OptunaBackend(AskTellBackend):
     """optuna: TPE by default (`seed=` seeds it), `sampler=` and `pruner=` (MedianPruner by default) as
-    optuna takes them. `model_init(trial)` may suggest parameters of its own (define-by-run)."""
+    optuna takes them. The study store is optuna's own study, so the sampler sees every trial of
+    it. `model_init(trial)` may suggest parameters of its own (define-by-run)."""
 
     name = "optuna"
     define_by_run = True
@@ -68,24 +71,25 @@ class OptunaBackend(AskTellBackend):
     def __init__(
         self,
         hp_space: Any,
-        directions: Sequence[str],
-        storage: Any,
-        study_name: str,
-        output_dir: str | None = None,
+        settings: SearchSettings,
         sampler: optuna.samplers.BaseSampler | None = None,
         pruner: optuna.pruners.BasePruner | None = None,
         load_if_exists: bool = True,
         seed: int | None = None,
     ):
-        super().__init__(hp_space, directions, storage, study_name, output_dir)
+        super().__init__(hp_space, settings)
         self.hp_space = _check_hp_space(self.default_space() if hp_space is None else hp_space)
         if seed is not None and sampler is not None:
-            raise ValueError(
+            raise ConfigError(
                 f"Pass `seed` or `sampler`, not both: give the seed to your sampler, e.g. "
                 f"`sampler=optuna.samplers.TPESampler(seed={seed!r})`. Received: sampler={sampler!r}."
             )
         self.seed = seed
-        self.study_options = {"load_if_exists": load_if_exists, "sampler": sampler, "pruner": pruner}
+        self.pruner = pruner
+        self._options = {"load_if_exists": load_if_exists, "sampler": sampler, "pruner": pruner}
+
+    def study_options(self) -> dict[str, Any]:
+        return dict(self._options)
 
     def _sample(self, trial: optuna.Trial) -> dict[str, Any]:
         if not callable(self.hp_space):
@@ -97,20 +101,17 @@ class OptunaBackend(AskTellBackend):
         probe = optuna.create_study(directions=self.directions, sampler=optuna.samplers.RandomSampler(0)).ask()
         return {name: store.dimension(probe.distributions.get(name)) for name in self._sample(_Named(probe))}
 
-    def drive(self, objective: Callable[[Any], Any], search: Any) -> None:
+    def drive(self, loop: Loop) -> None:
         if self.seed is not None:  # TPE seeded for this run's place in the study: a resumed search draws anew
-            trials = len(self.study.get_trials(deepcopy=False))
-            self.study.sampler = optuna.samplers.TPESampler(seed=stream_seed(self.seed, trials))
-        super().drive(objective, search)
+            loop.trials.study.sampler = optuna.samplers.TPESampler(seed=stream_seed(self.seed, loop.trials.created()))
+        loop.run()
 
     def ask(self) -> Proposal:
-        trial = store.create_trial(self.study)
-        try:
-            params = self._sample(trial)
-        except BaseException as e:
-            store.mark_failed(self.study, trial._trial_id, f"hp_space raised {e!r}")
-            raise
-        return Proposal(trial.number, trial._trial_id, params, trial)
+        return Proposal({})  # sampled on the study's trial, once it exists (`begin`)
+
+    def begin(self, proposal: Proposal, trial: LiveTrial) -> None:
+        proposal.native = trial.optuna_trial
+        proposal.params = self._sample(trial.optuna_trial)
 
     def suggested_params(self, proposal: Proposal) -> dict[str, Any]:
         return {**proposal.params, **proposal.native.params}
@@ -120,13 +121,7 @@ class OptunaBackend(AskTellBackend):
 
     @property
     def can_prune(self) -> bool:
-        return len(self.directions) == 1 and not isinstance(self.study.pruner, optuna.pruners.NopPruner)
+        return len(self.directions) == 1 and not isinstance(self.pruner, optuna.pruners.NopPruner)
 
     def report(self, proposal: Proposal, step: int, value: float) -> bool:
-        if len(self.directions) > 1:  # optuna has no intermediate values for several objectives
-            return False
-        proposal.native.report(value, step)
-        return proposal.native.should_prune()
-
-    def tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:
-        store.finish(self.study, proposal.native, state, values)
+        return proposal.native.should_prune()  # the engine recorded the value in the study

@@ -9,45 +9,37 @@ keeps the best trial's model (reported as its final checkpoint). The Ray experim
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import logging
 import os
-import re
-import shutil
-import signal
 import sys
 import tempfile
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import optuna
 import ray
 from ray import tune
 from ray.tune.search import BasicVariantGenerator, sample
 
-from hpsearch import store
-from hpsearch.backends.base import Backend
+from hpsearch.backends.base import Backend, Loop
 from hpsearch.backends.randomness import stream_seed
-from hpsearch.objective import ObjectiveError, check_values, is_better
+from hpsearch.backends.ray_tune import Mirror, Recorder, ctrl_c_raises, finished_ray_trials, mirroring, ray_trial
+from hpsearch.errors import ConfigError, SearchFailed
+from hpsearch.settings import SearchSettings
 from hpsearch.space import (
     Categorical,
     Dimension,
     Float,
     Int,
-    Space,
     called_with_no_trial,
     format_hint,
     is_space,
     neutral_space,
-    plain,
 )
-from hpsearch.trial import Trial, TrialPruned, TrialState
 
 logger = logging.getLogger("hpsearch")
 RAY_DIR = "ray"
-_RAY_TRIAL_ID = "hpsearch:ray_trial_id"
 
 
 def to_ray(dim: Dimension) -> sample.Domain:
@@ -75,8 +67,8 @@ def to_neutral(domain: Any) -> Dimension | None:
     return Float(float(domain.lower), float(domain.upper), log=log)
 
 
-def _format_error(hp_space: Any, why: str) -> ValueError:
-    return ValueError(
+def _format_error(hp_space: Any, why: str) -> ConfigError:
+    return ConfigError(
         "The ray backend takes `hp_space` as a dict of `ray.tune` search-space objects, e.g. "
         "`{'learning_rate': tune.loguniform(1e-6, 1e-4), 'per_device_train_batch_size': tune.choice([16, 32])}`, "
         f"a function returning one, or an `hpsearch.space` dict. Received: {hp_space!r} ({why})."
@@ -96,267 +88,6 @@ def _param_space(hp_space: Any) -> dict[str, Any]:
         if isinstance(value, Mapping) and set(value) != {"grid_search"}:
             raise _format_error(hp_space, f"{name!r} is a dict, not a search-space object")
     return dict(space)
-
-
-def _ray_trial(
-    config: dict[str, Any], objective: Callable[[Trial], Any], direction: str, finished: dict[str, float | None]
-) -> None:
-    """One trial, in a Ray worker: the objective reports each evaluation; the last report carries
-    the objective and, as its checkpoint, the trial's model if it offered one.
-
-    `finished` holds the trials the store saw end (their objective, None if not completed): a
-    restored experiment can be behind the store, and those must not run again.
-    """
-    ray_trial_id = tune.get_context().get_trial_id()
-    if ray_trial_id in finished:
-        if finished[ray_trial_id] is not None:
-            tune.report({"objective": finished[ray_trial_id], "hpsearch_final": True})
-        return
-    params = {name: plain(value) for name, value in config.items()}
-    kept: dict[str, Any] = {}
-
-    def report(step: int, value: float) -> bool:
-        tune.report({"objective": value, "hpsearch_step": step})
-        return False  # a scheduler stops the trial by ending its worker
-
-    def offer_model(value: float, save: Callable[[str], None]) -> None:
-        if is_better(value, kept.get("value"), direction):
-            kept["dir"] = kept.get("dir") or tempfile.mkdtemp(prefix="hpsearch-model-")
-            shutil.rmtree(kept["dir"], ignore_errors=True)
-            save(kept["dir"])
-            kept["value"] = value
-
-    number = int(ray_trial_id.rsplit("_", 1)[-1])
-    trial = Trial(number, params, native=params, report=report, offer_model=offer_model)
-    try:
-        (value,) = check_values(objective(trial), 1)
-    except TrialPruned:
-        return
-    checkpoint = tune.Checkpoint.from_directory(kept["dir"]) if "dir" in kept else None
-    tune.report({"objective": value, "hpsearch_final": True}, checkpoint=checkpoint)
-    if "dir" in kept:
-        shutil.rmtree(kept["dir"], ignore_errors=True)
-
-
-_ctrl_c = threading.Event()
-
-
-@contextlib.contextmanager
-def _ctrl_c_raises() -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt out of `Tuner.fit`, as in the other backends' loops.
-
-    Ray's own handler would end the run as if it had finished, and Ray's waits can swallow a
-    KeyboardInterrupt, so Ctrl-C is also noted and raised again at Tune's next step.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def on_ctrl_c(signum: int, frame: Any) -> None:
-        _ctrl_c.set()
-        raise KeyboardInterrupt
-
-    _ctrl_c.clear()
-    ray_handler = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-    previous = signal.signal(signal.SIGINT, on_ctrl_c)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if ray_handler is None:
-            del os.environ["TUNE_DISABLE_SIGINT_HANDLER"]
-        else:
-            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = ray_handler
-
-
-def _finished_ray_trials(study: optuna.Study) -> dict[str, float | None]:
-    """Ray's id of each trial whose end the store recorded, with its objective (None if not completed)."""
-    finished = {}
-    for frozen in study.get_trials(deepcopy=False):
-        record = store.to_record(frozen)
-        if _RAY_TRIAL_ID in frozen.system_attrs and record.counts:
-            finished[frozen.system_attrs[_RAY_TRIAL_ID]] = record.values[0] if record.values else None
-    return finished
-
-
-def _error_text(trial: Any) -> str:
-    """A failed trial's error as Ray wrote it: its local error file (`get_error` reads the copy in
-    the experiment's storage, which is synced later)."""
-    error_file = trial.error_file
-    if error_file and os.path.exists(error_file):
-        return Path(error_file).read_text()
-    return str(trial.get_error())
-
-
-class _Mirror:
-    """In the driver: records Ray's trials in the study store as they start, report and end, and
-    keeps the best trial's model. `_Recorder` tells it what Tune does, wherever Tune runs."""
-
-    def __init__(self, study: optuna.Study, space: Space, keeper: Any):
-        self.study, self.space, self.keeper = study, space, keeper
-        self.finished = _finished_ray_trials(study)  # as the store saw them before this run
-        self._trials: dict[str, optuna.Trial] = {}
-
-    def _record(self, ray_trial_id: str, config: dict[str, Any]) -> optuna.Trial:
-        params = {name: plain(value) for name, value in config.items()}
-        return store.start_trial(self.study, params, self.space, **{_RAY_TRIAL_ID: ray_trial_id})
-
-    def started(self, ray_trial_id: str, config: dict[str, Any]) -> None:
-        if ray_trial_id not in self.finished:  # else Ray lost its record when the driver died; the store has it
-            self._trials[ray_trial_id] = self._record(ray_trial_id, config)
-
-    def reported(self, ray_trial_id: str, step: int, value: float) -> None:
-        if ray_trial_id in self._trials:
-            self._trials[ray_trial_id].report(value, step)
-
-    def completed(self, ray_trial_id: str, result: dict[str, Any], checkpoint: tune.Checkpoint | None) -> None:
-        recorded = self._trials.pop(ray_trial_id, None)
-        if recorded is None:
-            return
-        if not result.get("hpsearch_final"):
-            store.finish(self.study, recorded, TrialState.PRUNED)  # stopped by the scheduler
-            return
-        store.finish(self.study, recorded, TrialState.COMPLETE, [result["objective"]])
-        if checkpoint is None:
-            return
-        if self.keeper is not None and not is_better(self.study.best_value, result["objective"], self.direction):
-            staging = self.keeper.staging_dir(recorded.number)
-            checkpoint.to_directory(str(staging))
-            self.keeper.promote(recorded.number, result["objective"], recorded.params)
-        checkpoint.filesystem.delete_dir(checkpoint.path)  # no model piles up per trial
-
-    @property
-    def direction(self) -> str:
-        return self.study.direction.name.lower()
-
-    def failed(self, ray_trial_id: str, error: str) -> None:
-        recorded = self._trials.pop(ray_trial_id, None)
-        if recorded is not None:
-            store.record_error(self.study, recorded._trial_id, error)
-            store.finish(self.study, recorded, TrialState.FAILED)
-
-    def reconcile(self, results: tune.ResultGrid) -> None:
-        """Record the trials Ray finished whose end the store missed (the driver died in between)."""
-        finished = _finished_ray_trials(self.study)
-        for result in results:
-            ray_trial_id = result.metrics.get("trial_id")
-            if ray_trial_id is None or ray_trial_id in finished:
-                continue
-            recorded = self._record(ray_trial_id, result.config)
-            history = result.metrics_dataframe
-            if history is not None and "hpsearch_step" in history:
-                for step, value in history[["hpsearch_step", "objective"]].dropna().itertuples(index=False):
-                    recorded.report(float(value), int(step))
-            if result.error is not None:
-                store.record_error(self.study, recorded._trial_id, str(result.error))
-                store.finish(self.study, recorded, TrialState.FAILED)
-            elif result.metrics.get("hpsearch_final"):
-                store.finish(self.study, recorded, TrialState.COMPLETE, [result.metrics["objective"]])
-            else:
-                store.finish(self.study, recorded, TrialState.PRUNED)
-
-
-_mirrors: dict[str, _Mirror] = {}  # study name -> the mirror of the search this driver runs
-
-
-@ray.remote(num_cpus=0)
-class _Outbox:
-    """Under Ray Client, where Tune's loop runs in an actor on the cluster: the events of its
-    `_Recorder`, until the driver takes them."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, tuple]] = []
-
-    def put(self, event: tuple[str, tuple]) -> None:
-        self.events.append(event)
-
-    def take(self) -> list[tuple[str, tuple]]:
-        events, self.events = self.events, []
-        return events
-
-
-def _outbox_name(study_name: str) -> str:
-    return f"hpsearch-events-{study_name}"
-
-
-@contextlib.contextmanager
-def _mirroring(mirror: _Mirror) -> Iterator[None]:
-    """The mirror of this driver's search, found by the `_Recorder` in this process or, under Ray
-    Client, fed from its outbox by a thread while Tune runs."""
-    _mirrors[mirror.study.study_name] = mirror
-    stop = threading.Event()
-    drain = None
-    if ray.util.client.ray.is_connected():
-        outbox = _Outbox.options(name=_outbox_name(mirror.study.study_name)).remote()
-
-        def deliver() -> None:
-            for method, args in ray.get(outbox.take.remote()):
-                getattr(mirror, method)(*args)
-
-        def keep_delivering() -> None:
-            while not stop.wait(0.5):
-                deliver()
-
-        drain = threading.Thread(target=keep_delivering, name="hpsearch-ray-events", daemon=True)
-        drain.start()
-    try:
-        yield
-    finally:
-        del _mirrors[mirror.study.study_name]
-        if drain is not None:
-            stop.set()
-            drain.join()
-            deliver()
-            ray.kill(outbox)
-
-
-class _Recorder(tune.Callback):
-    """Tells the driver's `_Mirror` what Tune does with each trial. It runs wherever Tune's loop
-    runs: in the driver (calling the mirror), or under Ray Client in an actor on the cluster
-    (sending through the outbox). Ray pickles it with the experiment (`tuner.pkl`), so it keeps
-    the study's name, never its storage, whose URL may hold a password."""
-
-    def __init__(self, study_name: str):
-        self.study_name = study_name
-        self.mistake: str | None = None
-        self._outbox: Any = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_outbox": None, "mistake": None}  # a rerun starts with the code fixed
-
-    def _send(self, method: str, *args: Any) -> None:
-        mirror = _mirrors.get(self.study_name)
-        if mirror is not None:
-            getattr(mirror, method)(*args)
-            return
-        if self._outbox is None:
-            self._outbox = ray.get_actor(_outbox_name(self.study_name))
-        self._outbox.put.remote((method, args))
-
-    def on_step_end(self, iteration, trials, **info):
-        if _ctrl_c.is_set():
-            raise KeyboardInterrupt
-        if self.mistake is not None:
-            raise ObjectiveError(self.mistake)
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self._send("started", trial.trial_id, dict(trial.config))
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        if "hpsearch_step" in result:
-            self._send("reported", trial.trial_id, result["hpsearch_step"], result["objective"])
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        result = trial.last_result or {}
-        final = {key: result[key] for key in ("objective", "hpsearch_final") if key in result}
-        self._send("completed", trial.trial_id, final, trial.checkpoint)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        error = _error_text(trial)
-        self._send("failed", trial.trial_id, error)
-        if mistake := re.search(rf"{ObjectiveError.__name__}: (.*)", error):
-            self.mistake = mistake[1]  # a mistake in the code: ends the search at the next step
 
 
 _CLIENT_ATTEMPTS = 5
@@ -393,10 +124,7 @@ class RayBackend(Backend):
     def __init__(
         self,
         hp_space: Any,
-        directions: Sequence[str],
-        storage: Any,
-        study_name: str,
-        output_dir: str | None = None,
+        settings: SearchSettings,
         address: str | None = None,
         resources_per_trial: dict[str, float] | None = None,
         scheduler: Any = None,
@@ -405,7 +133,7 @@ class RayBackend(Backend):
         storage_path: str | None = None,
         seed: int | None = None,
     ):
-        super().__init__(hp_space, directions, storage, study_name, output_dir)
+        super().__init__(hp_space, settings)
         self.ray_space = _param_space(self.default_space() if hp_space is None else hp_space)
         self.space = neutral_space(self.ray_space, to_neutral)
         self.address = address
@@ -414,7 +142,7 @@ class RayBackend(Backend):
         self.max_concurrent_trials = max_concurrent_trials
         self.storage_path = storage_path
         if seed is not None and search_alg is not None:
-            raise ValueError(
+            raise ConfigError(
                 f"Pass `seed` or `search_alg`, not both: give the seed to your search algorithm. Received: "
                 f"seed={seed!r}, search_alg={search_alg!r}."
             )
@@ -449,13 +177,14 @@ class RayBackend(Backend):
             path = [os.path.abspath(p or ".") for p in sys.path if os.path.isdir(p or ".")]
             path += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
             ray.init(
+                address="local",  # a Ray of our own, even where another one (`ray start`) runs here
                 num_cpus=os.cpu_count(),
                 include_dashboard=False,
                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(path))}},
             )
         return True
 
-    def drive(self, objective: Callable[[Trial], Any], search: Any) -> tune.ResultGrid | None:
+    def drive(self, loop: Loop) -> tune.ResultGrid | None:
         """Restore the Ray experiment of an earlier run, or start one, until `n_trials` trials finished.
 
         A driver killed at the wrong moment can leave Ray's saved state one trial short (its
@@ -463,26 +192,27 @@ class RayBackend(Backend):
         follow-up experiment, `<study_name>-1`, and so on. The trials the store saw end never run
         again, even where Ray's restored state is behind it.
         """
-        local = Path(self.output_dir or tempfile.mkdtemp(prefix="hpsearch-")).resolve() / RAY_DIR
+        settings, trials = self.settings, loop.trials
+        local = Path(settings.output_dir or tempfile.mkdtemp(prefix="hpsearch-")).resolve() / RAY_DIR
         root = self.storage_path or str(local)
         # Save Ray's experiment state at every step, so that a killed driver's rerun repeats no trial
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
         connected = self._connect()
         results = None
-        mirror = _Mirror(self.study, self.space, search.keeper)
+        mirror = Mirror(trials, self.space)
         try:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
-            for attempt in range(search.n_trials + 1):
-                name = self.study_name if attempt == 0 else f"{self.study_name}-{attempt}"
+            for attempt in range(settings.n_trials + 1):
+                name = settings.study_name if attempt == 0 else f"{settings.study_name}-{attempt}"
                 trainable = tune.with_parameters(
-                    _ray_trial,
-                    objective=objective,
+                    ray_trial,
+                    objective=loop.objective,
                     direction=self.directions[0],
-                    finished=_finished_ray_trials(self.study),
+                    finished=finished_ray_trials(trials.study),
                 )
                 trainable = tune.with_resources(trainable, self.resources or {"cpu": 1, "gpu": gpus})
                 experiment = os.path.join(root, name)
-                remaining = search.n_trials - search.finished()
+                remaining = settings.n_trials - trials.finished()
                 if tune.Tuner.can_restore(experiment):
                     tuner = tune.Tuner.restore(
                         experiment,
@@ -492,23 +222,26 @@ class RayBackend(Backend):
                         param_space=self.ray_space,
                     )
                 elif remaining > 0:
-                    tuner = self._tuner(trainable, remaining, root, name, search)
+                    if attempt > 0:
+                        logger.warning(f"Ray's experiment ended {remaining} trial(s) short; {name} runs them.")
+                    tuner = self._tuner(trainable, remaining, root, name, trials.created())
                 else:
                     break
-                with _ctrl_c_raises(), _mirroring(mirror):
+                with ctrl_c_raises(), mirroring(mirror):
                     results = tuner.fit()
                 mirror.reconcile(results)
         finally:
             if connected:
                 ray.shutdown()
         if results is not None and len(results) and len(results.errors) == len(results):
-            raise RuntimeError(f"All {len(results)} trials of this search failed; the first: {results.errors[0]!r}")
+            raise SearchFailed(f"All {len(results)} trials of this search failed; the first: {results.errors[0]!r}")
         return results
 
-    def _tuner(self, trainable: Any, n_trials: int, root: str, name: str, search: Any) -> tune.Tuner:
-        search_alg, max_concurrent = self.search_alg, self.max_concurrent_trials
+    def _tuner(self, trainable: Any, n_trials: int, root: str, name: str, stream: int) -> tune.Tuner:
+        # a copy: a search algorithm serves one experiment (a follow-up one gets a fresh copy)
+        search_alg, max_concurrent = copy.deepcopy(self.search_alg), self.max_concurrent_trials
         if search_alg is None:  # Ray's default random search, with a random state of its own
-            random_state = stream_seed(self.seed, len(self.study.get_trials(deepcopy=False)))
+            random_state = stream_seed(self.seed, stream)
             search_alg = BasicVariantGenerator(max_concurrent=max_concurrent or 0, random_state=random_state)
             max_concurrent = None
         return tune.Tuner(
@@ -521,14 +254,14 @@ class RayBackend(Backend):
                 scheduler=self.scheduler,
                 search_alg=search_alg,
                 max_concurrent_trials=max_concurrent,
-                time_budget_s=search.timeout,
+                time_budget_s=self.settings.timeout,
                 reuse_actors=True,  # a worker's imports (torch, transformers) serve its next trials too
             ),
             run_config=tune.RunConfig(
                 name=name,
                 storage_path=root,
-                callbacks=[_Recorder(self.study_name)],
+                callbacks=[Recorder(self.settings.study_name, self.settings.max_consecutive_failed_trials)],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                verbose=1 if search.show_progress else 0,
+                verbose=1 if self.settings.show_progress else 0,
             ),
         )

@@ -8,25 +8,25 @@ HTTP. SigOpt has no pruning: intermediate evaluations are recorded in the store 
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-import optuna
 from sigopt import Connection
 from sigopt.objects import ApiObject, Suggestion
 
-from hpsearch import store
-from hpsearch.backends.base import AskTellBackend, Proposal
+from hpsearch.backends.base import AskTellBackend, Loop, Proposal
 from hpsearch.backends.randomness import PrivateRandomState
+from hpsearch.errors import ConfigError, MissingExtra
+from hpsearch.lifecycle import Trials
+from hpsearch.settings import SearchSettings
 from hpsearch.space import Categorical, Dimension, Float, Int, called_with_no_trial, format_hint, is_space, plain
 from hpsearch.trial import TrialState
 
 logger = logging.getLogger("hpsearch")
 TYPES = ("double", "int", "categorical")
-_EXPERIMENT = "hpsearch:sigopt_experiment"
+_EXPERIMENT = "hpsearch.sigopt_experiment"
 
 
 def to_sigopt(name: str, dim: Dimension) -> dict[str, Any]:
@@ -50,8 +50,8 @@ def to_neutral(parameter: Mapping[str, Any]) -> Dimension:
     return Float(float(low), float(high), log=parameter.get("transformation") == "log")
 
 
-def _format_error(hp_space: Any, why: str) -> ValueError:
-    return ValueError(
+def _format_error(hp_space: Any, why: str) -> ConfigError:
+    return ConfigError(
         "The sigopt backend takes `hp_space` as a list of SigOpt parameters, e.g. "
         "[{'name': 'learning_rate', 'type': 'double', 'bounds': {'min': 1e-6, 'max': 1e-4}, 'transformation': 'log'}, "
         "{'name': 'per_device_train_batch_size', 'type': 'categorical', 'categorical_values': ['16', '32']}], "
@@ -61,24 +61,24 @@ def _format_error(hp_space: Any, why: str) -> ValueError:
 
 def _check_parameter(parameter: Any) -> None:
     if not isinstance(parameter, Mapping) or not isinstance(parameter.get("name"), str):
-        raise ValueError(f"A SigOpt parameter must be a dict with a 'name'. Received: {parameter!r}.")
+        raise ConfigError(f"A SigOpt parameter must be a dict with a 'name'. Received: {parameter!r}.")
     name, kind = parameter["name"], parameter.get("type")
     if kind not in TYPES:
-        raise ValueError(f"SigOpt parameter {name!r}: `type` must be one of {list(TYPES)}. Received: type={kind!r}.")
+        raise ConfigError(f"SigOpt parameter {name!r}: `type` must be one of {list(TYPES)}. Received: type={kind!r}.")
     if kind == "categorical":
         values = parameter.get("categorical_values")
         if not isinstance(values, list) or not values:
-            raise ValueError(
+            raise ConfigError(
                 f"SigOpt parameter {name!r}: `categorical_values` must be a non-empty list. Received: {values!r}."
             )
         return
     bounds = parameter.get("bounds")
     if not isinstance(bounds, Mapping) or not {"min", "max"} <= set(bounds):
-        raise ValueError(f"SigOpt parameter {name!r}: `bounds` must be {{'min': m, 'max': M}}. Received: {bounds!r}.")
+        raise ConfigError(f"SigOpt parameter {name!r}: `bounds` must be {{'min': m, 'max': M}}. Received: {bounds!r}.")
     if not bounds["min"] < bounds["max"]:
-        raise ValueError(f"SigOpt parameter {name!r}: needs bounds min < max. Received: {dict(bounds)}.")
+        raise ConfigError(f"SigOpt parameter {name!r}: needs bounds min < max. Received: {dict(bounds)}.")
     if parameter.get("transformation") == "log" and (kind != "double" or bounds["min"] <= 0):
-        raise ValueError(f"SigOpt parameter {name!r}: transformation 'log' needs a double with min > 0.")
+        raise ConfigError(f"SigOpt parameter {name!r}: transformation 'log' needs a double with min > 0.")
 
 
 def sigopt_parameters(hp_space: Any) -> list[dict[str, Any]]:
@@ -100,7 +100,7 @@ def _embedded_connection() -> Connection:
     try:
         import sigoptlite  # noqa: F401
     except ImportError as e:
-        raise ImportError(
+        raise MissingExtra(
             "The embedded SigOpt optimizer needs `sigoptlite`, which is not installed: pip install --no-deps "
             "sigoptlite==0.1.2 libsigopt==1.0.0 qmcpy==1.2 (their numpy pins are wrong; hpsearch's sigopt extra "
             "brings what they need). Or set SIGOPT_API_TOKEN to use a SigOpt-API server."
@@ -118,15 +118,12 @@ class SigOptBackend(AskTellBackend):
     def __init__(
         self,
         hp_space: Any,
-        directions: Sequence[str],
-        storage: Any,
-        study_name: str,
-        output_dir: str | None = None,
+        settings: SearchSettings,
         api_token: str | None = None,
         api_url: str | None = None,
         seed: int | None = None,
     ):
-        super().__init__(hp_space, directions, storage, study_name, output_dir)
+        super().__init__(hp_space, settings)
         self.parameters = sigopt_parameters(self.default_space() if hp_space is None else hp_space)
         self.space = {p["name"]: to_neutral(p) for p in self.parameters}
         self._choices = self._original_choices(hp_space)
@@ -135,7 +132,6 @@ class SigOptBackend(AskTellBackend):
         self.connection = Connection(client_token=token, api_url=api_url) if token else _embedded_connection()
         self.seed = seed
         self.experiment_id: str | None = None
-        self._live: dict[int, tuple[optuna.Trial, Any]] = {}
 
     @classmethod
     def default_space(cls) -> list[dict[str, Any]]:
@@ -161,38 +157,35 @@ class SigOptBackend(AskTellBackend):
     def param_space(self) -> dict[str, Dimension | None]:
         return dict(self.space)
 
-    @functools.cached_property
-    def random_state(self) -> PrivateRandomState:
-        """The embedded optimizer's own random state (it draws from NumPy's global generator)."""
-        return PrivateRandomState(self.seed, stream=len(store.records(self.study)))
-
-    def drive(self, objective: Any, search: Any) -> str:
+    def drive(self, loop: Loop) -> str:
+        # the embedded optimizer's own random state (it draws from NumPy's global one); a resumed search draws anew
+        self.random_state = PrivateRandomState(self.seed, stream=loop.trials.created())
         with self.random_state.active():
-            self._open_experiment(search.n_trials)
-        search.ask_tell_loop(objective)
+            self._open_experiment(loop.trials)
+        loop.run()
         return self.experiment_id
 
     def _metric_names(self) -> list[str]:
         return ["objective"] if len(self.directions) == 1 else [f"objective_{i}" for i in range(len(self.directions))]
 
-    def _open_experiment(self, n_trials: int) -> None:
+    def _open_experiment(self, trials: Trials) -> None:
         """Continue the server experiment of an earlier run, or create one (the embedded optimizer keeps
         nothing on disk, so its new experiment is given every finished trial first)."""
         experiments = self.connection.experiments
-        earlier = self.study._storage.get_study_system_attrs(self.study._study_id).get(_EXPERIMENT)
+        earlier = trials.recall(_EXPERIMENT)
         if self.server and earlier is not None:
             self.experiment_id = experiments(earlier).fetch().id
             return
         experiment = experiments().create(
-            name=self.study_name,
+            name=self.settings.study_name,
             parameters=self.parameters,
             metrics=[{"name": m, "objective": d} for m, d in zip(self._metric_names(), self.directions)],
-            observation_budget=n_trials,
+            observation_budget=self.settings.n_trials,
         )
         self.experiment_id = experiment.id
-        self.study._storage.set_study_system_attr(self.study._study_id, _EXPERIMENT, experiment.id)
+        trials.remember(_EXPERIMENT, experiment.id)
         if not self.server:
-            finished = [record for record in store.records(self.study) if record.counts]
+            finished = [record for record in trials.records() if record.counts]
             for record in finished:
                 assignments = {p["name"]: self._encode(p, record.params[p["name"]]) for p in self.parameters}
                 self._observe(record.state, record.values, assignments=assignments)
@@ -211,9 +204,7 @@ class SigOptBackend(AskTellBackend):
         with self.random_state.active():
             suggestion = self.connection.experiments(self.experiment_id).suggestions().create()
         params = {name: self._decode(name, value) for name, value in suggestion.assignments.items()}
-        recorded = store.start_trial(self.study, params, self.space)
-        self._live[recorded.number] = (recorded, suggestion)
-        return Proposal(recorded.number, recorded._trial_id, params, native=suggestion)
+        return Proposal(params, native=suggestion)
 
     @staticmethod
     def _encode(parameter: Mapping[str, Any], value: Any) -> Any:
@@ -226,12 +217,6 @@ class SigOptBackend(AskTellBackend):
         """The suggestion without its connection to the API (which does not pickle)."""
         return Suggestion(ApiObject.as_json(proposal.native))
 
-    def report(self, proposal: Proposal, step: int, value: float) -> bool:
-        self._live[proposal.number][0].report(value, step)
-        return False
-
     def tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:
-        recorded, suggestion = self._live.pop(proposal.number)
         with self.random_state.active():
-            self._observe(state, values, suggestion=suggestion.id)
-        store.finish(self.study, recorded, state, values)
+            self._observe(state, values, suggestion=proposal.native.id)

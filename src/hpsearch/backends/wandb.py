@@ -14,21 +14,28 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import logging
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
-import optuna
 import sweeps
+
+# The sweep engine's methods, imported now rather than lazily inside its private random state:
+# importing them draws from the global generators, which would shift the first search's proposals.
+import sweeps.bayes_search  # noqa: F401
+import sweeps.grid_search  # noqa: F401
+import sweeps.hyperband_stopping  # noqa: F401
+import sweeps.random_search  # noqa: F401
 import wandb
 
-from hpsearch import store
-from hpsearch.backends.base import AskTellBackend, Proposal
+from hpsearch.backends.base import AskTellBackend, Loop, Proposal
 from hpsearch.backends.randomness import PrivateRandomState
+from hpsearch.errors import ConfigError
+from hpsearch.lifecycle import LiveTrial, Trials
+from hpsearch.settings import SearchSettings
 from hpsearch.space import (
     Categorical,
     Dimension,
@@ -40,7 +47,7 @@ from hpsearch.space import (
     neutral_space,
     plain,
 )
-from hpsearch.trial import Trial, TrialRecord, TrialState
+from hpsearch.trial import TrialRecord, TrialState
 
 logger = logging.getLogger("hpsearch")
 METHODS = ("random", "grid", "bayes")
@@ -80,8 +87,8 @@ def to_neutral(param: Mapping[str, Any]) -> Dimension | None:
     return None
 
 
-def _format_error(hp_space: Any, why: str) -> ValueError:
-    return ValueError(
+def _format_error(hp_space: Any, why: str) -> ConfigError:
+    return ConfigError(
         "The wandb backend takes `hp_space` as a W&B sweep config, e.g. {'method': 'random', 'metric': "
         "{'name': 'objective', 'goal': 'minimize'}, 'parameters': {'learning_rate': {'distribution': 'uniform', "
         "'min': 1e-6, 'max': 1e-4}}}, a function returning one, or an `hpsearch.space` dict. "
@@ -112,7 +119,7 @@ def sweep_config(hp_space: Any, direction: str) -> dict[str, Any]:
     `direction` (which wins, with a warning, over a goal that says otherwise)."""
     config = copy.deepcopy(dict(_native_config(hp_space)))
     if config.get("method") not in METHODS:
-        raise ValueError(
+        raise ConfigError(
             f"The W&B sweep `method` must be one of {list(METHODS)} (what the sweep engine runs). "
             f"Received: method={config.get('method')!r}."
         )
@@ -128,7 +135,7 @@ def sweep_config(hp_space: Any, direction: str) -> dict[str, Any]:
         neutral_space(config["parameters"], to_neutral)
     violations = sweeps.schema_violations_from_proposed_config(config)
     if violations:
-        raise ValueError(
+        raise ConfigError(
             f"`hp_space` is not a valid W&B sweep config: {'; '.join(dict.fromkeys(violations))}. See "
             "https://docs.wandb.ai/guides/sweeps/sweep-config-keys for each parameter's keys."
         )
@@ -145,10 +152,7 @@ class WandbBackend(AskTellBackend):
     def __init__(
         self,
         hp_space: Any,
-        directions: Sequence[str],
-        storage: Any,
-        study_name: str,
-        output_dir: str | None = None,
+        settings: SearchSettings,
         project: str | None = None,
         entity: str | None = None,
         sweep_id: Any = None,
@@ -156,7 +160,7 @@ class WandbBackend(AskTellBackend):
         agent: Callable[..., Any] | None = None,
         seed: int | None = None,
     ):
-        super().__init__(hp_space, directions, storage, study_name, output_dir)
+        super().__init__(hp_space, settings)
         self.config = sweep_config(self.default_space() if hp_space is None else hp_space, self.directions[0])
         self.metric = self.config["metric"]["name"]
         self.space = neutral_space(self.config["parameters"], to_neutral)
@@ -164,11 +168,11 @@ class WandbBackend(AskTellBackend):
         self.entity = entity or os.environ.get("WANDB_ENTITY")
         # transformers gives `best_run.run_summary` back as `sweep_id` to continue a sweep: it is ours
         self.sweep_id = getattr(sweep_id, "native", sweep_id)
-        self._server = server
+        self.server = server
         self.agent = agent
         self.seed = seed
-        self.dir = output_dir or tempfile.mkdtemp(prefix="hpsearch-wandb-")
-        self._live: dict[int, tuple[optuna.Trial, Any, sweeps.SweepRun]] = {}
+        self.dir = settings.output_dir or tempfile.mkdtemp(prefix="hpsearch-wandb-")
+        self._live: dict[int, tuple[Any, sweeps.SweepRun]] = {}  # trial number -> its W&B run, its sweep run
 
     @classmethod
     def default_space(cls) -> dict[str, Any]:
@@ -190,25 +194,14 @@ class WandbBackend(AskTellBackend):
         goal = sweep_goal(cls.default_space() if hp_space is None else hp_space)
         return [goal] if goal else None
 
-    @functools.cached_property
-    def server(self) -> bool:
+    def _server(self, trials: Trials) -> bool:
         """Whether a W&B server runs the sweep: asked for, or implied by a sweep id this study did not
         make locally, or by an API key (unless W&B is offline or disabled)."""
-        if self._server is not None:
-            return self._server
+        if self.server is not None:
+            return self.server
         if self.sweep_id:
-            return self.sweep_id != self.study.user_attrs.get(_LOCAL_SWEEP)
+            return self.sweep_id != trials.recall(_LOCAL_SWEEP)
         return bool(os.environ.get("WANDB_API_KEY")) and os.environ.get("WANDB_MODE") not in ("offline", "disabled")
-
-    @functools.cached_property
-    def runs(self) -> list[sweeps.SweepRun]:
-        """What the sweep engine sees: the store's finished trials (a rerun continues the sweep), then ours."""
-        return [_sweep_run(r, self.metric) for r in store.records(self.study) if r.counts]
-
-    @functools.cached_property
-    def random_state(self) -> PrivateRandomState:
-        """The sweep engine's own random state (it draws from the global generators)."""
-        return PrivateRandomState(self.seed, stream=len(self.runs))
 
     def param_space(self) -> dict[str, Dimension | None]:
         return {name: self.space.get(name) for name in self.config["parameters"]}
@@ -217,22 +210,26 @@ class WandbBackend(AskTellBackend):
     def can_prune(self) -> bool:
         return "early_terminate" in self.config and not self.server
 
-    def drive(self, objective: Callable[[Trial], Any], search: Any) -> str:
-        """Local mode: the engine's loop. Server mode: `wandb.agent` calls the trial runner per run.
-        Either way the sweep's id, which `sweep_id=` takes to continue it."""
+    def drive(self, loop: Loop) -> str:
+        """Local mode: the engine's loop. Server mode: `wandb.agent` calls the engine per run. Either
+        way the sweep's id, which `sweep_id=` takes to continue it."""
+        self.server = self._server(loop.trials)
+        # what the sweep engine sees: the store's finished trials (a rerun continues the sweep), then ours
+        self.runs = [_sweep_run(r, self.metric) for r in loop.trials.records() if r.counts]
         if not self.server:
-            self.sweep_id = self.study.user_attrs.get(_LOCAL_SWEEP) or secrets.token_hex(4)
-            self.study.set_user_attr(_LOCAL_SWEEP, self.sweep_id)
+            self.random_state = PrivateRandomState(self.seed, stream=len(self.runs))  # the engine's own
+            self.sweep_id = loop.trials.recall(_LOCAL_SWEEP) or secrets.token_hex(4)
+            loop.trials.remember(_LOCAL_SWEEP, self.sweep_id)
             self._set_environment()
-            search.ask_tell_loop(objective)
+            loop.run()
             return self.sweep_id
         sweep_id = self.sweep_id or wandb.sweep(self.config, project=self.project, entity=self.entity)
-        remaining = search.n_trials - search.finished()
+        remaining = self.settings.n_trials - loop.trials.finished()
         if remaining > 0:
             agent = self.agent or wandb.agent
             agent(
                 sweep_id,
-                function=lambda: search.run_trial(self._join_run(), objective),
+                function=lambda: loop.run_trial(self._join_run()),
                 count=remaining,
                 project=self.project,
                 entity=self.entity,
@@ -251,39 +248,37 @@ class WandbBackend(AskTellBackend):
             suggestion = sweeps.next_run(self.config, self.runs)
         if suggestion is None:
             return None  # a grid with every point run
-        params = {name: plain(p["value"], self.space.get(name)) for name, p in suggestion.config.items()}
-        recorded = store.start_trial(self.study, params, self.space)
-        # the current run while the trial trains ("finish_previous"), for the Trainer's W&B logging to join
-        run = wandb.init(
-            mode="offline",
-            dir=self.dir,
-            project=self.project,
-            entity=self.entity or None,
-            group=self.study_name,
-            name=f"trial-{recorded.number}",
-            config=params,
-            reinit="finish_previous",
-            settings=self._settings(),
-        )
-        return self._start(recorded, run, params)
+        return Proposal({name: plain(p["value"], self.space.get(name)) for name, p in suggestion.config.items()})
+
+    def begin(self, proposal: Proposal, trial: LiveTrial) -> None:
+        """The trial's W&B run (local mode; the agent's own in server mode), current while the trial
+        trains ("finish_previous"), for the Trainer's W&B logging to join."""
+        if proposal.tracking_run is None:
+            proposal.tracking_run = wandb.init(
+                mode="offline",
+                dir=self.dir,
+                project=self.project,
+                entity=self.entity or None,
+                group=self.settings.study_name,
+                name=f"trial-{trial.number}",
+                config=proposal.params,
+                reinit="finish_previous",
+                settings=self._settings(),
+            )
+        proposal.native = proposal.params
+        config = {name: {"value": value} for name, value in proposal.params.items()}
+        sweep_run = sweeps.SweepRun(name=str(trial.number), state=sweeps.RunState.running, config=config)
+        self.runs.append(sweep_run)
+        self._live[trial.number] = (proposal.tracking_run, sweep_run)
 
     def _join_run(self) -> Proposal:
         """Server mode, inside the agent: the run the agent started, with the parameters the sweep chose."""
         run = wandb.init(dir=self.dir, settings=self._settings())
         chosen = {name: value for name, value in dict(run.config).items() if not name.startswith("_")}
-        params = {name: plain(value, self.space.get(name)) for name, value in chosen.items()}
-        return self._start(store.start_trial(self.study, params, self.space), run, params)
-
-    def _start(self, recorded: optuna.Trial, run: Any, params: dict[str, Any]) -> Proposal:
-        config = {name: {"value": value} for name, value in params.items()}
-        sweep_run = sweeps.SweepRun(name=str(recorded.number), state=sweeps.RunState.running, config=config)
-        self.runs.append(sweep_run)
-        self._live[recorded.number] = (recorded, run, sweep_run)
-        return Proposal(recorded.number, recorded._trial_id, params, native=params, tracking_run=run)
+        return Proposal({name: plain(value, self.space.get(name)) for name, value in chosen.items()}, tracking_run=run)
 
     def report(self, proposal: Proposal, step: int, value: float) -> bool:
-        recorded, run, sweep_run = self._live[proposal.number]
-        recorded.report(value, step)
+        run, sweep_run = self._live[proposal.number]
         # no `step=`: the Trainer's own W&B logging may share this run, with steps of its own
         run.log({self.metric: value, "hpsearch/step": step})
         sweep_run.history.append({self.metric: value, "_step": step})
@@ -292,13 +287,12 @@ class WandbBackend(AskTellBackend):
         return any(r.name == sweep_run.name for r in sweeps.stop_runs(self.config, self.runs))
 
     def tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:
-        recorded, run, sweep_run = self._live.pop(proposal.number)
+        run, sweep_run = self._live.pop(proposal.number)
         sweep_run.state = _SWEEP_STATES[state]
         if values is not None:
             sweep_run.summary_metrics = {self.metric: values[0]}
             run.summary[self.metric] = values[0]
         run.finish(exit_code=1 if state is TrialState.FAILED else 0)
-        store.finish(self.study, recorded, state, values)
 
 
 def _sweep_run(record: TrialRecord, metric: str) -> sweeps.SweepRun:

@@ -1,0 +1,295 @@
+"""Tune's side of the Ray backend: the trainable each Ray worker runs, and how Tune's trials reach
+the study.
+
+A Tune callback (`Recorder`) runs wherever Tune's loop runs; it tells the driver's `Mirror`
+what Tune does with each trial, directly or (Ray Client, where Tune runs on the cluster)
+through a named actor the driver drains. The mirror records the trials through the engine's
+`Trials`, as every backend's trials are recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+from ray import tune
+
+from hpsearch import store
+from hpsearch.errors import ObjectiveError, SearchFailed
+from hpsearch.lifecycle import LiveTrial, Trials
+from hpsearch.objective import check_values, is_better
+from hpsearch.space import Space, plain
+from hpsearch.trial import Trial, TrialPruned, TrialState
+
+RAY_TRIAL_ID = "hpsearch:ray_trial_id"  # Ray's id of a trial, beside it in the store
+
+
+def ray_trial(
+    config: dict[str, Any], objective: Callable[[Trial], Any], direction: str, finished: dict[str, float | None]
+) -> None:
+    """One trial, in a Ray worker: the objective reports each evaluation; the last report carries
+    the objective and, as its checkpoint, the trial's model if it offered one.
+
+    `finished` holds the trials the store saw end (their objective, None if not completed): a
+    restored experiment can be behind the store, and those must not run again.
+    """
+    ray_trial_id = tune.get_context().get_trial_id()
+    if ray_trial_id in finished:
+        if finished[ray_trial_id] is not None:
+            tune.report({"objective": finished[ray_trial_id], "hpsearch_final": True})
+        return
+    params = {name: plain(value) for name, value in config.items()}
+    kept: dict[str, Any] = {}
+
+    def report(step: int, value: float) -> bool:
+        tune.report({"objective": value, "hpsearch_step": step})
+        return False  # a scheduler stops the trial by ending its worker
+
+    def offer_model(value: float, save: Callable[[str], None]) -> None:
+        if is_better(value, kept.get("value"), direction):
+            kept["dir"] = kept.get("dir") or tempfile.mkdtemp(prefix="hpsearch-model-")
+            shutil.rmtree(kept["dir"], ignore_errors=True)
+            save(kept["dir"])
+            kept["value"] = value
+
+    number = int(ray_trial_id.rsplit("_", 1)[-1])
+    trial = Trial(number, params, native=params, report=report, offer_model=offer_model)
+    try:
+        (value,) = check_values(objective(trial), 1)
+    except TrialPruned:
+        return
+    checkpoint = tune.Checkpoint.from_directory(kept["dir"]) if "dir" in kept else None
+    tune.report({"objective": value, "hpsearch_final": True}, checkpoint=checkpoint)
+    if "dir" in kept:
+        shutil.rmtree(kept["dir"], ignore_errors=True)
+
+
+_ctrl_c = threading.Event()
+
+
+@contextlib.contextmanager
+def ctrl_c_raises() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt out of `Tuner.fit`, as in the other backends' loops.
+
+    Ray's own handler would end the run as if it had finished, and Ray's waits can swallow a
+    KeyboardInterrupt, so Ctrl-C is also noted and raised again at Tune's next step.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_ctrl_c(signum: int, frame: Any) -> None:
+        _ctrl_c.set()
+        raise KeyboardInterrupt
+
+    _ctrl_c.clear()
+    ray_handler = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if ray_handler is None:
+            del os.environ["TUNE_DISABLE_SIGINT_HANDLER"]
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = ray_handler
+
+
+def finished_ray_trials(study: optuna.Study) -> dict[str, float | None]:
+    """Ray's id of each trial whose end the store recorded, with its objective (None if not completed)."""
+    finished = {}
+    for frozen in study.get_trials(deepcopy=False):
+        record = store.to_record(frozen)
+        ray_trial_id = store.fact(frozen, RAY_TRIAL_ID)
+        if ray_trial_id is not None and record.counts:
+            finished[ray_trial_id] = record.values[0] if record.values else None
+    return finished
+
+
+def _error_text(trial: Any) -> str:
+    """A failed trial's error as Ray wrote it: its local error file (`get_error` reads the copy in
+    the experiment's storage, which is synced later)."""
+    error_file = trial.error_file
+    if error_file and os.path.exists(error_file):
+        return Path(error_file).read_text()
+    return str(trial.get_error())
+
+
+class Mirror:
+    """In the driver: records Ray's trials in the study as they start, report and end (through the
+    engine's `Trials`, which also keeps the best model). `Recorder` tells it what Tune does."""
+
+    def __init__(self, trials: Trials, space: Space):
+        self.trials, self.space = trials, space
+        self.finished = finished_ray_trials(trials.study)  # as the store saw them before this run
+        self._live: dict[str, LiveTrial] = {}
+
+    def _record(self, ray_trial_id: str, config: dict[str, Any]) -> LiveTrial:
+        params = {name: plain(value) for name, value in config.items()}
+        return self.trials.create(params, self.space, **{RAY_TRIAL_ID: ray_trial_id})
+
+    def started(self, ray_trial_id: str, config: dict[str, Any]) -> None:
+        if ray_trial_id not in self.finished:  # else Ray lost its record when the driver died; the store has it
+            self._live[ray_trial_id] = self._record(ray_trial_id, config)
+
+    def reported(self, ray_trial_id: str, step: int, value: float) -> None:
+        if ray_trial_id in self._live:
+            self.trials.report(self._live[ray_trial_id], step, value)
+
+    def completed(self, ray_trial_id: str, result: dict[str, Any], checkpoint: tune.Checkpoint | None) -> None:
+        live = self._live.pop(ray_trial_id, None)
+        if live is None:
+            return
+        if not result.get("hpsearch_final"):
+            self.trials.finish(live, TrialState.PRUNED)  # stopped by the scheduler
+            return
+        if checkpoint is not None:
+            self.trials.offer_model(live, result["objective"], lambda directory: checkpoint.to_directory(directory))
+            checkpoint.filesystem.delete_dir(checkpoint.path)  # no model piles up per trial
+        self.trials.finish(live, TrialState.COMPLETE, [result["objective"]])
+
+    def failed(self, ray_trial_id: str, error: str) -> None:
+        live = self._live.pop(ray_trial_id, None)
+        if live is not None:
+            self.trials.finish(live, TrialState.FAILED, error=error)
+
+    def reconcile(self, results: tune.ResultGrid) -> None:
+        """Record the trials Ray finished whose end the store missed (the driver died in between)."""
+        finished = finished_ray_trials(self.trials.study)
+        for result in results:
+            ray_trial_id = result.metrics.get("trial_id")
+            if ray_trial_id is None or ray_trial_id in finished:
+                continue
+            live = self._record(ray_trial_id, result.config)
+            history = result.metrics_dataframe
+            if history is not None and "hpsearch_step" in history:
+                for step, value in history[["hpsearch_step", "objective"]].dropna().itertuples(index=False):
+                    self.trials.report(live, int(step), float(value))
+            if result.error is not None:
+                self.trials.finish(live, TrialState.FAILED, error=str(result.error))
+            elif result.metrics.get("hpsearch_final"):
+                self.trials.finish(live, TrialState.COMPLETE, [result.metrics["objective"]])
+            else:
+                self.trials.finish(live, TrialState.PRUNED)
+
+
+_mirrors: dict[str, Mirror] = {}  # study name -> the mirror of the search this driver runs
+
+
+@ray.remote(num_cpus=0)
+class _Outbox:
+    """Under Ray Client, where Tune's loop runs in an actor on the cluster: the events of its
+    `Recorder`, until the driver takes them."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, tuple]] = []
+
+    def put(self, event: tuple[str, tuple]) -> None:
+        self.events.append(event)
+
+    def take(self) -> list[tuple[str, tuple]]:
+        events, self.events = self.events, []
+        return events
+
+
+def _outbox_name(study_name: str) -> str:
+    return f"hpsearch-events-{study_name}"
+
+
+@contextlib.contextmanager
+def mirroring(mirror: Mirror) -> Iterator[None]:
+    """The mirror of this driver's search, found by the `Recorder` in this process or, under Ray
+    Client, fed from its outbox by a thread while Tune runs."""
+    _mirrors[mirror.trials.settings.study_name] = mirror
+    stop = threading.Event()
+    drain = None
+    if ray.util.client.ray.is_connected():
+        outbox = _Outbox.options(name=_outbox_name(mirror.trials.settings.study_name)).remote()
+
+        def deliver() -> None:
+            for method, args in ray.get(outbox.take.remote()):
+                getattr(mirror, method)(*args)
+
+        def keep_delivering() -> None:
+            while not stop.wait(0.5):
+                deliver()
+
+        drain = threading.Thread(target=keep_delivering, name="hpsearch-ray-events", daemon=True)
+        drain.start()
+    try:
+        yield
+    finally:
+        del _mirrors[mirror.trials.settings.study_name]
+        if drain is not None:
+            stop.set()
+            drain.join()
+            deliver()
+            ray.kill(outbox)
+
+
+class Recorder(tune.Callback):
+    """Tells the driver's `Mirror` what Tune does with each trial. It runs wherever Tune's loop
+    runs: in the driver (calling the mirror), or under Ray Client in an actor on the cluster
+    (sending through the outbox). Ray pickles it with the experiment (`tuner.pkl`), so it keeps
+    the study's name, never its storage, whose URL may hold a password."""
+
+    def __init__(self, study_name: str, max_consecutive_failed_trials: int | None):
+        self.study_name = study_name
+        self.max_failed_in_a_row = max_consecutive_failed_trials
+        self.stop: Exception | None = None  # what ends the search at Tune's next step
+        self._failed: list[str] = []  # the errors of the trials that failed in a row
+        self._outbox: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:  # a rerun starts with the code fixed
+        return {**self.__dict__, "_outbox": None, "stop": None, "_failed": []}
+
+    def _send(self, method: str, *args: Any) -> None:
+        mirror = _mirrors.get(self.study_name)
+        if mirror is not None:
+            getattr(mirror, method)(*args)
+            return
+        if self._outbox is None:
+            self._outbox = ray.get_actor(_outbox_name(self.study_name))
+        self._outbox.put.remote((method, args))
+
+    def on_step_end(self, iteration, trials, **info):
+        if _ctrl_c.is_set():
+            raise KeyboardInterrupt
+        if self.stop is not None:
+            raise self.stop
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._send("started", trial.trial_id, dict(trial.config))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "hpsearch_step" in result:
+            self._send("reported", trial.trial_id, result["hpsearch_step"], result["objective"])
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        result = trial.last_result or {}
+        final = {key: result[key] for key in ("objective", "hpsearch_final") if key in result}
+        self._send("completed", trial.trial_id, final, trial.checkpoint)
+        self._failed = []
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        error = _error_text(trial)
+        self._send("failed", trial.trial_id, error)
+        self._failed.append(error.strip().splitlines()[-1])
+        if mistake := re.search(rf"{ObjectiveError.__name__}: (.*)", error):
+            self.stop = ObjectiveError(mistake[1])  # a mistake in the code
+        elif self.max_failed_in_a_row is not None and len(self._failed) >= self.max_failed_in_a_row:
+            self.stop = SearchFailed(
+                f"{len(self._failed)} trials in a row failed (max_consecutive_failed_trials="
+                f"{self.max_failed_in_a_row}), so the search stopped; the first error: {self._failed[0]}"
+            )

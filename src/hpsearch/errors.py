@@ -1,0 +1,62 @@
+"""hpsearch's own errors: one base class, so `except HpsearchError` catches every one of them.
+
+Each message names the argument or value at fault and the fix. They also derive from the
+built-in error a caller would expect (a bad argument is a `ValueError`), as optuna's do.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+
+class HpsearchError(Exception):
+    """Base class of the errors hpsearch raises itself."""
+
+
+class ConfigError(HpsearchError, ValueError):
+    """Bad input to a search (an argument, a space, a storage), found before any training."""
+
+
+class ObjectiveError(ConfigError):
+    """The objective is not a number, or not one per direction: a mistake in the code, not in a
+    trial, so the search stops at once instead of failing every trial."""
+
+
+class MissingExtra(HpsearchError, ImportError):
+    """A backend or feature needs a library that is not installed; the message names the install."""
+
+
+class SearchFailed(HpsearchError, RuntimeError):
+    """Every trial of the search failed, or `max_consecutive_failed_trials` in a row: the code is
+    likely broken. Raised from the first of those trials' errors."""
+
+
+class RankFailed(HpsearchError, RuntimeError):
+    """Under DDP, on a rank other than 0: rank 0 failed (the search, or a trial's `model_init`)."""
+
+
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a search: the running trial is recorded as interrupted; rerun the same call to resume.
+
+    A `KeyboardInterrupt` (not an `HpsearchError`), so that `except Exception` does not swallow it.
+    Left uncaught, it ends the process (non-zero, as Ctrl-C does) with its one-line message
+    rather than a traceback.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        if not getattr(sys.excepthook, "_hpsearch", False):
+            sys.excepthook = _one_line_for_interrupts(sys.excepthook)
+
+
+def _one_line_for_interrupts(previous: Callable[..., Any]) -> Callable[..., Any]:
+    def excepthook(kind: type[BaseException], error: BaseException, tb: Any) -> None:
+        if issubclass(kind, SearchInterrupted):
+            print(f"hpsearch: {error}", file=sys.stderr)
+        else:
+            previous(kind, error, tb)
+
+    excepthook._hpsearch = True
+    return excepthook

@@ -1,0 +1,164 @@
+"""The engine's internal loop, as optuna's `study/_optimize.py` under `Study.optimize`: ask the
+backend, record and run the trial, decide once how it ended, tell the backend once."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from hpsearch.backends.base import Backend, Proposal
+from hpsearch.distributed import lead_definition
+from hpsearch.errors import ObjectiveError, SearchFailed
+from hpsearch.lifecycle import LiveTrial, Trials
+from hpsearch.objective import check_values
+from hpsearch.report import format_value
+from hpsearch.settings import SearchSettings
+from hpsearch.space import Dimension
+from hpsearch.trial import Trial, TrialPruned, TrialState, check_searched
+
+logger = logging.getLogger("hpsearch")
+
+
+class SearchLoop:
+    """One run of a search (the `Loop` a backend's `drive` gets): runs trials until `n_trials`
+    trials of the study have finished, the timeout, or the backend has nothing left to try."""
+
+    def __init__(
+        self,
+        settings: SearchSettings,
+        backend: Backend,
+        trials: Trials,
+        objective: Callable[[Trial], Any],
+        param_space: dict[str, Dimension | None],
+        coordinator: Any = None,
+    ):
+        self.settings, self.backend, self.trials, self.objective = settings, backend, trials, objective
+        self.space = {name: dim for name, dim in param_space.items() if dim is not None}
+        self.coordinator = coordinator  # under DDP: tells the other ranks each trial and each decision
+        self.interrupted: list[int] = []  # trials Ctrl-C stopped
+        self._ran = 0
+        self._failures: list[BaseException] = []  # this run's failed trials' errors
+        self._in_a_row = 0
+        self._bar = tqdm(
+            total=settings.n_trials,
+            initial=trials.finished(),
+            desc="hpsearch",
+            unit="trial",
+            disable=not settings.show_progress,
+        )
+
+    def run(self) -> None:
+        start = time.monotonic()
+        while self.trials.finished() < self.settings.n_trials:
+            if self.settings.timeout is not None and time.monotonic() - start > self.settings.timeout:
+                logger.info(f"Search stopped: timeout of {self.settings.timeout} s reached.")
+                return
+            proposal = self.backend.ask()
+            if proposal is None:
+                logger.info("Search stopped: the backend has no more trials to propose.")
+                return
+            if not self.run_trial(proposal):
+                return
+
+    def run_trial(self, proposal: Proposal) -> bool:
+        """Record, run and end one trial; False if other workers took the last slot meanwhile."""
+        live = self.trials.create(proposal.params, self.space)
+        proposal.number = live.number
+        if self.trials.slots_taken_before(live.number) >= self.settings.n_trials:
+            self.trials.finish(
+                live, TrialState.FAILED, error="not run: other workers took the last slots", interrupted=True
+            )
+            return False
+        try:
+            self.backend.begin(proposal, live)
+        except BaseException as e:  # the backend's mistake (an `hp_space` that raises), not the trial's
+            self.trials.finish(live, TrialState.FAILED, error=f"the backend could not begin the trial: {e!r}")
+            raise
+        trial = self._trial(proposal, live)
+        state, values, error, failure, interrupted = TrialState.FAILED, None, None, None, False
+        try:
+            result = self.objective(trial)
+            if trial.should_stop:
+                raise TrialPruned()
+            check_searched(trial, "the objective")
+            values, state = check_values(result, len(self.settings.directions)), TrialState.COMPLETE
+        except TrialPruned:
+            state = TrialState.PRUNED
+        except KeyboardInterrupt:
+            error, interrupted = "interrupted (Ctrl-C)", True
+            self.interrupted.append(live.number)
+            raise
+        except BaseException as e:
+            error = "".join(traceback.format_exception(e))
+            if isinstance(e, ObjectiveError) or not isinstance(e, self.settings.catch):
+                raise
+            logger.warning(f"Trial {live.number} failed: {e!r}")
+            failure = e
+        finally:
+            self.trials.finish(live, state, values, error, interrupted)
+            self.backend.tell(proposal, state, values)
+        self._count(failure)
+        return True
+
+    def _trial(self, proposal: Proposal, live: LiveTrial) -> Trial:
+        """What the objective sees of the trial; under DDP, announced to the other ranks first."""
+        backend = self.backend
+        trial = Trial(
+            live.number,
+            proposal.params,
+            proposal.native,
+            report=lambda step, value: self._report(proposal, live, step, value),
+            offer_model=lambda value, save: self.trials.offer_model(live, value, save),
+            suggested=lambda: backend.suggested_params(proposal),
+            tracking_run=proposal.tracking_run,
+        )
+        if self.coordinator is not None:
+            trial.sync_definition = lead_definition(self.coordinator, lambda: backend.portable_native(proposal))
+            self.coordinator.announce(live.number, proposal.params, backend.portable_native(proposal))
+        return trial
+
+    def _report(self, proposal: Proposal, live: LiveTrial, step: int, value: float) -> bool:
+        self.trials.report(live, step, value)
+        stop = self.backend.report(proposal, step, value) if self.settings.single_objective else False
+        if self.coordinator is not None:
+            stop = self.coordinator.decide(stop)
+        self._show_progress(f"trial {live.number} step {step}: {format_value(value)}")
+        return stop
+
+    def _count(self, failure: BaseException | None) -> None:
+        """Progress, and the stop of a search whose trials keep failing (its code is likely broken)."""
+        self._ran += 1
+        self._bar.update()
+        self._show_progress()
+        if failure is None:
+            self._in_a_row = 0
+            return
+        self._failures.append(failure)
+        self._in_a_row += 1
+        limit = self.settings.max_consecutive_failed_trials
+        if limit is not None and self._in_a_row >= limit:
+            first = self._failures[-self._in_a_row]
+            which = "All" if self._in_a_row == self._ran else "The last"
+            raise SearchFailed(
+                f"{which} {self._in_a_row} trials of this search failed (max_consecutive_failed_trials={limit}), "
+                f"so it stopped; the first error: {first!r}"
+            ) from first
+
+    def check_failures(self) -> None:
+        """After the run: raise if every trial of it failed."""
+        if self._ran and len(self._failures) == self._ran:
+            first = self._failures[0]
+            raise SearchFailed(f"All {self._ran} trials of this search failed; the first error: {first!r}") from first
+
+    def _show_progress(self, current: str = "") -> None:
+        best = self.trials.best_value()
+        parts = [current, f"best={format_value(best)}" if best is not None else ""]
+        self._bar.set_postfix_str(", ".join(p for p in parts if p))
+
+    def close(self) -> None:
+        self._bar.close()

@@ -1,0 +1,32 @@
+"""What a search is asked to do, in one object that the engine and the backends read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_STUDY_NAME = "hpsearch"
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """One search's settings, checked by `hpsearch.Search` (Ray's `TuneConfig` idea).
+
+    `n_trials` counts every finished trial of the study, earlier runs' included. A trial raising
+    one of `catch` is recorded as failed and the search goes on, unless
+    `max_consecutive_failed_trials` fail in a row (None: never stop for that).
+    """
+
+    directions: tuple[str, ...]
+    n_trials: int = 20
+    storage: Any = None  # an optuna storage URL or object; None keeps the study in memory
+    study_name: str = DEFAULT_STUDY_NAME
+    output_dir: str | None = None  # the best model and the backends' files; None: neither kept
+    timeout: float | None = None
+    catch: tuple[type[BaseException], ...] = (Exception,)
+    max_consecutive_failed_trials: int | None = 3
+    show_progress: bool = True
+
+    @property
+    def single_objective(self) -> bool:
+        return len(self.directions) == 1
