@@ -3,40 +3,70 @@
 A trial offers its model when an evaluation beats every completed trial; the model waits in a
 staging directory until the trial completes, then replaces the best model if the trial is the
 study's best. The keeper knows directories only: saving a model is the trial runner's job.
+
+Each kept model lives in its own directory under `<output_dir>/.models`, and `best_model` is a
+relative symlink to it (read as a directory by `from_pretrained`, `Path.is_dir()`, ...). A
+directory cannot be renamed onto a non-empty one, but a symlink can replace another in one
+`rename`: so a process killed at any moment leaves `best_model` naming the old model or the new
+one, each whole. Directories a killed `promote` left in `.models` are removed by the next one.
+A real `best_model` directory (kept by an hpsearch before the symlink) is moved into `.models` by
+the first promote: killed in that moment, `best_model` is missing until the next keeper made on
+the directory links the new model.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 BEST_MODEL_DIR = "best_model"
 TRIAL_INFO = "hpsearch_trial.json"
+MODELS_DIR = ".models"
 
 
 class BestModelKeeper:
     """The best model's directory and the staging directories of the trials that may replace it."""
 
     def __init__(self, output_dir: str | Path):
-        self.dir = Path(output_dir) / BEST_MODEL_DIR
-        self._staging = Path(output_dir) / ".staging"
+        output = Path(output_dir)
+        self.dir = output / BEST_MODEL_DIR
+        self._staging = output / ".staging"
+        self._models = output / MODELS_DIR
+        self._new_link = output / f".{BEST_MODEL_DIR}.new"
+        if self._new_link.is_symlink():  # a promote was killed mid-swap: finish or undo it
+            with self._locked():
+                self._finish_swap()
 
     def staging_dir(self, number: int) -> Path:
         return self._staging / f"trial-{number}"
 
     def promote(self, number: int, objective: Any, params: dict[str, Any], source: Path | None = None) -> None:
-        """Make trial `number`'s staged model (or `source`, which is moved) the best model."""
+        """Make trial `number`'s staged model (or `source`, which is moved) the best model.
+
+        The model moves into its own directory under `.models`, a new symlink to it replaces
+        `best_model` in one `os.replace`, and only then is the old model removed.
+        """
         source = source or self.staging_dir(number)
         info = {"trial": number, "objective": objective, "params": params}
         (source / TRIAL_INFO).write_text(json.dumps(info, default=str, indent=1))
-        old = self.dir.with_name(BEST_MODEL_DIR + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        if self.dir.exists():
-            self.dir.rename(old)
-        shutil.move(str(source), self.dir)
-        shutil.rmtree(old, ignore_errors=True)
+        with self._locked():
+            self._finish_swap()
+            kept = f"trial-{number}-{uuid.uuid4().hex[:8]}"  # unique: a trial may be promoted again
+            shutil.move(str(source), self._models / kept)
+            os.symlink(Path(MODELS_DIR, kept), self._new_link)
+            if self.dir.is_dir() and not self.dir.is_symlink():  # kept by an hpsearch before the symlink
+                self.dir.rename(self._models / f"unlinked-{uuid.uuid4().hex[:8]}")
+            os.replace(self._new_link, self.dir)
+            for old in self._models.iterdir():
+                if old.name != kept:
+                    shutil.rmtree(old)
 
     def kept_trial(self) -> int | None:
         """The number of the trial whose model is kept, None if none is."""
@@ -45,3 +75,24 @@ class BestModelKeeper:
 
     def discard(self, number: int) -> None:
         shutil.rmtree(self.staging_dir(number), ignore_errors=True)
+
+    def _finish_swap(self) -> None:
+        """Settle a swap a killed `promote` left: keep its new link if `best_model` is gone, else drop it."""
+        if not self._new_link.is_symlink():
+            return
+        if os.path.lexists(self.dir):
+            self._new_link.unlink()
+        else:  # killed between moving a pre-symlink `best_model` away and linking the new model
+            os.replace(self._new_link, self.dir)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the lock on `.models`: processes sharing the output directory swap one at a time, and
+        none removes a model another is about to link."""
+        self._models.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._models, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)

@@ -19,10 +19,15 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+# The leaderboard's order of states: finished trials first, the ones still to end last.
+_STATE_ORDER = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED, TrialState.RUNNING, TrialState.WAITING)
+
+
 def leaderboard(records: Sequence[TrialRecord], directions: Sequence[str]) -> list[TrialRecord]:
-    """Completed trials best first (by the first direction), then pruned, failed and running ones."""
+    """Completed trials best first (by the first direction), then pruned, failed, running and waiting ones;
+    ties by trial number."""
     sign = -1 if directions[0] == "maximize" else 1
-    order = {state: i for i, state in enumerate([TrialState.COMPLETE, TrialState.PRUNED, *TrialState])}
+    order = {state: i for i, state in enumerate(_STATE_ORDER)}
 
     def key(r: TrialRecord) -> tuple:
         first = r.values[0] * sign if r.state is TrialState.COMPLETE else 0.0
