@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from hpsearch.distributed import Coordinator, follow, lead_definition
+from hpsearch.errors import ConfigError
 from hpsearch.trial import Trial
 
 JOIN_TIMEOUT_S = 60  # a rank that hangs (a collective the other rank never makes) fails the test
@@ -220,7 +221,7 @@ def run_ranks(tmp_path: Path, lead: Callable, other: Callable) -> tuple[list[dic
 
 
 def test_a_coordinator_needs_torch_distributed_initialised():
-    with pytest.raises(RuntimeError, match="needs torch.distributed initialised"):
+    with pytest.raises(ConfigError, match="needs torch.distributed initialised"):
         Coordinator()
 
 
@@ -265,7 +266,7 @@ def test_rank_0s_finish_with_an_error_makes_rank_1s_follow_raise_naming_it(tmp_p
     assert rank1[0]["decisions"] == rank0[0]["decisions"] == [True]
     assert rank1[-1] == {
         "follow": "raised",
-        "error": "RuntimeError: The search stopped on rank 0: OSError: the study store's disk is full",
+        "error": "RankFailed: The search stopped on rank 0: OSError: the study store's disk is full",
     }
 
 
@@ -276,7 +277,7 @@ def test_a_model_init_failing_on_rank_0_fails_rank_1s_define_and_rank_1_follows_
     failed, next_trial, end = rank1
     assert failed["number"] == 0 and "model" not in failed
     assert failed["define_error"] == (
-        "RuntimeError: The trial's model_init failed on rank 0: ValueError: no GPU memory for the model"
+        "RankFailed: The trial's model_init failed on rank 0: ValueError: no GPU memory for the model"
     )
     assert next_trial["number"] == 1
     assert next_trial["params"] == rank0[2]["params"] == {"learning_rate": 0.3, "layers": 4}

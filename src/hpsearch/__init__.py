@@ -7,9 +7,10 @@
 from typing import Any
 
 from hpsearch import space
-from hpsearch.engine import BestRun, Search, SearchSummary, search
+from hpsearch.engine import Search, search
 from hpsearch.errors import ConfigError, HpsearchError, MissingExtra, ObjectiveError, SearchFailed, SearchInterrupted
 from hpsearch.objective import default_compute_objective
+from hpsearch.result import BestRun, SearchSummary
 from hpsearch.store import load_trials
 from hpsearch.trial import Trial, TrialPruned, TrialRecord, TrialState
 

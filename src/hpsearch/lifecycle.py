@@ -119,7 +119,7 @@ class Trials:
             trial_id=-1,
         )
         trial_id = self.storage.create_new_trial(self._study_id, template_trial=template)
-        # Private, as no public call does it: what `Study.ask` does, so that samplers see the study as it is
+        # optuna's private cache, reset as `Study.ask` does (no public call does): samplers see the study as it is
         self.study._thread_local.cached_all_trials = None
         trial = optuna.Trial(self.study, trial_id)
         for name in fixed:

@@ -45,19 +45,26 @@ def storage_url(output_dir: str | os.PathLike) -> str:
 
 def open_storage(storage: str | optuna.storages.BaseStorage | None) -> optuna.storages.BaseStorage:
     """An optuna storage from a URL (SQLite waits for locks held by other workers), a storage object,
-    or None (in memory): the very object the study then writes through, database ones behind
-    optuna's cache of finished trials, as `optuna.create_study` wraps them itself."""
+    or None (in memory): the very object the study then writes through, a database one behind
+    optuna's cache of finished trials, as `optuna.create_study` wraps it."""
     import optuna
 
-    if not isinstance(storage, str):
-        return optuna.storages.get_storage(storage)
+    if isinstance(storage, str):
+        storage = _database(storage)
+    # optuna's function for internal use (no public one gives the object a study writes through)
+    return optuna.storages.get_storage(storage)
+
+
+def _database(storage: str) -> optuna.storages.RDBStorage:
+    import optuna
+
     engine_kwargs = None
     if storage.startswith("sqlite:///"):
         Path(storage[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 60}}
     for attempt in range(5):
         try:
-            return optuna.storages.get_storage(optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs))
+            return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs)
         except sqlalchemy.exc.ArgumentError as e:
             raise ConfigError(
                 f"Cannot open the study storage {hide_password(storage)} ({e}). `storage` must be an optuna "

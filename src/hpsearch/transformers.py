@@ -16,9 +16,10 @@ from hpsearch import store
 from hpsearch.arguments import check_params
 from hpsearch.backends.base import AskTellBackend
 from hpsearch.distributed import Coordinator, follow
-from hpsearch.engine import BestRun, Search
+from hpsearch.engine import Search
 from hpsearch.errors import ConfigError, RankFailed
 from hpsearch.objective import default_compute_objective
+from hpsearch.result import BestRun
 from hpsearch.runner import TrialRunner
 
 DEFAULT_EVALS_PER_TRIAL = 4

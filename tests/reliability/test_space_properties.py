@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from hpsearch.backends import ray as ray_backend
 from hpsearch.backends import sigopt as sigopt_backend
-from hpsearch.backends import wandb as wandb_backend
+from hpsearch.backends import wandb_sweep as wandb_backend
 from hpsearch.space import Categorical, Float, Int
 from hpsearch.store import suggest
 

@@ -12,13 +12,11 @@ logging (`report_to="wandb"`) goes into it.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import logging
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import sweeps
@@ -33,113 +31,18 @@ import wandb
 
 from hpsearch.backends.base import AskTellBackend, Loop, Proposal
 from hpsearch.backends.randomness import PrivateRandomState
-from hpsearch.errors import ConfigError
+from hpsearch.backends.wandb_sweep import SWEEP_STATES, sweep_config, sweep_goal, sweep_run, to_neutral
 from hpsearch.lifecycle import LiveTrial, Trials
 from hpsearch.settings import SearchSettings
 from hpsearch.space import (
-    Categorical,
     Dimension,
-    Float,
-    Int,
-    called_with_no_trial,
-    format_hint,
-    is_space,
     neutral_space,
     plain,
 )
-from hpsearch.trial import TrialRecord, TrialState
+from hpsearch.trial import TrialState
 
 logger = logging.getLogger("hpsearch")
-METHODS = ("random", "grid", "bayes")
 _LOCAL_SWEEP = "hpsearch.wandb_sweep_id"
-_SWEEP_STATES = {
-    TrialState.COMPLETE: sweeps.RunState.finished,
-    TrialState.PRUNED: sweeps.RunState.killed,
-    TrialState.FAILED: sweeps.RunState.failed,
-}
-
-
-def to_wandb(dim: Dimension) -> dict[str, Any]:
-    """A neutral dimension as a W&B sweep parameter."""
-    if isinstance(dim, Categorical):
-        return {"values": list(dim.choices)}
-    if isinstance(dim, Float):
-        return {"distribution": "log_uniform_values" if dim.log else "uniform", "min": dim.low, "max": dim.high}
-    if dim.log:
-        return {"distribution": "q_log_uniform_values", "min": dim.low, "max": dim.high, "q": 1}
-    return {"distribution": "int_uniform", "min": dim.low, "max": dim.high}
-
-
-def to_neutral(param: Mapping[str, Any]) -> Dimension | None:
-    """The neutral dimension of a W&B sweep parameter, None where there is none (a constant, a normal)."""
-    if "values" in param:
-        return Categorical(param["values"])
-    kind = param.get("distribution")
-    low, high = param.get("min"), param.get("max")
-    if kind is None and low is not None and high is not None:
-        kind = "int_uniform" if isinstance(low, int) and isinstance(high, int) else "uniform"
-    if kind in ("uniform", "log_uniform_values"):
-        return Float(float(low), float(high), log=kind == "log_uniform_values")
-    if kind == "int_uniform":
-        return Int(int(low), int(high))
-    if kind == "q_log_uniform_values" and param.get("q") == 1:
-        return Int(int(low), int(high), log=True)
-    return None
-
-
-def _format_error(hp_space: Any, why: str) -> ConfigError:
-    return ConfigError(
-        "The wandb backend takes `hp_space` as a W&B sweep config, e.g. {'method': 'random', 'metric': "
-        "{'name': 'objective', 'goal': 'minimize'}, 'parameters': {'learning_rate': {'distribution': 'uniform', "
-        "'min': 1e-6, 'max': 1e-4}}}, a function returning one, or an `hpsearch.space` dict. "
-        f"Received: {hp_space!r} ({why})."
-    )
-
-
-def _native_config(hp_space: Any) -> Mapping[str, Any]:
-    """The sweep config an `hp_space` stands for: a neutral space's, or (as in transformers) what a
-    function called with None returns."""
-    if is_space(hp_space):
-        return {"method": "random", "parameters": {name: to_wandb(dim) for name, dim in hp_space.items()}}
-    config = called_with_no_trial(hp_space, _format_error)
-    if not isinstance(config, Mapping) or not isinstance(config.get("parameters"), Mapping):
-        raise _format_error(hp_space, format_hint(config) or "no 'parameters' dict")
-    return config
-
-
-def sweep_goal(hp_space: Any) -> str | None:
-    """The direction the sweep config's metric names ("minimize" / "maximize"), None if it names none."""
-    metric = _native_config(hp_space).get("metric")
-    goal = metric.get("goal") if isinstance(metric, Mapping) else None
-    return goal if goal in ("minimize", "maximize") else None
-
-
-def sweep_config(hp_space: Any, direction: str) -> dict[str, Any]:
-    """The W&B sweep config of an `hp_space`, checked by W&B's own schema, its metric's goal
-    `direction` (which wins, with a warning, over a goal that says otherwise)."""
-    config = copy.deepcopy(dict(_native_config(hp_space)))
-    if config.get("method") not in METHODS:
-        raise ConfigError(
-            f"The W&B sweep `method` must be one of {list(METHODS)} (what the sweep engine runs). "
-            f"Received: method={config.get('method')!r}."
-        )
-    metric = config.setdefault("metric", {})
-    metric.setdefault("name", "objective")
-    if metric.setdefault("goal", direction) != direction:
-        logger.warning(
-            f"The sweep's metric goal is {metric['goal']!r} but direction={direction!r}: the search will "
-            f"{direction} the objective (the `direction` argument wins)."
-        )
-        metric["goal"] = direction
-    with contextlib.suppress(TypeError):  # a malformed parameter: W&B's schema names it, below
-        neutral_space(config["parameters"], to_neutral)
-    violations = sweeps.schema_violations_from_proposed_config(config)
-    if violations:
-        raise ConfigError(
-            f"`hp_space` is not a valid W&B sweep config: {'; '.join(dict.fromkeys(violations))}. See "
-            "https://docs.wandb.ai/guides/sweeps/sweep-config-keys for each parameter's keys."
-        )
-    return config
 
 
 class WandbBackend(AskTellBackend):
@@ -215,7 +118,7 @@ class WandbBackend(AskTellBackend):
         way the sweep's id, which `sweep_id=` takes to continue it."""
         self.server = self._server(loop.trials)
         # what the sweep engine sees: the store's finished trials (a rerun continues the sweep), then ours
-        self.runs = [_sweep_run(r, self.metric) for r in loop.trials.records() if r.counts]
+        self.runs = [sweep_run(r, self.metric) for r in loop.trials.records() if r.counts]
         if not self.server:
             self.random_state = PrivateRandomState(self.seed, stream=len(self.runs))  # the engine's own
             self.sweep_id = loop.trials.recall(_LOCAL_SWEEP) or secrets.token_hex(4)
@@ -288,19 +191,8 @@ class WandbBackend(AskTellBackend):
 
     def tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:
         run, sweep_run = self._live.pop(proposal.number)
-        sweep_run.state = _SWEEP_STATES[state]
+        sweep_run.state = SWEEP_STATES[state]
         if values is not None:
             sweep_run.summary_metrics = {self.metric: values[0]}
             run.summary[self.metric] = values[0]
         run.finish(exit_code=1 if state is TrialState.FAILED else 0)
-
-
-def _sweep_run(record: TrialRecord, metric: str) -> sweeps.SweepRun:
-    """A recorded trial as the sweep engine sees a finished run (to continue a sweep after a crash)."""
-    return sweeps.SweepRun(
-        name=str(record.number),
-        state=_SWEEP_STATES[record.state],
-        config={name: {"value": value} for name, value in record.params.items()},
-        history=[{metric: value, "_step": step} for step, value in sorted(record.intermediate.items())],
-        summary_metrics={metric: record.values[0]} if record.state is TrialState.COMPLETE else {},
-    )
