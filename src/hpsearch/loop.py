@@ -42,6 +42,7 @@ class SearchLoop:
         self.coordinator = coordinator  # under DDP: tells the other ranks each trial and each decision
         self.interrupted: list[int] = []  # trials Ctrl-C stopped
         self._ran = 0
+        self._taken = 0  # slots of `n_trials` used or being used, as of this process's latest trial
         self._failures: list[BaseException] = []  # this run's failed trials' errors
         self._in_a_row = 0
         self._bar = tqdm(
@@ -54,7 +55,8 @@ class SearchLoop:
 
     def run(self) -> None:
         start = time.monotonic()
-        while self.trials.finished() < self.settings.n_trials:
+        self._taken = self.trials.slots_taken_before(self.trials.created())
+        while self._taken < self.settings.n_trials:
             if self.settings.timeout is not None and time.monotonic() - start > self.settings.timeout:
                 logger.info(f"Search stopped: timeout of {self.settings.timeout} s reached.")
                 return
@@ -69,7 +71,9 @@ class SearchLoop:
         """Record, run and end one trial; False if other workers took the last slot meanwhile."""
         live = self.trials.create(proposal.params, self.space)
         proposal.number = live.number
-        if self.trials.slots_taken_before(live.number) >= self.settings.n_trials:
+        taken = self.trials.slots_taken_before(live.number)  # by any worker
+        self._taken = taken + 1
+        if taken >= self.settings.n_trials:
             self.trials.finish(
                 live, TrialState.FAILED, error="not run: other workers took the last slots", interrupted=True
             )
@@ -156,6 +160,8 @@ class SearchLoop:
             raise SearchFailed(f"All {self._ran} trials of this search failed; the first error: {first!r}") from first
 
     def _show_progress(self, current: str = "") -> None:
+        if self._bar.disable:
+            return
         best = self.trials.best_value()
         parts = [current, f"best={format_value(best)}" if best is not None else ""]
         self._bar.set_postfix_str(", ".join(p for p in parts if p))

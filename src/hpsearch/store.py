@@ -246,5 +246,27 @@ def load_trials(
     storage: str | optuna.storages.BaseStorage | None = None,
     study_name: str | None = None,
 ) -> list[TrialRecord]:
-    """The recorded trials of a search, from its `output_dir` (or its `storage`)."""
+    """The recorded trials of a search, whichever backend ran it, in trial-number order.
+
+    Args:
+        output_dir: the search's output directory (its store is `hpsearch.db` there).
+        storage: or the study's storage (an optuna storage URL or object).
+        study_name: needed only when the storage holds several studies.
+
+    Returns:
+        A `TrialRecord` per trial: `number`, `state`, `params`, `objective` / `values`,
+        `intermediate` (step -> value), `error`, `interrupted`, `duration`.
+
+    Raises:
+        FileNotFoundError: no study in `output_dir`. ConfigError: neither given, or which study is unclear.
+
+    Example:
+        >>> import tempfile, hpsearch
+        >>> from hpsearch.space import Float
+        >>> out = tempfile.mkdtemp()
+        >>> _ = hpsearch.search(lambda t: t.params["x"], {"x": Float(0.0, 1.0)}, n_trials=3, output_dir=out,
+        ...                     show_progress=False)
+        >>> [(t.number, t.state.value) for t in hpsearch.load_trials(out)]
+        [(0, 'complete'), (1, 'complete'), (2, 'complete')]
+    """
     return records(load_study(output_dir, storage, study_name))

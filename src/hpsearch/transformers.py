@@ -28,8 +28,17 @@ DEFAULT_EVALS_PER_TRIAL = 4
 class Trainer(transformers.Trainer):
     """A `transformers.Trainer` whose `hyperparameter_search` is hpsearch's engine.
 
-    It also takes the `tokenizer=` of older transformers (and of the docs), passed on as
-    `processing_class`.
+    Everything else is transformers' own. It also takes the `tokenizer=` of older transformers
+    (and of the docs), passed on as `processing_class`.
+
+    Raises:
+        ConfigError: both `tokenizer` and `processing_class` given.
+
+    Example (as the transformers docs write it; `model_init` builds a fresh model per trial):
+        >>> trainer = Trainer(model=None, args=training_args, train_dataset=train, eval_dataset=valid,
+        ...                   tokenizer=tokenizer, model_init=model_init)  # doctest: +SKIP
+        >>> best_run = trainer.hyperparameter_search(direction="maximize", backend="optuna",
+        ...                                          hp_space=optuna_hp_space, n_trials=20)  # doctest: +SKIP
     """
 
     def __init__(self, *args: Any, tokenizer: Any = None, **kwargs: Any):
@@ -74,30 +83,38 @@ def hyperparameter_search(
     evals_per_trial: int | None = None,
     **kwargs: Any,
 ) -> BestRun | list[BestRun]:
-    """Search the hyperparameters of `trainer` (built with `model_init`); the best run, or the
-    Pareto front when `direction` is a list.
+    """Search the hyperparameters of `trainer`, as `transformers.Trainer.hyperparameter_search` does.
 
-    Beyond transformers' arguments:
-    - `objective_at`: "last" (the trial's last evaluation, as transformers) or "best" (its best).
-    - `evals_per_trial`: evaluations spread over each trial's training. By default, when the
-      user's `eval_strategy` is "no" and the backend can prune, 4, so that pruning has values to
-      act on; otherwise the user's own evaluation schedule.
-    - `storage`, `study_name`: the study store (default: `<output_dir>/hpsearch.db`); rerunning
-      the same call continues it. Other keyword arguments go to the backend.
+    Args:
+        trainer: a Trainer built with `model_init` (a fresh model per trial; `model_init(trial)`
+            may read the trial's model hyperparameters or, on optuna, suggest them) and an
+            `eval_dataset`. A stock `transformers.Trainer` works too.
+        hp_space: the space in the backend's native format (as the transformers docs show it per
+            backend) or an `hpsearch.space` dict; None: transformers' default for the backend.
+        compute_objective: metrics -> objective; default: the sum of the metrics, else the loss.
+        n_trials, direction, backend: as transformers takes them (`direction` a list: several objectives).
+        hp_name: trial -> the name of its run directory and of its tracking runs.
+        objective_at: "last" (the trial's last evaluation, as transformers) or "best" (its best).
+        evals_per_trial: evaluations spread over each trial's training; default: 4 when the user's
+            `eval_strategy` is "no" and the backend can prune, else the user's own schedule.
+        **kwargs: `storage`, `study_name` (default store: `<output_dir>/hpsearch.db`; rerunning
+            the same call continues it), the search's options (`Search`), the backend's own.
+
+    Returns:
+        The best run (`BestRun`; its `run_summary.best_model_dir` holds its model), or the Pareto
+        front when `direction` is a list. Under DDP, None on the ranks other than 0.
+
+    Raises:
+        ConfigError: bad input, before any training. SearchFailed: every trial failed (or
+        `max_consecutive_failed_trials` in a row). SearchInterrupted: Ctrl-C; rerun to resume.
+
+    Example:
+        >>> best_run = hyperparameter_search(trainer, direction="maximize", backend="optuna",
+        ...                                  hp_space=optuna_hp_space, n_trials=20)  # doctest: +SKIP
+        >>> best_run.hyperparameters  # doctest: +SKIP
+        {'learning_rate': 3.1e-05, 'per_device_train_batch_size': 32}
     """
-    if trainer.model_init is None:
-        raise ConfigError(
-            "hyperparameter_search needs a `model_init`: build the Trainer with `model_init=...` "
-            "(a function returning a fresh model, optionally of the trial) instead of `model=`."
-        )
-    if trainer.eval_dataset is None:
-        raise ConfigError("hyperparameter_search needs an `eval_dataset` on the Trainer to score each trial.")
-    if compute_objective is not None and not callable(compute_objective):
-        raise ConfigError(f"`compute_objective` must be a function of the metrics. Received: {compute_objective!r}.")
-    if objective_at not in ("last", "best"):
-        raise ConfigError(f"`objective_at` must be 'last' or 'best'. Received: objective_at={objective_at!r}.")
-    if evals_per_trial is not None and (not isinstance(evals_per_trial, int) or evals_per_trial < 0):
-        raise ConfigError(f"`evals_per_trial` must be an int >= 0. Received: evals_per_trial={evals_per_trial!r}.")
+    _check_arguments(trainer, compute_objective, objective_at, evals_per_trial)
     coordinator = Coordinator() if trainer.args.world_size > 1 else None
     if coordinator is not None and not coordinator.leads:
         return _follow(coordinator, trainer, compute_objective, hp_name, objective_at)
@@ -141,6 +158,24 @@ def hyperparameter_search(
     if coordinator is not None:
         coordinator.finish()
     return search.best()
+
+
+def _check_arguments(
+    trainer: transformers.Trainer, compute_objective: Any, objective_at: str, evals_per_trial: Any
+) -> None:
+    if trainer.model_init is None:
+        raise ConfigError(
+            "hyperparameter_search needs a `model_init`: build the Trainer with `model_init=...` "
+            "(a function returning a fresh model, optionally of the trial) instead of `model=`."
+        )
+    if trainer.eval_dataset is None:
+        raise ConfigError("hyperparameter_search needs an `eval_dataset` on the Trainer to score each trial.")
+    if compute_objective is not None and not callable(compute_objective):
+        raise ConfigError(f"`compute_objective` must be a function of the metrics. Received: {compute_objective!r}.")
+    if objective_at not in ("last", "best"):
+        raise ConfigError(f"`objective_at` must be 'last' or 'best'. Received: objective_at={objective_at!r}.")
+    if evals_per_trial is not None and (not isinstance(evals_per_trial, int) or evals_per_trial < 0):
+        raise ConfigError(f"`evals_per_trial` must be an int >= 0. Received: evals_per_trial={evals_per_trial!r}.")
 
 
 def _follow(

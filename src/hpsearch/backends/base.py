@@ -113,6 +113,23 @@ class AskTellBackend(Backend):
     - `report(proposal, step, value)` at each intermediate value of a single-objective search,
       which the engine has recorded: True stops the trial now;
     - `tell(proposal, state, values)` once, when the trial ended and the engine recorded it.
+
+    Example, a whole backend (random points of a neutral space), passed as `backend=`:
+        >>> import random, hpsearch
+        >>> from hpsearch.space import Float
+        >>> class RandomPoints(AskTellBackend):
+        ...     name = "random-points"
+        ...     def __init__(self, hp_space, settings, seed=0):
+        ...         super().__init__(hp_space, settings)
+        ...         self.space, self.random = hp_space, random.Random(seed)
+        ...     def param_space(self):
+        ...         return dict(self.space)
+        ...     def ask(self):
+        ...         return Proposal({name: self.random.uniform(d.low, d.high) for name, d in self.space.items()})
+        >>> best = hpsearch.search(lambda trial: (trial.params["x"] - 0.5) ** 2, {"x": Float(0.0, 1.0)},
+        ...                        n_trials=30, backend=RandomPoints, show_progress=False)
+        >>> best.objective < 0.01, len(best.run_summary.trials)
+        (True, 30)
     """
 
     @abstractmethod
