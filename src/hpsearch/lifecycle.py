@@ -154,7 +154,7 @@ class Trials:
     ) -> None:
         """Record how the trial ended (`values` count for a completed one only; `error`, and whether
         it was interrupted rather than run, for a failed one); keep its model if no trial is better."""
-        self._end(live.number, live.trial_id, state, values, error, interrupted)
+        self._end(live.optuna_trial, live.trial_id, state, values, error, interrupted)
         if self.keeper is None or self._offers.pop(live.number, None) is None:
             return
         if state is TrialState.COMPLETE and not self._beats(self.best_value(), values[0]):
@@ -164,7 +164,7 @@ class Trials:
 
     def _end(
         self,
-        number: int,
+        trial: optuna.Trial | int,  # or its number
         trial_id: int,
         state: TrialState,
         values: list[float] | None,
@@ -178,7 +178,7 @@ class Trials:
         if interrupted:
             self.storage.set_trial_user_attr(trial_id, store.INTERRUPTED, True)
         optuna_state = optuna.trial.TrialState[_OPTUNA_STATES[state]]
-        self.study.tell(number, values if state is TrialState.COMPLETE else None, state=optuna_state)
+        self.study.tell(trial, values if state is TrialState.COMPLETE else None, state=optuna_state)
 
     def recover(self, own: bool = False) -> list[int]:
         """Mark as failed (interrupted) the running trials with no live owner (none recorded, or a
