@@ -125,14 +125,7 @@ def hyperparameter_search(
         search = Search(
             hp_space, n_trials, direction, backend, coordinator=coordinator, define_by_run=define_by_run, **kwargs
         )
-        if objective_at == "best" and len(search.directions) > 1:
-            raise ConfigError("`objective_at='best'` needs one `direction`: several objectives have no single best.")
-        if coordinator is not None and not isinstance(search.backend, AskTellBackend):
-            raise ConfigError(
-                f"The {search.backend.name!r} backend runs trials in its own workers, not under torchrun: launch "
-                "the search as one process (Ray gives each trial `resources_per_trial`, GPUs included)."
-            )
-        check_params(search.param_space, trainer.model_init)
+        _check_search(search, trainer, coordinator, objective_at)
         if evals_per_trial is None:
             wants_evals = trainer.args.eval_strategy == "no" and search.backend.can_prune
             evals_per_trial = DEFAULT_EVALS_PER_TRIAL if wants_evals else 0
@@ -143,14 +136,8 @@ def hyperparameter_search(
         }
         if coordinator is not None:
             coordinator.share(("settings", settings))
-        runner = TrialRunner(
-            trainer,
-            compute_objective or default_compute_objective,
-            hp_name=hp_name,
-            objective_at=objective_at,
-            **settings,
-        )
-        search.run(runner)
+        objective = compute_objective or default_compute_objective
+        search.run(TrialRunner(trainer, objective, hp_name=hp_name, objective_at=objective_at, **settings))
     except BaseException as e:
         if coordinator is not None:
             coordinator.finish(e)
@@ -176,6 +163,18 @@ def _check_arguments(
         raise ConfigError(f"`objective_at` must be 'last' or 'best'. Received: objective_at={objective_at!r}.")
     if evals_per_trial is not None and (not isinstance(evals_per_trial, int) or evals_per_trial < 0):
         raise ConfigError(f"`evals_per_trial` must be an int >= 0. Received: evals_per_trial={evals_per_trial!r}.")
+
+
+def _check_search(search: Search, trainer: transformers.Trainer, coordinator: Any, objective_at: str) -> None:
+    """What the search's backend and space must agree with: the objective, DDP, the Trainer's arguments."""
+    if objective_at == "best" and len(search.directions) > 1:
+        raise ConfigError("`objective_at='best'` needs one `direction`: several objectives have no single best.")
+    if coordinator is not None and not isinstance(search.backend, AskTellBackend):
+        raise ConfigError(
+            f"The {search.backend.name!r} backend runs trials in its own workers, not under torchrun: launch "
+            "the search as one process (Ray gives each trial `resources_per_trial`, GPUs included)."
+        )
+    check_params(search.param_space, trainer.model_init)
 
 
 def _follow(
