@@ -61,7 +61,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
     import hpsearch
-    from hpsearch.demo import TextDataset, accuracy, minilm_dir, rotten_tomatoes
+    from hpsearch.demo import TextDataset, accuracy, minilm_dir, rotten_tomatoes, training_arguments
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     transformers.logging.set_verbosity_error()
@@ -104,17 +104,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     output_dir = tempfile.mkdtemp(prefix=f"bench-{args.one}-")
     trainer = trainer_class(
         model=None,
-        args=transformers.TrainingArguments(
-            output_dir=output_dir,
-            num_train_epochs=1,
-            per_device_train_batch_size=16,
-            per_device_eval_batch_size=64,
-            save_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            use_cpu=True,
-            seed=0,
-        ),
+        args=training_arguments(output_dir, 1, per_device_train_batch_size=16),
         train_dataset=train,
         eval_dataset=evaluation,
         compute_metrics=accuracy,

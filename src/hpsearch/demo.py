@@ -107,6 +107,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def training_arguments(output_dir: str, epochs: float, **overrides: Any) -> Any:
+    """The demo's `TrainingArguments` (CPU, no checkpoints, no tracking), shared with bench/compare.py."""
+    import transformers
+
+    return transformers.TrainingArguments(
+        output_dir=output_dir,
+        num_train_epochs=epochs,
+        per_device_eval_batch_size=64,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=0,
+        **overrides,
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import optuna
@@ -137,16 +154,7 @@ def main(argv: list[str] | None = None) -> None:
 
     trainer = hpsearch.Trainer(
         model=None,
-        args=transformers.TrainingArguments(
-            output_dir=args.output_dir,
-            num_train_epochs=args.epochs,
-            per_device_eval_batch_size=64,
-            save_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            use_cpu=True,
-            seed=0,
-        ),
+        args=training_arguments(args.output_dir, args.epochs),
         train_dataset=train,
         eval_dataset=evaluation,
         compute_metrics=accuracy,
