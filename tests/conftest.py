@@ -175,6 +175,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (a fixed one may be another run's)."""
+    return _free_port()
+
+
 @contextlib.contextmanager
 def _ray_head(*options: str):
     """A real Ray cluster on 127.0.0.1 (`ray start --head`), and its port; its workers import this checkout."""

@@ -176,11 +176,11 @@ def test_multi_objective_returns_the_pareto_front(make_trainer):
     assert all(len(b.objective) == 2 for b in front)
 
 
-def test_each_trial_trains_under_a_deepspeed_config_of_its_own_arguments(make_trainer, monkeypatch):
+def test_each_trial_trains_under_a_deepspeed_config_of_its_own_arguments(make_trainer, monkeypatch, free_port):
     """`"auto"` values are the trial's learning rate and batch size, as in transformers' own search."""
     for name, value in {
         "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": "29517",
+        "MASTER_PORT": str(free_port),
         "RANK": "0",
         "LOCAL_RANK": "0",
         "WORLD_SIZE": "1",
