@@ -66,6 +66,9 @@ def test_every_end_state_is_recorded_once_and_told_to_the_backend_once():
     assert [r.intermediate for r in records] == [{1: x} for x in [1.0, 2.0, 3.0, 6.0]]  # the engine records them
     assert backend.begun == [0, 1, 2, 3]
     assert backend.told == [(0, states[0], [1.0]), (1, states[1], None), (2, states[2], None), (3, states[3], None)]
+    table = search.study.trials_dataframe()  # optuna's own tools see what hpsearch keeps beside a trial
+    assert "KeyError: 'three'" in table["user_attrs_hpsearch:error"][2]
+    assert table["user_attrs_hpsearch:owner"].notna().all()
 
 
 def test_ctrl_c_records_the_trial_interrupted_tells_the_backend_and_the_rerun_runs_its_slot_again(tmp_path):
