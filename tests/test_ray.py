@@ -52,11 +52,13 @@ def test_asha_stops_a_bad_trial_early_and_the_best_model_reloads(make_trainer):
         n_trials=3,
         compute_objective=lambda metrics: metrics["eval_loss"],
         # lr 1e-12 leaves the loss at its start; lr 0.5 blows it up at the first evaluation
+        # one trial at a time, so ASHA compares each with the earlier ones' results whatever the timing
+        # (Tune ignores `max_concurrent_trials` beside a search generator: the generator's own is set)
         search_alg=BasicVariantGenerator(
-            points_to_evaluate=[{"learning_rate": 1e-12}, {"learning_rate": 0.5}, {"learning_rate": 0.7}]
+            points_to_evaluate=[{"learning_rate": 1e-12}, {"learning_rate": 0.5}, {"learning_rate": 0.7}],
+            max_concurrent=1,
         ),
         scheduler=ASHAScheduler(max_t=10, grace_period=1, reduction_factor=2),
-        max_concurrent_trials=1,
     )
     trials = hpsearch.load_trials(trainer.args.output_dir)
     stopped = [t for t in trials if t.state is TrialState.PRUNED]
