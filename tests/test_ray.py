@@ -37,10 +37,10 @@ def test_seed_ray_example_runs_as_written(make_trainer):
         compute_objective=lambda metrics: metrics["eval_accuracy"],
     )
     trials = hpsearch.load_trials(trainer.args.output_dir)
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 5
+    assert len(trials) == 5 and {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}  # ASHA's
     assert len({t.params["learning_rate"] for t in trials}) == 5  # args.seed fixed, yet 5 points searched
     assert all(t.params["per_device_train_batch_size"] in (16, 32, 64, 128) for t in trials)
-    assert best_trial.objective == max(t.objective for t in trials)
+    assert best_trial.objective == max(t.objective for t in trials if t.objective is not None)
     assert isinstance(best_trial.run_summary.native, tune.ResultGrid) and len(best_trial.run_summary.native) == 5
 
 
@@ -62,7 +62,7 @@ def test_asha_stops_a_bad_trial_early_and_the_best_model_reloads(make_trainer):
     )
     trials = hpsearch.load_trials(trainer.args.output_dir)
     stopped = [t for t in trials if t.state is TrialState.PRUNED]
-    assert stopped and all(len(t.intermediate) < 4 for t in stopped)  # 4 evaluations a trial unless stopped
+    assert stopped and all(len(t.intermediate) < 2 for t in stopped)  # 2 rungs a trial unless stopped
     assert best.hyperparameters == {"learning_rate": 1e-12}
 
     best_dir = Path(best.run_summary.best_model_dir)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import mlflow
+import optuna
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -34,6 +35,13 @@ def trial_name(trial):
     return f"lr-{trial.params['learning_rate']:.6f}"
 
 
+class NeverPrune(optuna.pruners.BasePruner):
+    """A pruner that looks at every rung and stops nothing: every trial runs its rungs and all of its evaluations."""
+
+    def prune(self, study, trial):
+        return False
+
+
 def search(make_trainer, report_to, **kwargs):
     trainer = make_trainer(report_to=report_to, num_train_epochs=2, eval_strategy="epoch", logging_steps=6)
     trainer.hyperparameter_search(
@@ -43,14 +51,23 @@ def search(make_trainer, report_to, **kwargs):
 
 
 def test_each_trial_is_its_own_run_in_tensorboard_wandb_and_mlflow(make_trainer):
+    """...and holds the user's evaluations only (one an epoch), not the rung evaluations."""
     trainer, trials = search(
-        make_trainer, ["tensorboard", "wandb", "mlflow"], hp_name=trial_name, study_name="lr-study"
+        make_trainer,
+        ["tensorboard", "wandb", "mlflow"],
+        hp_name=trial_name,
+        study_name="lr-study",
+        pruner=NeverPrune(),
     )
     names = sorted(trial_name(t) for t in trials)
+    assert all(sorted(t.intermediate) == [111, 333] for t in trials)  # the rungs happened
+
+    def logged(losses, t):  # two evaluations (one an epoch), the last one the objective
+        return len(losses) == 2 and losses[-1] == pytest.approx(t.objective)
 
     for t in trials:  # TensorBoard: <output_dir>/runs/<trial name>, kept after the search
         log = EventAccumulator(f"{trainer.args.output_dir}/runs/{trial_name(t)}").Reload()
-        assert [e.value for e in log.Scalars("eval/loss")] == pytest.approx(list(t.intermediate.values()))
+        assert logged([e.value for e in log.Scalars("eval/loss")], t)
         args = json.loads(log.Tensors("args/text_summary")[0].tensor_proto.string_val[0])
         assert args["learning_rate"] == pytest.approx(t.params["learning_rate"])
 
@@ -60,8 +77,7 @@ def test_each_trial_is_its_own_run_in_tensorboard_wandb_and_mlflow(make_trainer)
         run = runs[trial_name(t)]
         assert run["group"] == "lr-study"
         assert run["config"]["learning_rate"] == pytest.approx(t.params["learning_rate"])
-        losses = [h["eval/loss"] for h in run["history"] if "eval/loss" in h]
-        assert losses == pytest.approx(list(t.intermediate.values()))
+        assert logged([h["eval/loss"] for h in run["history"] if "eval/loss" in h], t)
 
     client = mlflow.MlflowClient()  # MLflow, in a local store
     experiments = [e.experiment_id for e in client.search_experiments()]
@@ -72,12 +88,13 @@ def test_each_trial_is_its_own_run_in_tensorboard_wandb_and_mlflow(make_trainer)
         assert run.data.tags["hpsearch.study"] == "lr-study" and run.data.tags["hpsearch.trial"] == str(t.number)
         assert float(run.data.params["learning_rate"]) == pytest.approx(t.params["learning_rate"])
         losses = [m.value for m in client.get_metric_history(run.info.run_id, "eval_loss")]
-        assert losses == pytest.approx(list(t.intermediate.values())) and run.info.status == "FINISHED"
+        assert logged(losses, t) and run.info.status == "FINISHED"
 
 
 def test_with_the_wandb_backend_each_trial_logs_into_its_sweep_run(make_trainer):
     sweep = {
         "method": "random",
+        "early_terminate": None,  # no pruning, so no rungs: the objective's history is the user's evaluations
         "parameters": {"learning_rate": {"distribution": "log_uniform_values", "min": 1e-3, "max": 3e-2}},
     }
     trainer, trials = search(make_trainer, ["wandb"], backend="wandb", hp_space=sweep)

@@ -32,6 +32,7 @@ class TrainingSeen(TrainerCallback):
 
     def on_train_end(self, args, state, control, **kwargs):
         self.train_ends += 1
+        self.runs[-1]["last_step"] = state.global_step
 
 
 def test_training_arguments_are_applied_and_cast(make_trainer):
@@ -75,22 +76,22 @@ def test_model_hyperparameter_reaches_model_init(make_trainer, tiny_model_dir):
 
 
 class PruneSecondTrial(optuna.pruners.BasePruner):
-    """An optuna pruner that stops trial 1 at its second evaluation, whatever the values."""
+    """An optuna pruner that stops trial 1 at its second intermediate value, whatever the values."""
 
     def prune(self, study, trial):
         return trial.number == 1 and len(trial.intermediate_values) >= 2
 
 
-def test_pruning_stops_a_trial_at_the_evaluation_that_says_so(make_trainer):
+def test_pruning_stops_a_trial_at_the_rung_that_says_so(make_trainer):
     trainer = make_trainer()
     seen = TrainingSeen()
     trainer.add_callback(seen)
     trainer.hyperparameter_search(hp_space=lr_space(), n_trials=3, pruner=PruneSecondTrial())
     trials = hpsearch.load_trials(trainer.args.output_dir)
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.COMPLETE]
-    assert len(trials[0].intermediate) == 4  # eval_strategy "no" on a pruning backend: 4 evaluations a trial
-    steps = sorted(trials[1].intermediate)
-    assert len(steps) == 2 and steps[-1] < seen.runs[1]["max_steps"] / 2 + 1  # training stopped there
+    assert all(sorted(t.intermediate) == [111, 333] for t in trials)  # rungs at 1/9 and 1/3 of training
+    assert seen.runs[1]["last_step"] == math.ceil(seen.runs[1]["max_steps"] / 3)  # training stopped at the rung
+    assert seen.runs[0]["last_step"] == seen.runs[0]["max_steps"]
     assert seen.train_ends == 3  # the pruned trial still ran its callbacks' on_train_end
 
 
@@ -135,15 +136,14 @@ def test_with_load_best_model_at_end_the_objective_is_the_kept_models_score(make
 
 
 def test_objective_at_best_keeps_the_best_evaluation_and_its_model(make_trainer):
-    trainer = make_trainer(num_train_epochs=3, learning_rate=5e-2)
+    trainer = make_trainer(num_train_epochs=3, learning_rate=5e-2, eval_strategy="steps", eval_steps=1 / 5)
     best = trainer.hyperparameter_search(
         hp_space=lr_space(2e-2, 5e-2),
         n_trials=2,
         direction="maximize",
         compute_objective=lambda m: m["eval_accuracy"] - m["eval_loss"],
         objective_at="best",
-        evals_per_trial=5,
-        pruner=optuna.pruners.NopPruner(),
+        pruner=optuna.pruners.NopPruner(),  # no pruning, so no rungs: the user's evaluations are recorded
     )
     trials = hpsearch.load_trials(trainer.args.output_dir)
     for t in trials:

@@ -81,6 +81,7 @@ class Search:
         output_dir: str | None = None,
         coordinator: Any = None,
         define_by_run: bool = True,
+        rungs: Sequence[int] = (),
         **backend_kwargs: Any,
     ):
         _check_search_arguments(n_trials, n_jobs, timeout, gc_after_trial, max_consecutive_failed_trials)
@@ -102,6 +103,7 @@ class Search:
             catch=tuple(catch),
             max_consecutive_failed_trials=max_consecutive_failed_trials,
             show_progress=show_progress,
+            rungs=tuple(rungs),
         )
         self.directions = list(self.settings.directions)
         self.backend = backend_class(hp_space, self.settings, **backend_kwargs)

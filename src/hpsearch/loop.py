@@ -70,7 +70,7 @@ class SearchLoop:
     def run_trial(self, proposal: Proposal) -> bool:
         """Record, run and end one trial; False if other workers took the last slot meanwhile."""
         live = self.trials.create(proposal.params, self.space)
-        proposal.number = live.number
+        proposal.number, proposal.study_trial = live.number, live.optuna_trial
         taken = self.trials.slots_taken_before(live.number)  # by any worker
         self._taken = taken + 1
         if taken >= self.settings.n_trials:

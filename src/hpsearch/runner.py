@@ -2,8 +2,9 @@
 
 A trial's parameters that are `TrainingArguments` fields set those fields; the others are model
 hyperparameters, which `model_init(trial)` reads from the backend's trial it is given (on optuna
-it may also suggest them there, define-by-run). Every evaluation is reported to the backend,
-which may stop the trial there (pruning); each trial is its own run in the `report_to`
+it may also suggest them there, define-by-run). The trial's rung evaluations (`hpsearch.rungs`),
+or without rungs the user's own evaluations, are reported to the backend at their progress, and
+it may stop the trial there (pruning); each trial is its own run in the `report_to`
 integrations; memory is released between trials; the best model is offered to the search.
 """
 
@@ -19,11 +20,13 @@ from typing import Any
 
 import torch
 import transformers
-from transformers.trainer_utils import IntervalStrategy, number_of_arguments
+from transformers.trainer_utils import number_of_arguments
 
 from hpsearch.arguments import argument_types, cast
 from hpsearch.errors import ConfigError
+from hpsearch.fidelity import progress
 from hpsearch.objective import check_values, is_better
+from hpsearch.rungs import DEFAULT_SUBSET_SIZE, RungEvaluations
 from hpsearch.tracking import TrialTracking
 from hpsearch.trial import Trial, check_searched
 
@@ -37,7 +40,8 @@ def run_name(hp_name: Callable[[Any], str] | None, trial: Trial) -> str:
 
 
 class _Reporter(transformers.TrainerCallback):
-    """Reports each evaluation of a trial to the backend, and stops training when it says prune."""
+    """Records the objective of each of the user's evaluations of a trial; without rungs, reports it
+    to the backend at its progress, and stops training when the backend says prune."""
 
     def __init__(self, runner: TrialRunner, trial: Trial):
         self.runner = runner
@@ -51,8 +55,9 @@ class _Reporter(transformers.TrainerCallback):
             return
         (number,) = check_values(value, 1)
         self.runner.on_evaluation(self.trial, number)
-        if self.trial.report(state.global_step, number):
+        if not self.runner.rungs and self.trial.report(progress(state.global_step, state.max_steps), number):
             control.should_training_stop = True
+            control.should_save = False
 
 
 def _trainer_recipe(trainer: transformers.Trainer) -> dict[str, Any]:
@@ -114,7 +119,8 @@ class TrialRunner:
         directions: Sequence[str],
         hp_name: Callable[[Any], str] | None = None,
         objective_at: str = "last",
-        evals_per_trial: int = 0,
+        rungs: Sequence[int] = (),
+        rung_eval_size: int | None = DEFAULT_SUBSET_SIZE,
         study_name: str = "hpsearch",
     ):
         self.trainer = trainer
@@ -122,7 +128,8 @@ class TrialRunner:
         self.directions = list(directions)
         self.hp_name = hp_name
         self.objective_at = objective_at
-        self.evals_per_trial = evals_per_trial
+        self.rungs = tuple(rungs) if len(self.directions) == 1 else ()  # progress points; several objectives prune not
+        self.rung_eval_size = rung_eval_size
         self.study_name = study_name
         self.base_args = trainer.args
         self.output_dir = Path(trainer.args.output_dir)
@@ -133,7 +140,8 @@ class TrialRunner:
             "directions": self.directions,
             "hp_name": self.hp_name,
             "objective_at": self.objective_at,
-            "evals_per_trial": self.evals_per_trial,
+            "rungs": self.rungs,
+            "rung_eval_size": self.rung_eval_size,
             "study_name": self.study_name,
         }
         return _rebuild_runner, (_trainer_recipe(self.trainer), options)
@@ -144,11 +152,6 @@ class TrialRunner:
         fields = argument_types()
         values = {name: cast(name, value) for name, value in trial.params.items() if name in fields}
         values["output_dir"] = str(self.output_dir / f"run-{trial.number}")
-        if self.evals_per_trial == 1:
-            values["eval_strategy"] = IntervalStrategy.NO  # the one evaluation after training
-        elif self.evals_per_trial > 1:
-            values["eval_strategy"] = IntervalStrategy.STEPS
-            values["eval_steps"] = 1 / self.evals_per_trial  # a fraction of the trial's steps
         # A copy, not a new TrainingArguments: building one resets the accelerator state in use.
         args = copy.copy(self.base_args)
         for name, value in values.items():
@@ -159,6 +162,10 @@ class TrialRunner:
         trainer = self.trainer
         args = self.trial_args(trial)
         reporter = _Reporter(self, trial)
+        callbacks = [reporter]
+        if self.rungs:
+            score = self.compute_objective
+            callbacks.append(RungEvaluations(trainer, trial, self.rungs, score, self.rung_eval_size, self.study_name))
         tracking = TrialTracking(trainer, self.output_dir, self.study_name)
         model_init = trainer.model_init
         trainer.args = args
@@ -167,19 +174,22 @@ class TrialRunner:
             self._rebuild_deepspeed(args)
         # train() calls model_init first thing, right after seeding, as in transformers' own search
         trainer.model_init = lambda: self._start(trial, model_init, args, tracking)
-        trainer.add_callback(reporter)
+        for callback in callbacks:
+            trainer.add_callback(callback)
         failed = True
         try:
             trainer.train()
-            if trainer.state.global_step not in reporter.values and not self._ends_at_best(reporter):
-                trainer.evaluate()  # the reporter records it
-            failed = False
-            if trial.should_stop:
+            if trial.should_stop:  # pruned: the trial has no objective, its model is dropped
+                failed = False
                 return None
+            if trainer.state.global_step not in reporter.values and not self._ends_at_best(reporter):
+                trainer.evaluate()  # the user's final evaluation, which the reporter records
+            failed = False
             return self._objective(trial, reporter)
         finally:
             tracking.end(failed)
-            trainer.remove_callback(reporter)
+            for callback in callbacks:
+                trainer.remove_callback(callback)
             trainer.model_init = model_init
             trainer.args = self.base_args
             self._release()

@@ -14,7 +14,9 @@ class SearchSettings:
 
     `n_trials` counts every finished trial of the study, earlier runs' included. A trial raising
     one of `catch` is recorded as failed and the search goes on, unless
-    `max_consecutive_failed_trials` fail in a row (None: never stop for that).
+    `max_consecutive_failed_trials` fail in a row (None: never stop for that). `rungs` are the
+    progress points (`hpsearch.fidelity`) at which a Trainer search scores every trial on its way,
+    where the backends' default pruning rules put their rungs; empty for the function API.
     """
 
     directions: tuple[str, ...]
@@ -26,6 +28,7 @@ class SearchSettings:
     catch: tuple[type[BaseException], ...] = (Exception,)
     max_consecutive_failed_trials: int | None = 3
     show_progress: bool = True
+    rungs: tuple[int, ...] = ()
 
     @property
     def single_objective(self) -> bool:

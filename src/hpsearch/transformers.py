@@ -18,11 +18,11 @@ from hpsearch.backends.base import AskTellBackend
 from hpsearch.distributed import Coordinator, follow
 from hpsearch.engine import Search
 from hpsearch.errors import ConfigError, RankFailed
+from hpsearch.fidelity import DEFAULT_EVALS_PER_TRIAL, rung_points
 from hpsearch.objective import default_compute_objective
 from hpsearch.result import BestRun
+from hpsearch.rungs import DEFAULT_SUBSET_SIZE
 from hpsearch.runner import TrialRunner
-
-DEFAULT_EVALS_PER_TRIAL = 4
 
 
 class Trainer(transformers.Trainer):
@@ -81,6 +81,7 @@ def hyperparameter_search(
     hp_name: Callable[[Any], str] | None = None,
     objective_at: str = "last",
     evals_per_trial: int | None = None,
+    rung_eval_size: int | None = DEFAULT_SUBSET_SIZE,
     **kwargs: Any,
 ) -> BestRun | list[BestRun]:
     """Search the hyperparameters of `trainer`, as `transformers.Trainer.hyperparameter_search` does.
@@ -95,8 +96,11 @@ def hyperparameter_search(
         n_trials, direction, backend: as transformers takes them (`direction` a list: several objectives).
         hp_name: trial -> the name of its run directory and of its tracking runs.
         objective_at: "last" (the trial's last evaluation, as transformers) or "best" (its best).
-        evals_per_trial: evaluations spread over each trial's training; default: 4 when the user's
-            `eval_strategy` is "no" and the backend can prune, else the user's own schedule.
+        evals_per_trial: how often the pruner looks at a trial: rung evaluations at 1/9, 1/3... of its
+            training (`hpsearch.fidelity`), then its final one. Default 3 where the backend can
+            prune; 0 (or 1) turns rungs off, and the pruner then sees the user's own evaluations.
+        rung_eval_size: the most examples a rung evaluation scores of each evaluation set (a fixed
+            subset, the same for every trial of the study); None: all.
         **kwargs: `storage`, `study_name` (default store: `<output_dir>/hpsearch.db`; rerunning
             the same call continues it), the search's options (`Search`), the backend's own.
 
@@ -114,7 +118,7 @@ def hyperparameter_search(
         >>> best_run.hyperparameters  # doctest: +SKIP
         {'learning_rate': 3.1e-05, 'per_device_train_batch_size': 32}
     """
-    _check_arguments(trainer, compute_objective, objective_at, evals_per_trial)
+    _check_arguments(trainer, compute_objective, objective_at, evals_per_trial, rung_eval_size)
     coordinator = Coordinator() if trainer.args.world_size > 1 else None
     if coordinator is not None and not coordinator.leads:
         return _follow(coordinator, trainer, compute_objective, hp_name, objective_at)
@@ -122,16 +126,22 @@ def hyperparameter_search(
         kwargs.setdefault("storage", store.storage_url(trainer.args.output_dir))
         kwargs.setdefault("output_dir", trainer.args.output_dir if trainer.args.should_save else None)
         define_by_run = number_of_arguments(trainer.model_init) == 1  # model_init may suggest on the trial
+        rungs = rung_points(DEFAULT_EVALS_PER_TRIAL if evals_per_trial is None else evals_per_trial)
         search = Search(
-            hp_space, n_trials, direction, backend, coordinator=coordinator, define_by_run=define_by_run, **kwargs
+            hp_space,
+            n_trials,
+            direction,
+            backend,
+            coordinator=coordinator,
+            define_by_run=define_by_run,
+            rungs=rungs,
+            **kwargs,
         )
         _check_search(search, trainer, coordinator, objective_at)
-        if evals_per_trial is None:
-            wants_evals = trainer.args.eval_strategy == "no" and search.backend.can_prune
-            evals_per_trial = DEFAULT_EVALS_PER_TRIAL if wants_evals else 0
         settings = {
             "directions": search.directions,
-            "evals_per_trial": evals_per_trial,
+            "rungs": rungs if search.backend.can_prune else (),  # scores no pruner looks at: not worth their time
+            "rung_eval_size": rung_eval_size,
             "study_name": search.settings.study_name,
         }
         if coordinator is not None:
@@ -148,7 +158,7 @@ def hyperparameter_search(
 
 
 def _check_arguments(
-    trainer: transformers.Trainer, compute_objective: Any, objective_at: str, evals_per_trial: Any
+    trainer: transformers.Trainer, compute_objective: Any, objective_at: str, evals_per_trial: Any, rung_eval_size: Any
 ) -> None:
     if trainer.model_init is None:
         raise ConfigError(
@@ -163,6 +173,11 @@ def _check_arguments(
         raise ConfigError(f"`objective_at` must be 'last' or 'best'. Received: objective_at={objective_at!r}.")
     if evals_per_trial is not None and (not isinstance(evals_per_trial, int) or evals_per_trial < 0):
         raise ConfigError(f"`evals_per_trial` must be an int >= 0. Received: evals_per_trial={evals_per_trial!r}.")
+    if rung_eval_size is not None and (not isinstance(rung_eval_size, int) or rung_eval_size < 1):
+        raise ConfigError(
+            f"`rung_eval_size` must be an int >= 1, or None for the whole evaluation set. Received: "
+            f"rung_eval_size={rung_eval_size!r}."
+        )
 
 
 def _check_search(search: Search, trainer: transformers.Trainer, coordinator: Any, objective_at: str) -> None:

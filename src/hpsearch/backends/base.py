@@ -27,12 +27,14 @@ if TYPE_CHECKING:
 class Proposal:
     """One trial a backend wants run: its parameters, the backend's own trial object (what
     `model_init(trial)` receives), and the experiment-tracking run it opened for the trial, if
-    any (a W&B run), which the trial's own logging joins. `number` is the trial's, once it exists."""
+    any (a W&B run), which the trial's own logging joins. `number` is the trial's, once it exists,
+    and `study_trial` its `optuna.Trial` in the study store, which prunes by the study's pruner."""
 
     params: dict[str, Any]
     native: Any = None
     tracking_run: Any = None
     number: int = -1
+    study_trial: Any = None
 
 
 class Loop(Protocol):

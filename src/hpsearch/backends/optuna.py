@@ -11,6 +11,7 @@ from hpsearch import store
 from hpsearch.backends.base import AskTellBackend, Loop, Proposal
 from hpsearch.backends.randomness import stream_seed
 from hpsearch.errors import ConfigError
+from hpsearch.fidelity import default_pruner, prunes
 from hpsearch.lifecycle import LiveTrial
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension, Space, format_hint, is_space
@@ -61,9 +62,10 @@ class _Named:
 
 
 class OptunaBackend(AskTellBackend):
-    """optuna: TPE by default (`seed=` seeds it), `sampler=` and `pruner=` (MedianPruner by default) as
-    optuna takes them. The study store is optuna's own study, so the sampler sees every trial of
-    it. `model_init(trial)` may suggest parameters of its own (define-by-run)."""
+    """optuna: TPE by default (`seed=` seeds it), `sampler=` and `pruner=` as optuna takes them (by
+    default successive halving at the search's rungs, `hpsearch.fidelity`). The study store is
+    optuna's own study, so the sampler sees every trial of it. `model_init(trial)` may suggest
+    parameters of its own (define-by-run)."""
 
     name = "optuna"
     define_by_run = True
@@ -85,8 +87,8 @@ class OptunaBackend(AskTellBackend):
                 f"`sampler=optuna.samplers.TPESampler(seed={seed!r})`. Received: sampler={sampler!r}."
             )
         self.seed = seed
-        self.pruner = pruner
-        self._options = {"load_if_exists": load_if_exists, "sampler": sampler, "pruner": pruner}
+        self.pruner = pruner or default_pruner(settings)
+        self._options = {"load_if_exists": load_if_exists, "sampler": sampler, "pruner": self.pruner}
 
     def study_options(self) -> dict[str, Any]:
         return dict(self._options)
@@ -121,7 +123,7 @@ class OptunaBackend(AskTellBackend):
 
     @property
     def can_prune(self) -> bool:
-        return len(self.directions) == 1 and not isinstance(self.pruner, optuna.pruners.NopPruner)
+        return len(self.directions) == 1 and prunes(self.pruner)
 
     def report(self, proposal: Proposal, step: int, value: float) -> bool:
-        return proposal.native.should_prune()  # the engine recorded the value in the study
+        return proposal.study_trial.should_prune()  # the engine recorded the value in the study

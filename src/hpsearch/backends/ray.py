@@ -24,8 +24,17 @@ from ray.tune.search import BasicVariantGenerator, sample
 
 from hpsearch.backends.base import Backend, Loop
 from hpsearch.backends.randomness import stream_seed
-from hpsearch.backends.ray_tune import Mirror, Recorder, ctrl_c_raises, finished_ray_trials, mirroring, ray_trial
+from hpsearch.backends.ray_tune import (
+    PROGRESS,
+    Mirror,
+    Recorder,
+    ctrl_c_raises,
+    finished_ray_trials,
+    mirroring,
+    ray_trial,
+)
 from hpsearch.errors import ConfigError, SearchFailed
+from hpsearch.fidelity import PROGRESS_END, REDUCTION_FACTOR
 from hpsearch.settings import SearchSettings
 from hpsearch.space import (
     Categorical,
@@ -111,8 +120,9 @@ def _join(address: str) -> None:
 
 
 class RayBackend(Backend):
-    """Ray Tune: `search_alg=` and `scheduler=` (e.g. `ASHAScheduler`) as Ray takes them; `seed=`
-    for reproducible proposals of Ray's default random search.
+    """Ray Tune: `search_alg=` and `scheduler=` as Ray takes them (default: `ASHAScheduler` at the
+    search's rungs, on the trial's progress); `seed=` for reproducible proposals of Ray's default
+    random search.
 
     With no cluster it starts a local Ray with this machine's CPUs and shuts it down after; with
     `address=` (or `RAY_ADDRESS`) it joins that cluster and leaves it running.
@@ -163,7 +173,19 @@ class RayBackend(Backend):
 
     @property
     def can_prune(self) -> bool:
-        return self.scheduler is not None and not isinstance(self.scheduler, tune.schedulers.FIFOScheduler)
+        return not isinstance(self.scheduler, tune.schedulers.FIFOScheduler)
+
+    def _scheduler(self) -> Any:
+        """The user's scheduler, else ASHA with its rungs at the search's rung points of progress."""
+        if self.scheduler is not None:
+            return self.scheduler
+        rungs = self.settings.rungs
+        return tune.schedulers.ASHAScheduler(
+            time_attr=PROGRESS,
+            max_t=PROGRESS_END,
+            grace_period=rungs[0] if rungs else 1,
+            reduction_factor=REDUCTION_FACTOR,
+        )
 
     def _connect(self) -> bool:
         """Join the cluster at `address` / RAY_ADDRESS, or start a local Ray; False if already connected."""
@@ -251,7 +273,7 @@ class RayBackend(Backend):
                 metric="objective",
                 mode="max" if self.directions[0] == "maximize" else "min",
                 num_samples=n_trials,
-                scheduler=self.scheduler,
+                scheduler=self._scheduler(),
                 search_alg=search_alg,
                 max_concurrent_trials=max_concurrent,
                 time_budget_s=self.settings.timeout,

@@ -31,6 +31,8 @@ from hpsearch.objective import check_values, is_better
 from hpsearch.space import Space, plain
 from hpsearch.trial import Trial, TrialPruned, TrialState
 
+PROGRESS = "hpsearch_step"  # what a trial's intermediate values are keyed by (a Trainer's: its progress)
+
 RAY_TRIAL_ID = "hpsearch:ray_trial_id"  # Ray's id of a trial, beside it in the store
 
 
@@ -52,7 +54,7 @@ def ray_trial(
     kept: dict[str, Any] = {}
 
     def report(step: int, value: float) -> bool:
-        tune.report({"objective": value, "hpsearch_step": step})
+        tune.report({"objective": value, PROGRESS: step})
         return False  # a scheduler stops the trial by ending its worker
 
     def offer_model(value: float, save: Callable[[str], None]) -> None:
@@ -173,8 +175,8 @@ class Mirror:
                 continue
             live = self._record(ray_trial_id, result.config)
             history = result.metrics_dataframe
-            if history is not None and "hpsearch_step" in history:
-                for step, value in history[["hpsearch_step", "objective"]].dropna().itertuples(index=False):
+            if history is not None and PROGRESS in history:
+                for step, value in history[[PROGRESS, "objective"]].dropna().itertuples(index=False):
                     self.trials.report(live, int(step), float(value))
             if result.error is not None:
                 self.trials.finish(live, TrialState.FAILED, error=str(result.error))
@@ -273,8 +275,8 @@ class Recorder(tune.Callback):
         self._send("started", trial.trial_id, dict(trial.config))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if "hpsearch_step" in result:
-            self._send("reported", trial.trial_id, result["hpsearch_step"], result["objective"])
+        if PROGRESS in result:
+            self._send("reported", trial.trial_id, result[PROGRESS], result["objective"])
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}

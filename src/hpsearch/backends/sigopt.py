@@ -3,7 +3,8 @@
 The hosted SigOpt service is gone; its optimizer lives on in `sigoptlite`, which the official
 `sigopt` client runs in-process with `Connection(driver="lite")`. With `SIGOPT_API_TOKEN` (and
 `SIGOPT_API_URL` for a self-hosted server) or `api_token=` / `api_url=`, the same calls go over
-HTTP. SigOpt has no pruning: intermediate evaluations are recorded in the store only.
+HTTP. SigOpt has no pruning of its own: the engine's rule (successive halving on the study store,
+or the optuna `pruner=` given) stops trials at their intermediate values.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sigopt.objects import ApiObject, Suggestion
 from hpsearch.backends.base import AskTellBackend, Loop, Proposal
 from hpsearch.backends.randomness import PrivateRandomState
 from hpsearch.errors import ConfigError, MissingExtra
+from hpsearch.fidelity import default_pruner, prunes
 from hpsearch.lifecycle import Trials
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Categorical, Dimension, Float, Int, called_with_no_trial, format_hint, is_space, plain
@@ -110,7 +112,8 @@ def _embedded_connection() -> Connection:
 
 class SigOptBackend(AskTellBackend):
     """SigOpt: the embedded `sigoptlite` optimizer (`seed=` for reproducible proposals), or a
-    SigOpt-API server (`api_token`, `api_url`)."""
+    SigOpt-API server (`api_token`, `api_url`). `pruner`: the optuna pruner that stops trials on
+    the study store (default: successive halving; `optuna.pruners.NopPruner()`: none)."""
 
     name = "sigopt"
     max_objectives = 2  # SigOpt's multimetric experiments
@@ -122,8 +125,10 @@ class SigOptBackend(AskTellBackend):
         api_token: str | None = None,
         api_url: str | None = None,
         seed: int | None = None,
+        pruner: Any = None,
     ):
         super().__init__(hp_space, settings)
+        self.pruner = pruner or default_pruner(settings)
         self.parameters = sigopt_parameters(self.default_space() if hp_space is None else hp_space)
         self.space = {p["name"]: to_neutral(p) for p in self.parameters}
         self._choices = self._original_choices(hp_space)
@@ -156,6 +161,16 @@ class SigOptBackend(AskTellBackend):
 
     def param_space(self) -> dict[str, Dimension | None]:
         return dict(self.space)
+
+    def study_options(self) -> dict[str, Any]:
+        return {"pruner": self.pruner}
+
+    @property
+    def can_prune(self) -> bool:
+        return len(self.directions) == 1 and prunes(self.pruner)
+
+    def report(self, proposal: Proposal, step: int, value: float) -> bool:
+        return proposal.study_trial.should_prune()  # the engine recorded the value in the study
 
     def drive(self, loop: Loop) -> str:
         # the embedded optimizer's own random state (it draws from NumPy's global one); a resumed search draws anew

@@ -43,11 +43,14 @@ from hpsearch.trial import TrialState
 
 logger = logging.getLogger("hpsearch")
 _LOCAL_SWEEP = "hpsearch.wandb_sweep_id"
+# bands at a run's 1st, 2nd, 4th... reported values (the rungs), each keeping the better half
+DEFAULT_EARLY_TERMINATE = {"type": "hyperband", "min_iter": 1, "eta": 2}
 
 
 class WandbBackend(AskTellBackend):
-    """W&B sweeps: `method` random, grid or bayes; `early_terminate` hyperband; `project`, `entity`;
-    `seed` for reproducible proposals (local mode)."""
+    """W&B sweeps: `method` random, grid or bayes; `early_terminate` hyperband (by default, bands at
+    the search's rungs; `None`: no early termination); `project`, `entity`; `seed` for
+    reproducible proposals (local mode)."""
 
     name = "wandb"
     max_objectives = 1
@@ -64,7 +67,9 @@ class WandbBackend(AskTellBackend):
         seed: int | None = None,
     ):
         super().__init__(hp_space, settings)
-        self.config = sweep_config(self.default_space() if hp_space is None else hp_space, self.directions[0])
+        space = self.default_space() if hp_space is None else hp_space
+        # a sweep of ours: W&B's hyperband unless it has a rule of its own (or `"early_terminate": None`)
+        self.config = sweep_config(space, self.directions[0], DEFAULT_EARLY_TERMINATE if sweep_id is None else None)
         self.metric = self.config["metric"]["name"]
         self.space = neutral_space(self.config["parameters"], to_neutral)
         self.project = project or os.environ.get("WANDB_PROJECT") or "hpsearch"

@@ -88,10 +88,13 @@ def sweep_goal(hp_space: Any) -> str | None:
     return goal if goal in ("minimize", "maximize") else None
 
 
-def sweep_config(hp_space: Any, direction: str) -> dict[str, Any]:
+def sweep_config(hp_space: Any, direction: str, early_terminate: dict[str, Any] | None = None) -> dict[str, Any]:
     """The W&B sweep config of an `hp_space`, checked by W&B's own schema, its metric's goal
-    `direction` (which wins, with a warning, over a goal that says otherwise)."""
+    `direction` (which wins, with a warning, over a goal that says otherwise), and `early_terminate`
+    where it has none (`"early_terminate": None` in it: no early termination)."""
     config = copy.deepcopy(dict(_native_config(hp_space)))
+    if config.setdefault("early_terminate", copy.deepcopy(early_terminate)) is None:
+        del config["early_terminate"]
     if config.get("method") not in METHODS:
         raise ConfigError(
             f"The W&B sweep `method` must be one of {list(METHODS)} (what the sweep engine runs). "

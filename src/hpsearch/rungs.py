@@ -1,0 +1,98 @@
+"""Rung evaluations: a Trainer trial scored at fixed points of its training, for pruning only.
+
+At each rung point (`hpsearch.fidelity`: 1/9 and 1/3 of the trial's steps by default) the model is
+evaluated quietly: no log, no `on_evaluate` for the callbacks, no best-checkpoint bookkeeping, so
+the user's own evaluations, logs and objective stay as the user configured them. A rung scores at
+most `subset_size` examples of each evaluation set: a fixed subset, the same for every trial of a
+study (drawn from the study's name).
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import transformers
+from transformers.trainer_utils import has_length
+
+from hpsearch.fidelity import step_at
+from hpsearch.objective import check_values
+from hpsearch.trial import Trial
+
+DEFAULT_SUBSET_SIZE = 1000
+
+
+def fixed_subset(dataset: Any, size: int | None, study_name: str) -> Any:
+    """At most `size` examples of `dataset`, the same ones for every trial of the study (None: all)."""
+    if size is None or not has_length(dataset) or len(dataset) <= size:
+        return dataset
+    draw = random.Random(zlib.crc32(f"{study_name}/{len(dataset)}".encode()))
+    indices = sorted(draw.sample(range(len(dataset)), size))
+    return dataset.select(indices) if hasattr(dataset, "select") else torch.utils.data.Subset(dataset, indices)
+
+
+class RungEvaluations(transformers.TrainerCallback):
+    """Scores the trial at each rung point of its training and reports the score at that point's
+    progress; when the backend says prune, training stops there and nothing more is evaluated or saved."""
+
+    def __init__(
+        self,
+        trainer: transformers.Trainer,
+        trial: Trial,
+        points: Sequence[int],
+        score: Callable[[dict[str, float]], Any],
+        subset_size: int | None,
+        study_name: str,
+    ):
+        self.trainer, self.trial, self.score = trainer, trial, score
+        self.pending = list(points)
+        self.sources = self._sources(trainer, subset_size, study_name)
+        self._latest: tuple[int, float] | None = None  # (step, score): two rungs on one step evaluate once
+
+    @staticmethod
+    def _sources(trainer: transformers.Trainer, size: int | None, study_name: str) -> list[tuple[str, Any]]:
+        """(metric prefix, what `get_eval_dataloader` takes) per evaluation set, as `Trainer.evaluate` names them."""
+        if trainer.args.dataloader_persistent_workers:
+            size = None  # the Trainer keeps one loader per evaluation set: a subset's would replace the user's
+        sets = trainer.eval_dataset
+        if isinstance(sets, dict):
+            return [(f"eval_{n}", n if size is None else fixed_subset(d, size, study_name)) for n, d in sets.items()]
+        return [("eval", None if size is None else fixed_subset(sets, size, study_name))]
+
+    def on_step_end(self, args, state, control, **kwargs):
+        while self.pending and state.global_step >= step_at(self.pending[0], state.max_steps):
+            if self.trial.report(self.pending.pop(0), self._score_at(state.global_step)):
+                control.should_training_stop = True
+                control.should_evaluate = control.should_save = False
+                return
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.trial.should_stop:  # a pruned trial's model is not evaluated or saved again
+            control.should_evaluate = control.should_save = False
+
+    def _score_at(self, step: int) -> float:
+        if self._latest is None or self._latest[0] != step:
+            self._latest = (step, self._evaluate())
+        return self._latest[1]
+
+    def _evaluate(self) -> float:
+        trainer = self.trainer
+        metrics: dict[str, float] = {}
+        for prefix, source in self.sources:
+            output = trainer.evaluation_loop(
+                trainer.get_eval_dataloader(source),
+                description="Rung evaluation",
+                prediction_loss_only=True if trainer.compute_metrics is None else None,
+                metric_key_prefix=prefix,
+            )
+            metrics.update(output.metrics)
+        for callback in trainer.callback_handler.callbacks:  # the progress bar `on_evaluate` would close
+            bar = getattr(callback, "prediction_bar", None)
+            if bar is not None:
+                bar.close()
+                callback.prediction_bar = None
+        (value,) = check_values(self.score(metrics), 1)
+        return value
