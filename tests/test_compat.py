@@ -67,7 +67,7 @@ def test_define_by_run_model_init_is_searched_and_named_after(make_trainer, tiny
         show_progress=False,
     )
     trials = hpsearch.load_trials(trainer.args.output_dir)
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}  # pruned at a rung, or not
     assert named == [(t.number, t.params) for t in trials] and len({n for _, p in named for n in p}) == 1
     assert set(best.hyperparameters) == {"hidden_dropout_prob"}
     kept = AutoModelForSequenceClassification.from_pretrained(best.run_summary.best_model_dir)

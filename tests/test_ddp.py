@@ -51,7 +51,7 @@ def test_seed_examples_under_torchrun_train_the_same_trials_on_every_rank(backen
     assert by_rank[0]["trials"] == by_rank[1]["trials"] and len(by_rank[0]["trials"]) == 3
     assert by_rank[0]["best"] is not None and by_rank[1]["best"] is None  # other ranks return None
     trials = hpsearch.load_trials(tmp_path)  # only rank 0 wrote the store
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    assert len(trials) == 3 and {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
 
 
 def test_a_pruned_trial_stops_every_rank_at_the_same_step(tiny_model_dir, tmp_path):

@@ -38,10 +38,10 @@ def test_seed_sigopt_example_runs_as_written_embedded(make_trainer):
         compute_objective=lambda metrics: -metrics["eval_loss"],
     )
     trials = hpsearch.load_trials(trainer.args.output_dir)
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 5
+    assert len(trials) == 5 and {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}  # the rule's
     assert len({t.params["learning_rate"] for t in trials}) == 5  # args.seed fixed, yet 5 points searched
     assert all(t.params["per_device_train_batch_size"] in ("16", "32", "64", "128") for t in trials)
-    assert best_trial.objective == max(t.objective for t in trials)
+    assert best_trial.objective == max(t.objective for t in trials if t.objective is not None)
     assert Path(best_trial.run_summary.best_model_dir, "model.safetensors").is_file()
 
 

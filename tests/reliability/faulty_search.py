@@ -75,7 +75,11 @@ def objective(trial):
     return trial.params["x"]
 
 
-options = {"max_concurrent_trials": 1} if backend == "ray" else {}
+options = {}
+if backend == "ray":  # one trial at a time, none stopped by the default ASHA (it would end trial k before its fault)
+    from ray.tune.schedulers import FIFOScheduler
+
+    options = {"max_concurrent_trials": 1, "scheduler": FIFOScheduler()}
 hpsearch.search(
     objective,
     native_space(backend),

@@ -1,7 +1,8 @@
 """A Trainer search in a process of its own, for the kill-and-resume tests.
 
 Usage: python tests/resumable_trainer_search.py OUTPUT_DIR MODEL_DIR N_TRIALS
-With KILL_AT_TRIAL=k set, the process SIGKILLs itself at the third training step of trial k.
+With KILL_AT_TRIAL=k set, the process SIGKILLs itself at the first training step of trial k (before
+its first rung, where it could be pruned).
 Every trial that starts appends its number to OUTPUT_DIR/started.log.
 """
 
@@ -43,7 +44,7 @@ def model_init(trial):
 
 class KillMidTrial(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
-        if running.get("trial") == kill_at and state.global_step == 3:
+        if running.get("trial") == kill_at and state.global_step == 1:
             os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -31,7 +31,8 @@ def test_sigkill_mid_trial_then_rerun_finishes_exactly_n_trials(tiny_model_dir, 
     killed = run_search(tmp_path, tiny_model_dir, n_trials=4, kill_at=2)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     before = hpsearch.load_trials(tmp_path)
-    assert [t.state for t in before] == [TrialState.COMPLETE, TrialState.COMPLETE, TrialState.RUNNING]
+    ended = {TrialState.COMPLETE, TrialState.PRUNED}  # run to the end, or stopped at a rung
+    assert [t.state in ended for t in before] == [True, True, False] and before[2].state is TrialState.RUNNING
 
     resumed = run_search(tmp_path, tiny_model_dir, n_trials=4)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -39,7 +40,7 @@ def test_sigkill_mid_trial_then_rerun_finishes_exactly_n_trials(tiny_model_dir, 
 
     assert sum(t.counts for t in after) == 4
     assert after[2].state is TrialState.FAILED and after[2].interrupted  # the killed trial, its slot run again
-    assert [t.state for t in after[3:]] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    assert len(after) == 5 and all(t.state in ended for t in after[3:])
     assert [(t.params, t.values) for t in after[:2]] == [(t.params, t.values) for t in before[:2]]
     started = (tmp_path / "started.log").read_text().split()
     assert started == ["0", "1", "2", "3", "4"]  # no finished trial ran again
