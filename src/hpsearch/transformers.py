@@ -147,7 +147,9 @@ def hyperparameter_search(
         if coordinator is not None:
             coordinator.share(("settings", settings))
         objective = compute_objective or default_compute_objective
-        search.run(TrialRunner(trainer, objective, hp_name=hp_name, objective_at=objective_at, **settings))
+        runner = TrialRunner(trainer, objective, hp_name=hp_name, objective_at=objective_at, **settings)
+        with runner.trials_only_collected():
+            search.run(runner)
     except BaseException as e:
         if coordinator is not None:
             coordinator.finish(e)
@@ -210,5 +212,6 @@ def _follow(
         objective_at=objective_at,
         **settings,
     )
-    follow(coordinator, runner)
+    with runner.trials_only_collected():
+        follow(coordinator, runner)
     return None
