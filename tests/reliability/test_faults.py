@@ -69,11 +69,9 @@ def test_ctrl_c_records_the_trial_and_exits_with_one_line_saying_how_to_resume(b
         "hpsearch: Search interrupted during trial 2; rerun the same call to resume it."
     )
     trials = hpsearch.load_trials(tmp_path)
-    assert [(t.state, t.interrupted) for t in trials] == [
-        (TrialState.COMPLETE, False),
-        (TrialState.COMPLETE, False),
-        (TrialState.FAILED, True),
-    ]
+    ended = (TrialState.COMPLETE, TrialState.PRUNED)  # the default pruning may stop trial 1 at its report
+    assert [(t.state in ended, t.interrupted) for t in trials] == [(True, False), (True, False), (False, True)]
+    assert trials[2].state is TrialState.FAILED
     assert run(backend, tmp_path).returncode == 0
     assert sum(t.counts for t in hpsearch.load_trials(tmp_path)) == 4
 

@@ -40,7 +40,8 @@ def test_a_trial_out_of_memory_is_recorded_and_the_search_goes_on(make_trainer):
     trainer.add_callback(RunOutOfMemoryInTrial1())
     best = trainer.hyperparameter_search(hp_space=lr_space, n_trials=3, show_progress=False)
     trials = hpsearch.load_trials(trainer.args.output_dir)
-    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAILED, TrialState.COMPLETE]
+    ended = (TrialState.COMPLETE, TrialState.PRUNED)  # run to the end, or stopped at a rung
+    assert [t.state in ended for t in trials] == [True, False, True] and trials[1].state is TrialState.FAILED
     assert "can't allocate memory" in trials[1].error or "out of memory" in trials[1].error.lower()
     assert best.run_id in ("0", "2")
 
