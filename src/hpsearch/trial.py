@@ -43,7 +43,8 @@ class TrialRecord:
 
     @property
     def objective(self) -> float | list[float] | None:
-        """The objective: one float for one direction, a list for several, None if not complete."""
+        """The objective: one float for one direction, a list for several; for a pruned trial its last
+        intermediate value (as optuna records it); None if it has none."""
         if self.values is None:
             return None
         return self.values[0] if len(self.values) == 1 else list(self.values)
