@@ -41,7 +41,8 @@ trained: list[list[int]] = []
 
 class Watch(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
-        if mode == "kill" and dist.get_rank() == 1 and len(trained) == 2 and state.global_step == 2:
+        # step 1: before the trial's first rung, where the default pruning could end it
+        if mode == "kill" and dist.get_rank() == 1 and len(trained) == 2 and state.global_step == 1:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def on_train_end(self, args, state, control, **kwargs):

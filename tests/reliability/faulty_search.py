@@ -38,6 +38,11 @@ logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
 os.environ.update(WANDB_MODE="offline", WANDB_CONFIG_DIR=str(output_dir / "wandb-config"))
 
 
+# Ctrl-C raises KeyboardInterrupt here, even when this process was started with SIGINT ignored
+# (as a shell does for a job it runs in the background)
+signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def kill_search_if_armed() -> None:
     if armed.exists():
         os.kill(search_pid, signal.SIGKILL)
