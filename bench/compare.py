@@ -42,6 +42,8 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
+import transformers  # noqa: E402  (after the offline settings)
+
 SYSTEMS = ("transformers", "hpsearch", "optuna-hyperband", "ray-asha")
 DATASETS = ("rotten_tomatoes", "tweets")
 
@@ -97,7 +99,6 @@ def ray_space(trial: Any) -> dict[str, Any]:
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """One search in this process (its trials in Ray's workers for ray-asha), measured."""
     import optuna
-    import transformers
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
     import hpsearch
@@ -186,24 +187,20 @@ def _write(path: str, **event: Any) -> None:
         f.write(json.dumps({"t": time.time(), "pid": os.getpid(), **event}) + "\n")
 
 
-class Timeline:
-    """Writes when each trial's training begins and ends and each evaluation it makes (a
-    `TrainerCallback` built lazily, so that this module imports without transformers)."""
+class Timeline(transformers.TrainerCallback):
+    """Writes when each trial's training begins and ends and each evaluation it makes."""
 
-    def __new__(cls, path: str) -> Any:
-        import transformers
+    def __init__(self, path: str):
+        self.path = path
 
-        class _Timeline(transformers.TrainerCallback):
-            def on_train_begin(self, args, state, control, **kwargs):
-                _write(path, kind="train_begin")
+    def on_train_begin(self, args, state, control, **kwargs):
+        _write(self.path, kind="train_begin")
 
-            def on_train_end(self, args, state, control, **kwargs):
-                _write(path, kind="train_end")
+    def on_train_end(self, args, state, control, **kwargs):
+        _write(self.path, kind="train_end")
 
-            def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-                _write(path, kind="evaluate", accuracy=metrics["eval_accuracy"], runtime=metrics["eval_runtime"])
-
-        return _Timeline()
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        _write(self.path, kind="evaluate", accuracy=metrics["eval_accuracy"], runtime=metrics["eval_runtime"])
 
 
 def measure(result: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:

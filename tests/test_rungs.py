@@ -53,6 +53,17 @@ class Seen(TrainerCallback):
         self.trials[-1]["evaluations"].append(metrics["eval_loss"])
 
 
+def search_two_trials_seen(make_trainer, **args):
+    """Two trials, every rung run (nothing pruned), the loss minimised: the trainer, its trials, what they ran."""
+    trainer = make_trainer(**args)
+    seen = Seen()
+    trainer.add_callback(seen)
+    trainer.hyperparameter_search(
+        hp_space=lr_space, n_trials=2, compute_objective=lambda m: m["eval_loss"], pruner=NeverPrune(), seed=0
+    )
+    return trainer, hpsearch.load_trials(trainer.args.output_dir), seen.trials
+
+
 @pytest.mark.parametrize(
     ("strategy", "user_evaluations"),
     [({"eval_strategy": "no"}, 1), ({"eval_strategy": "epoch"}, 2), ({"eval_strategy": "steps", "eval_steps": 5}, 5)],
@@ -60,14 +71,8 @@ class Seen(TrainerCallback):
 def test_rungs_happen_whatever_the_eval_strategy_and_the_objective_stays_the_users(
     make_trainer, strategy, user_evaluations
 ):
-    trainer = make_trainer(**strategy)  # 96 examples, batch 8, 2 epochs: 24 steps
-    seen = Seen()
-    trainer.add_callback(seen)
-    trainer.hyperparameter_search(
-        hp_space=lr_space, n_trials=2, compute_objective=lambda m: m["eval_loss"], pruner=NeverPrune(), seed=0
-    )
-    trials = hpsearch.load_trials(trainer.args.output_dir)
-    for t, run in zip(trials, seen.trials):
+    trainer, trials, runs = search_two_trials_seen(make_trainer, **strategy)  # 96 examples, batch 8, 2 epochs: 24 steps
+    for t, run in zip(trials, runs):
         assert sorted(t.intermediate) == [111, 333]
         assert {math.ceil(24 / 9), math.ceil(24 / 3)} <= run["eval_steps"]  # the rungs' own evaluations
         assert len(run["evaluations"]) == user_evaluations  # the user's schedule, untouched (+ the final one)
@@ -143,9 +148,12 @@ def test_a_rung_scores_the_same_fixed_subset_for_every_trial(make_trainer, eval_
     trainer = make_trainer()
     trainer.eval_dataset = recording
     trainer.add_callback(Phases())
-    trainer.hyperparameter_search(hp_space=lr_space, n_trials=3, pruner=NeverPrune(), rung_eval_size=8, seed=0)
-    assert len(recording.read) == 3 and len(recording.read[0]) == 8  # 8 of the 32 examples
-    assert recording.read[0] == recording.read[1] == recording.read[2]
+    for n_trials in (3, 4):  # a rerun continues the study: the same subset again
+        trainer.hyperparameter_search(
+            hp_space=lr_space, n_trials=n_trials, pruner=NeverPrune(), rung_eval_size=8, seed=0, show_progress=False
+        )
+    assert len(recording.read) == 4 and len(recording.read[0]) == 8  # 8 of the 32 examples
+    assert all(read == recording.read[0] for read in recording.read)
 
 
 def test_by_default_worse_trials_stop_at_a_rung_and_a_pruned_trials_model_is_never_kept(make_trainer, tiny_model_dir):
@@ -219,3 +227,35 @@ def test_a_wandb_sweep_gets_hyperband_unless_it_has_a_rule_or_none():
     assert sweep(early_terminate=own).config["early_terminate"] == own
     off = sweep(early_terminate=None)
     assert "early_terminate" not in off.config and not off.can_prune
+
+
+def test_with_checkpoints_and_load_best_model_at_end_the_rungs_change_nothing(make_trainer):
+    """The best checkpoint is chosen among the user's evaluations only, and it is the objective."""
+    _, trials, runs = search_two_trials_seen(
+        make_trainer, eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True
+    )
+    for t, run in zip(trials, runs):
+        assert sorted(t.intermediate) == [111, 333]
+        # the user's two evaluations (one an epoch); the model kept is the best one's, and so is the objective
+        assert len(run["evaluations"]) == 2 and t.objective == pytest.approx(min(run["evaluations"]))
+
+
+@pytest.mark.parametrize("backend", ["optuna", "sigopt", "wandb", "ray"])
+def test_by_default_successive_halving_stops_worse_trials_on_every_backend(backend, tmp_path):
+    """With each backend's real library, and no rule given: trials worse at a rung stop there."""
+    from tests.reliability.spaces import native_space
+
+    def flat_curve(trial):  # the same value at every step: a trial worse early is worse at the end
+        for step in range(1, 10):
+            if trial.report(step, trial.params["x"]):
+                return None
+        return trial.params["x"]
+
+    options = {"max_concurrent_trials": 1} if backend == "ray" else {}
+    best = hpsearch.search(
+        flat_curve, native_space(backend), n_trials=8, backend=backend, seed=0, output_dir=str(tmp_path), **options
+    )
+    trials = best.run_summary.trials
+    pruned = [t for t in trials if t.state is TrialState.PRUNED]
+    assert len(trials) == 8 and pruned and all(len(t.intermediate) < 9 for t in pruned)
+    assert all(t.params["x"] > best.objective for t in pruned)

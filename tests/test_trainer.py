@@ -220,3 +220,31 @@ def test_the_trainer_keeps_nothing_of_the_last_trial(make_trainer):
     trainer.hyperparameter_search(hp_space=lr_space(), n_trials=2, show_progress=False)
     assert trainer.model is None and trainer.optimizer is None and trainer.lr_scheduler is None
     assert trainer.callback_handler.model is None and not trainer.accelerator._models
+
+
+def test_the_collector_scans_only_the_trials_and_is_left_as_the_search_found_it(make_trainer):
+    """During the search what existed before it is frozen out of the collector's scans; after, that is
+    undone. A freeze the process made itself (this test session's, conftest.py) is left as it is."""
+    import gc
+
+    class FreezeSeen(TrainerCallback):
+        def __init__(self):
+            self.counts = []
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.counts.append(gc.get_freeze_count())
+
+    trainer = make_trainer(max_steps=2)
+    seen = FreezeSeen()
+    trainer.add_callback(seen)
+    gc.unfreeze()
+    try:
+        trainer.hyperparameter_search(hp_space=lr_space(), n_trials=1, show_progress=False)
+        assert seen.counts[0] > 10_000 and gc.get_freeze_count() == 0  # the libraries' objects, then none
+        gc.freeze()
+        frozen = gc.get_freeze_count()
+        trainer.hyperparameter_search(hp_space=lr_space(), n_trials=2, show_progress=False)
+        # nothing frozen on top of it, nor unfrozen after (the count only falls as frozen objects are freed)
+        assert 0 < seen.counts[1] <= frozen and 0 < gc.get_freeze_count() <= frozen
+    finally:
+        gc.freeze()  # the session's own freeze

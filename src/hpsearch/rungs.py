@@ -34,6 +34,17 @@ def fixed_subset(dataset: Any, size: int | None, study_name: str) -> Any:
     return dataset.select(indices) if hasattr(dataset, "select") else torch.utils.data.Subset(dataset, indices)
 
 
+def rung_sources(trainer: transformers.Trainer, size: int | None, study_name: str) -> list[tuple[str, Any]]:
+    """What a rung scores: (metric prefix, what `get_eval_dataloader` takes) per evaluation set, named as
+    `Trainer.evaluate` names them, each the study's fixed subset of at most `size` examples."""
+    if trainer.args.dataloader_persistent_workers:
+        size = None  # the Trainer keeps one loader per evaluation set: a subset's would replace the user's
+    sets = trainer.eval_dataset
+    if isinstance(sets, dict):
+        return [(f"eval_{n}", n if size is None else fixed_subset(d, size, study_name)) for n, d in sets.items()]
+    return [("eval", None if size is None else fixed_subset(sets, size, study_name))]
+
+
 class RungEvaluations(transformers.TrainerCallback):
     """Scores the trial at each rung point of its training and reports the score at that point's
     progress; when the backend says prune, training stops there and nothing more is evaluated or saved."""
@@ -44,23 +55,11 @@ class RungEvaluations(transformers.TrainerCallback):
         trial: Trial,
         points: Sequence[int],
         score: Callable[[dict[str, float]], Any],
-        subset_size: int | None,
-        study_name: str,
+        sources: list[tuple[str, Any]],
     ):
-        self.trainer, self.trial, self.score = trainer, trial, score
+        self.trainer, self.trial, self.score, self.sources = trainer, trial, score, sources
         self.pending = list(points)
-        self.sources = self._sources(trainer, subset_size, study_name)
         self._latest: tuple[int, float] | None = None  # (step, score): two rungs on one step evaluate once
-
-    @staticmethod
-    def _sources(trainer: transformers.Trainer, size: int | None, study_name: str) -> list[tuple[str, Any]]:
-        """(metric prefix, what `get_eval_dataloader` takes) per evaluation set, as `Trainer.evaluate` names them."""
-        if trainer.args.dataloader_persistent_workers:
-            size = None  # the Trainer keeps one loader per evaluation set: a subset's would replace the user's
-        sets = trainer.eval_dataset
-        if isinstance(sets, dict):
-            return [(f"eval_{n}", n if size is None else fixed_subset(d, size, study_name)) for n, d in sets.items()]
-        return [("eval", None if size is None else fixed_subset(sets, size, study_name))]
 
     def on_step_end(self, args, state, control, **kwargs):
         while self.pending and state.global_step >= step_at(self.pending[0], state.max_steps):

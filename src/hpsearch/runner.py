@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import gc
 import shutil
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +27,7 @@ from hpsearch.arguments import argument_types, cast
 from hpsearch.errors import ConfigError
 from hpsearch.fidelity import progress
 from hpsearch.objective import check_values, is_better
-from hpsearch.rungs import DEFAULT_SUBSET_SIZE, RungEvaluations
+from hpsearch.rungs import DEFAULT_SUBSET_SIZE, RungEvaluations, rung_sources
 from hpsearch.tracking import TrialTracking
 from hpsearch.trial import Trial, check_searched
 
@@ -146,6 +147,11 @@ class TrialRunner:
         }
         return _rebuild_runner, (_trainer_recipe(self.trainer), options)
 
+    @functools.cached_property
+    def _rung_sources(self) -> list[tuple[str, Any]]:
+        """The evaluation sets the rungs score, drawn once for every trial of the search."""
+        return rung_sources(self.trainer, self.rung_eval_size, self.study_name)
+
     def trial_args(self, trial: Trial) -> transformers.TrainingArguments:
         """The trial's `TrainingArguments`: the user's, with the trial's fields (its run directory is
         named once its model is built)."""
@@ -164,8 +170,7 @@ class TrialRunner:
         reporter = _Reporter(self, trial)
         callbacks = [reporter]
         if self.rungs:
-            score = self.compute_objective
-            callbacks.append(RungEvaluations(trainer, trial, self.rungs, score, self.rung_eval_size, self.study_name))
+            callbacks.append(RungEvaluations(trainer, trial, self.rungs, self.compute_objective, self._rung_sources))
         tracking = TrialTracking(trainer, self.output_dir, self.study_name)
         model_init = trainer.model_init
         trainer.args = args
@@ -271,7 +276,11 @@ class TrialRunner:
         """While the search runs, the garbage collector scans only what the trials make: the objects alive
         before it (the libraries, the datasets, the Trainer) are frozen out of its scans (`gc.freeze`),
         so each collection between trials (two a trial, accelerate's) takes milliseconds, not a third
-        of a second. The model the Trainer was built with is released first, so that it is not frozen."""
+        of a second. The model the Trainer was built with is released first, so that it is not frozen. Where
+        the process has frozen objects already (its own `gc.freeze`), that freeze is left as it is."""
+        if gc.get_freeze_count():
+            yield
+            return
         self._release()
         gc.freeze()
         try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from hpsearch.errors import ConfigError, MissingExtra
+from hpsearch.fidelity import prunes
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension
 from hpsearch.trial import Trial, TrialState
@@ -116,6 +117,9 @@ class AskTellBackend(Backend):
       which the engine has recorded: True stops the trial now;
     - `tell(proposal, state, values)` once, when the trial ended and the engine recorded it.
 
+    A backend with no pruning rule of its own may set `pruner`, an optuna pruner: the study store
+    is opened with it, and `report` stops a trial when it says so (optuna's and SigOpt's way).
+
     Example, a whole backend (random points of a neutral space), passed as `backend=`:
         >>> import random, hpsearch
         >>> from hpsearch.space import Float
@@ -134,14 +138,24 @@ class AskTellBackend(Backend):
         (True, 30)
     """
 
+    pruner: Any = None  # an optuna pruner acting on the study store, or None: no pruning
+
     @abstractmethod
     def ask(self) -> Proposal | None: ...
+
+    def study_options(self) -> dict[str, Any]:
+        return {} if self.pruner is None else {"pruner": self.pruner}
+
+    @property
+    def can_prune(self) -> bool:
+        return self.pruner is not None and self.settings.single_objective and prunes(self.pruner)
 
     def begin(self, proposal: Proposal, trial: LiveTrial) -> None:
         """The proposal's trial exists (`trial.number`; `trial.optuna_trial` in the study store)."""
 
     def report(self, proposal: Proposal, step: int, value: float) -> bool:
-        return False
+        """True stops the trial now; by default, the `pruner`'s word on the value the engine recorded."""
+        return self.can_prune and proposal.study_trial.should_prune()
 
     def tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:
         """Learn from how the trial ended."""

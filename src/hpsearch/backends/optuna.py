@@ -11,7 +11,7 @@ from hpsearch import store
 from hpsearch.backends.base import AskTellBackend, Loop, Proposal
 from hpsearch.backends.randomness import stream_seed
 from hpsearch.errors import ConfigError
-from hpsearch.fidelity import default_pruner, prunes
+from hpsearch.fidelity import default_pruner
 from hpsearch.lifecycle import LiveTrial
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension, Space, format_hint, is_space
@@ -88,10 +88,10 @@ class OptunaBackend(AskTellBackend):
             )
         self.seed = seed
         self.pruner = pruner or default_pruner(settings)
-        self._options = {"load_if_exists": load_if_exists, "sampler": sampler, "pruner": self.pruner}
+        self._options = {"load_if_exists": load_if_exists, "sampler": sampler}
 
     def study_options(self) -> dict[str, Any]:
-        return dict(self._options)
+        return {**super().study_options(), **self._options}
 
     def _sample(self, trial: optuna.Trial) -> dict[str, Any]:
         if not callable(self.hp_space):
@@ -120,10 +120,3 @@ class OptunaBackend(AskTellBackend):
 
     def portable_native(self, proposal: Proposal) -> optuna.trial.FixedTrial:
         return optuna.trial.FixedTrial(self.suggested_params(proposal), proposal.number)
-
-    @property
-    def can_prune(self) -> bool:
-        return len(self.directions) == 1 and prunes(self.pruner)
-
-    def report(self, proposal: Proposal, step: int, value: float) -> bool:
-        return proposal.study_trial.should_prune()  # the engine recorded the value in the study

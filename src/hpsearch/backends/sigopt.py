@@ -20,7 +20,7 @@ from sigopt.objects import ApiObject, Suggestion
 from hpsearch.backends.base import AskTellBackend, Loop, Proposal
 from hpsearch.backends.randomness import PrivateRandomState
 from hpsearch.errors import ConfigError, MissingExtra
-from hpsearch.fidelity import default_pruner, prunes
+from hpsearch.fidelity import default_pruner
 from hpsearch.lifecycle import Trials
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Categorical, Dimension, Float, Int, called_with_no_trial, format_hint, is_space, plain
@@ -161,16 +161,6 @@ class SigOptBackend(AskTellBackend):
 
     def param_space(self) -> dict[str, Dimension | None]:
         return dict(self.space)
-
-    def study_options(self) -> dict[str, Any]:
-        return {"pruner": self.pruner}
-
-    @property
-    def can_prune(self) -> bool:
-        return len(self.directions) == 1 and prunes(self.pruner)
-
-    def report(self, proposal: Proposal, step: int, value: float) -> bool:
-        return proposal.study_trial.should_prune()  # the engine recorded the value in the study
 
     def drive(self, loop: Loop) -> str:
         # the embedded optimizer's own random state (it draws from NumPy's global one); a resumed search draws anew
