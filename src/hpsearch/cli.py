@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from hpsearch import store
+from hpsearch import dashboard, store
 from hpsearch.best_model import BestModelKeeper
+from hpsearch.errors import ConfigError, MissingExtra
 from hpsearch.report import leaderboard, print_leaderboard, write_report
 from hpsearch.trial import TrialRecord, TrialState
 
@@ -94,6 +95,18 @@ def report(directory: str, study_name: str | None, out: str | None) -> None:
     study = _load(directory, study_name)
     page = write_report(study, out or Path(directory) / "report")
     click.echo(f"report: {page}")
+
+
+@main.command("dashboard")
+@click.argument("target", metavar="OUTPUT_DIR_OR_STORAGE_URL")
+@click.option("--host", default=dashboard.DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option("--port", default=dashboard.DEFAULT_PORT, show_default=True, type=int, help="Port to listen on.")
+def dashboard_command(target: str, host: str, port: int) -> None:
+    """Serve the search's study live with optuna-dashboard (trials, values, intermediate values, errors)."""
+    try:
+        dashboard.serve(target, host=host, port=port)
+    except (ConfigError, MissingExtra) as e:
+        raise click.ClickException(str(e)) from None
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)

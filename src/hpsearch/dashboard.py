@@ -1,0 +1,50 @@
+"""`hpsearch dashboard`: the study store served live by optuna-dashboard.
+
+The store is a plain optuna study, and what hpsearch keeps beside each trial (its error text,
+its owner) and beside the study (the best model's path) are user attributes, so the well-kept
+dashboard shows all of it; hpsearch only finds the store and starts the server.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hpsearch import store
+from hpsearch.errors import ConfigError, MissingExtra
+
+DEFAULT_HOST = "127.0.0.1"  # this machine only: a dashboard can change a study (notes, deletions)
+DEFAULT_PORT = 8080
+
+
+def storage_of(target: str | os.PathLike) -> str:
+    """The storage URL of a search's output directory (its `hpsearch.db`), or `target` itself when it is a
+    storage URL. Fails, saying so, where no study store is: a dashboard on a new empty database would
+    show nothing, forever."""
+    target = str(target)
+    if "://" not in target:
+        if not (Path(target) / store.STORE_FILE).is_file():
+            raise ConfigError(
+                f"No hpsearch study in {target!r}: {store.STORE_FILE} is missing. Pass the `output_dir` of a search "
+                "(start the search first), or its storage URL (sqlite:///..., postgresql://...)."
+            )
+        return store.storage_url(target)
+    if target.startswith("sqlite:///") and not Path(target[len("sqlite:///") :]).is_file():
+        raise ConfigError(f"No study store at {target!r}: the SQLite file does not exist. Start the search first.")
+    return target
+
+
+def serve(target: str | os.PathLike, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    """Serve the studies of `target` (an output directory or a storage URL) at http://host:port/ until
+    Ctrl-C; the pages read the store on every refresh, so a running search shows as it goes."""
+    url = storage_of(target)
+    try:
+        import optuna_dashboard
+    except ImportError as e:
+        raise MissingExtra(
+            "`hpsearch dashboard` needs optuna-dashboard, which is not installed: pip install 'hpsearch[dashboard]' "
+            "(or pip install optuna-dashboard)."
+        ) from e
+    storage = store.open_storage(url)
+    print(f"hpsearch dashboard: http://{host}:{port}/ serves {store.hide_password(url)}; Ctrl-C to stop.", flush=True)
+    optuna_dashboard.run_server(storage, host=host, port=port)
