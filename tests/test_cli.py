@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,15 +28,23 @@ def curve(trial):
 
 
 @pytest.fixture(scope="module", params=["optuna", "sigopt", "wandb", "ray"])
-def study_dir(request, tmp_path_factory):
+def searched(request, tmp_path_factory):
+    """A search of each backend: its output directory and what it returned."""
     directory = tmp_path_factory.mktemp(request.param)
     env = pytest.MonkeyPatch()
     env.setenv("WANDB_MODE", "offline")
     env.delenv("WANDB_API_KEY", raising=False)
     env.delenv("SIGOPT_API_TOKEN", raising=False)
-    hpsearch.search(curve, SPACE, n_trials=4, backend=request.param, output_dir=str(directory), show_progress=False)
+    best = hpsearch.search(
+        curve, SPACE, n_trials=4, backend=request.param, output_dir=str(directory), show_progress=False
+    )
     env.undo()
-    return directory
+    return directory, best
+
+
+@pytest.fixture
+def study_dir(searched):
+    return searched[0]
 
 
 def test_show_lists_every_trial(study_dir):
@@ -43,6 +54,39 @@ def test_show_lists_every_trial(study_dir):
     assert len(trials) == 4 and all({"x", "n"} <= set(t["params"]) for t in trials)
     table = CliRunner().invoke(main, ["show", str(study_dir)])
     assert table.exit_code == 0 and "objective" in table.output
+
+
+def _show(study_dir, *options):
+    result = CliRunner().invoke(main, ["show", str(study_dir), *options])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_show_csv_holds_the_rows_of_show_json(study_dir):
+    trials = json.loads(_show(study_dir, "--json"))
+    table = list(csv.DictReader(io.StringIO(_show(study_dir, "--csv"))))
+    assert [int(row["number"]) for row in table] == [t["number"] for t in trials]  # best first, both
+    for row, trial in zip(table, trials):
+        assert row["state"] == trial["state"]
+        assert (float(row["objective"]) if row["objective"] else None) == trial["objective"]
+        assert float(row["params_x"]) == trial["params"]["x"] and int(row["params_n"]) == trial["params"]["n"]
+        assert float(row["duration"]) == pytest.approx(trial["duration"])
+        assert json.loads(row["intermediate"]) == trial["intermediate"]
+        assert (row["error"] or None) == trial["error"]
+
+
+def test_run_summary_dataframe_has_the_columns_and_rows_of_show(searched):
+    study_dir, best = searched
+    header = next(csv.reader(io.StringIO(_show(study_dir, "--csv"))))
+    frame = best.run_summary.trials_dataframe()
+    assert list(frame.columns) == header
+    trials = json.loads(_show(study_dir, "--json"))
+    assert list(frame["number"]) == [t["number"] for t in trials]
+    assert list(frame["state"]) == [t["state"] for t in trials]
+    assert list(frame["params_x"]) == [t["params"]["x"] for t in trials]
+    assert frame["objective"].tolist() == pytest.approx([t["objective"] for t in trials])
+    html = best.run_summary._repr_html_()  # a notebook's view: the leaderboard
+    assert html.count("<tr>") == 1 + len(trials) and "<th>objective</th>" in html
 
 
 def test_best_is_the_lowest_objective(study_dir):
@@ -63,6 +107,26 @@ def test_report_writes_plots_and_a_page(study_dir):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
         assert f"({name}.png)" in page
     assert page.count("\n| ") >= 5  # the leaderboard: a header and 4 trials
+    assert "](report.html)" in page
+
+
+def test_report_html_opens_offline_with_one_figure_per_plot(study_dir):
+    assert CliRunner().invoke(main, ["report", str(study_dir)]).exit_code == 0
+    page = (study_dir / "report" / "report.html").read_text()
+    scripts = re.findall(r"<script\b[^>]*>", page)
+    assert not [s for s in scripts if "src=" in s]  # nothing fetched: plotly.js is inline
+    assert page.count("Plotly.newPlot(") == page.count('class="plotly-graph-div"')
+    sections = {part.split("</h2>")[0]: part for part in page.split("<h2>")[2:]}  # after the leaderboard's
+    # 4 trials, 2 or more completed: every plot can be drawn, the intermediate values included
+    assert list(sections) == [
+        "Optimization history",
+        "Intermediate values",
+        "Parameter importances",
+        "Parallel coordinates",
+        "Slices",
+    ]
+    assert all(part.count('class="plotly-graph-div"') == 1 for part in sections.values())
+    assert page.count("<tr>") == 1 + 4  # the leaderboard
 
 
 def test_a_directory_without_a_study_is_one_clear_line(tmp_path):

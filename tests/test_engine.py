@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import optuna
 import pytest
@@ -230,3 +231,29 @@ def test_define_by_run_objective_suggests_on_the_optuna_trial(tmp_path):
 def test_an_empty_space_and_an_objective_that_suggests_nothing_stop_at_the_first_trial():
     with pytest.raises(ValueError, match="Trial 0 has no parameters to search: `hp_space` gave none and the objective"):
         hpsearch.search(lambda trial: 0.0, lambda trial: {}, n_trials=3, show_progress=False)
+
+
+def test_the_progress_line_shows_the_running_trial_its_latest_value_the_best_and_the_time_left(tmp_path, capsys):
+    def objective(trial):
+        for step in (1, 2):
+            trial.report(step, trial.params["x"] + step)
+        return trial.params["x"]
+
+    hpsearch.search(
+        objective,
+        {"x": Float(0.0, 1.0)},
+        n_trials=3,
+        output_dir=str(tmp_path),
+        seed=0,
+        pruner=optuna.pruners.NopPruner(),
+    )
+    bar = capsys.readouterr().err
+    best_after_two = min(t.objective for t in hpsearch.load_trials(tmp_path)[:2])
+    last = hpsearch.load_trials(tmp_path)[2]
+    # while trial 2 runs: its number, its latest intermediate value, the best of the first two, an ETA
+    line = re.search(
+        r"hpsearch:\s+67%.*\| 2/3 \[\d\d:\d\d<(\d\d:\d\d), [^,]+, trial 2 at 2: ([^,]+), best=([^\]\s]+)\]", bar
+    )
+    assert line is not None, bar
+    assert float(line.group(2)) == pytest.approx(last.intermediate[2], rel=1e-3)
+    assert float(line.group(3)) == pytest.approx(best_after_two, rel=1e-3)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hpsearch.report import leaderboard
+from hpsearch.leaderboard import leaderboard
 from hpsearch.trial import TrialRecord, TrialState
 
 

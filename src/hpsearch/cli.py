@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +13,9 @@ import click
 from hpsearch import dashboard, store
 from hpsearch.best_model import BestModelKeeper
 from hpsearch.errors import ConfigError, MissingExtra
-from hpsearch.report import leaderboard, print_leaderboard, write_report
-from hpsearch.trial import TrialRecord, TrialState
+from hpsearch.leaderboard import as_json, columns, csv_cell, leaderboard, print_leaderboard, rows
+from hpsearch.report import write_report
+from hpsearch.trial import TrialState
 
 _STUDY = click.option("--study", "study_name", default=None, help="Study name, when the store holds several.")
 
@@ -22,18 +25,6 @@ def _load(directory: str, study_name: str | None) -> Any:
         return store.load_study(directory, study_name=study_name)
     except (FileNotFoundError, ValueError, KeyError) as e:
         raise click.ClickException(str(e).strip("'\"")) from None
-
-
-def _as_json(record: TrialRecord) -> dict[str, Any]:
-    return {
-        "number": record.number,
-        "state": "interrupted" if record.interrupted else record.state.value,
-        "params": record.params,
-        "objective": record.objective,
-        "intermediate": {str(step): value for step, value in sorted(record.intermediate.items())},
-        "duration": record.duration,
-        "error": record.error,
-    }
 
 
 def _directions(study: Any) -> list[str]:
@@ -48,22 +39,29 @@ def main() -> None:
 @main.command()
 @click.argument("directory", type=click.Path())
 @_STUDY
-@click.option("--json", "as_json", is_flag=True, help="Print the trials as JSON.")
-def show(directory: str, study_name: str | None, as_json: bool) -> None:
+@click.option("--json", "as_json_", is_flag=True, help="Print the trials as JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the trials as CSV (the columns of trials_dataframe()).")
+def show(directory: str, study_name: str | None, as_json_: bool, as_csv: bool) -> None:
     """The trials of the search in DIRECTORY (its output_dir), best first."""
+    if as_json_ and as_csv:
+        raise click.UsageError("Pass one of --json and --csv.")
     study = _load(directory, study_name)
-    records = leaderboard(store.records(study), _directions(study))
-    if as_json:
-        click.echo(json.dumps([_as_json(r) for r in records], indent=1, default=str))
+    records, directions = store.records(study), _directions(study)
+    if as_json_:
+        click.echo(json.dumps([as_json(r) for r in leaderboard(records, directions)], indent=1, default=str))
+    elif as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns(records, directions), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({name: csv_cell(value) for name, value in row.items()} for row in rows(records, directions))
     else:
-        print_leaderboard(records, _directions(study), limit=len(records))
+        print_leaderboard(records, directions, limit=len(records))
 
 
 @main.command()
 @click.argument("directory", type=click.Path())
 @_STUDY
-@click.option("--json", "as_json", is_flag=True, help="Print the best trial as JSON.")
-def best(directory: str, study_name: str | None, as_json: bool) -> None:
+@click.option("--json", "as_json_", is_flag=True, help="Print the best trial as JSON.")
+def best(directory: str, study_name: str | None, as_json_: bool) -> None:
     """The best trial of the search in DIRECTORY (the Pareto front for several directions)."""
     study = _load(directory, study_name)
     if not any(r.state is TrialState.COMPLETE for r in store.records(study)):
@@ -73,10 +71,10 @@ def best(directory: str, study_name: str | None, as_json: bool) -> None:
         records = [store.best_record(study, keeper.kept_trial())]
     else:
         records = [store.to_record(t) for t in study.best_trials]
-    if as_json:
+    if as_json_:
         click.echo(
             json.dumps(
-                [_as_json(r) for r in records] if len(records) > 1 else _as_json(records[0]), indent=1, default=str
+                [as_json(r) for r in records] if len(records) > 1 else as_json(records[0]), indent=1, default=str
             )
         )
         return

@@ -7,7 +7,9 @@ dashboard shows all of it; hpsearch only finds the store and starts the server.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import wsgiref.simple_server
 from pathlib import Path
 
 from hpsearch import store
@@ -29,14 +31,16 @@ def storage_of(target: str | os.PathLike) -> str:
                 "(start the search first), or its storage URL (sqlite:///..., postgresql://...)."
             )
         return store.storage_url(target)
-    if target.startswith("sqlite:///") and not Path(target[len("sqlite:///") :]).is_file():
+    if target.startswith("sqlite:///") and not Path(target[len("sqlite:///") :].split("?", 1)[0]).is_file():
         raise ConfigError(f"No study store at {target!r}: the SQLite file does not exist. Start the search first.")
     return target
 
 
 def serve(target: str | os.PathLike, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
     """Serve the studies of `target` (an output directory or a storage URL) at http://host:port/ until
-    Ctrl-C; the pages read the store on every refresh, so a running search shows as it goes."""
+    Ctrl-C; the pages read the store on every refresh, so a running search shows as it goes.
+    (optuna-dashboard's WSGI app on the standard library's server, as its `run_server` does, bound
+    before the address is printed.)"""
     url = storage_of(target)
     try:
         import optuna_dashboard
@@ -45,6 +49,18 @@ def serve(target: str | os.PathLike, host: str = DEFAULT_HOST, port: int = DEFAU
             "`hpsearch dashboard` needs optuna-dashboard, which is not installed: pip install 'hpsearch[dashboard]' "
             "(or pip install optuna-dashboard)."
         ) from e
-    storage = store.open_storage(url)
+    app = optuna_dashboard.wsgi(store.open_storage(url))
+    try:
+        server = wsgiref.simple_server.make_server(host, port, app, handler_class=_QuietHandler)
+    except OSError as e:
+        raise ConfigError(f"Cannot serve the dashboard at {host}:{port}: {e.strerror}. Pass another --port.") from None
     print(f"hpsearch dashboard: http://{host}:{port}/ serves {store.hide_password(url)}; Ctrl-C to stop.", flush=True)
-    optuna_dashboard.run_server(storage, host=host, port=port)
+    with server, contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+
+
+class _QuietHandler(wsgiref.simple_server.WSGIRequestHandler):
+    """No line per request: the page polls the API every second."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass

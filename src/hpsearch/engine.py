@@ -17,10 +17,10 @@ from typing import Any
 from hpsearch import store
 from hpsearch.backends.base import Backend, get_backend
 from hpsearch.errors import ConfigError, SearchFailed, SearchInterrupted
+from hpsearch.leaderboard import print_leaderboard
 from hpsearch.lifecycle import Trials
 from hpsearch.loop import SearchLoop
 from hpsearch.objective import check_directions
-from hpsearch.report import print_leaderboard
 from hpsearch.result import BestRun, SearchSummary
 from hpsearch.settings import DEFAULT_STUDY_NAME, SearchSettings
 from hpsearch.trial import Trial, TrialRecord, TrialState

@@ -159,6 +159,9 @@ class Trials:
             return
         if state is TrialState.COMPLETE and not self._beats(self.best_value(), values[0]):
             self.keeper.promote(live.number, values[0], live.optuna_trial.params)
+            # as the link says (another worker may have promoted since): for the dashboard and `show`
+            kept = {"trial": self.keeper.kept_trial(), "path": str(self.keeper.dir.absolute())}
+            self.remember(store.BEST_MODEL, kept)
         else:
             self.keeper.discard(live.number)
 

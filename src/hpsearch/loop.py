@@ -14,9 +14,9 @@ from tqdm.auto import tqdm
 from hpsearch.backends.base import Backend, Proposal
 from hpsearch.distributed import lead_definition
 from hpsearch.errors import ObjectiveError, SearchFailed
+from hpsearch.leaderboard import format_value
 from hpsearch.lifecycle import LiveTrial, Trials
 from hpsearch.objective import check_values
-from hpsearch.report import format_value
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension
 from hpsearch.trial import Trial, TrialPruned, TrialState, check_searched
@@ -73,6 +73,7 @@ class SearchLoop:
         proposal.number, proposal.study_trial = live.number, live.optuna_trial
         taken = self.trials.slots_taken_before(live.number)  # by any worker
         self._taken = taken + 1
+        self._show_progress(f"trial {live.number}")
         if taken >= self.settings.n_trials:
             self.trials.finish(
                 live, TrialState.FAILED, error="not run: other workers took the last slots", interrupted=True
@@ -131,7 +132,7 @@ class SearchLoop:
         stop = self.backend.report(proposal, step, value) if self.settings.single_objective else False
         if self.coordinator is not None:
             stop = self.coordinator.decide(stop)
-        self._show_progress(f"trial {live.number} step {step}: {format_value(value)}")
+        self._show_progress(f"trial {live.number} at {step}: {format_value(value)}")
         return stop
 
     def _count(self, failure: BaseException | None) -> None:
@@ -160,6 +161,8 @@ class SearchLoop:
             raise SearchFailed(f"All {self._ran} trials of this search failed; the first error: {first!r}") from first
 
     def _show_progress(self, current: str = "") -> None:
+        """The line beside the bar (whose own part estimates the time left): the running trial, its latest
+        intermediate value (at its step, or progress in thousandths of training), the best so far."""
         if self._bar.disable:
             return
         best = self.trials.best_value()

@@ -1,136 +1,147 @@
-"""Showing a search's trials: the leaderboard table printed at the end of a search."""
+"""A search's report: optuna's plots of the study, as PNG files under a Markdown page and as plotly
+figures in one interactive HTML page that needs no network, each with the leaderboard."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Sequence
+import html
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpsearch.trial import TrialRecord, TrialState
+from hpsearch.leaderboard import html_table, markdown_table
+
+PAGE = "report.md"
+INTERACTIVE_PAGE = "report.html"
 
 
-def format_value(value: Any) -> str:
-    """A short, readable form of a parameter or objective value."""
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(format_value(v) for v in value) + "]"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+@dataclass
+class Plot:
+    """One of optuna's plots of the study: the function of that name in `optuna.visualization` (plotly)
+    and in `optuna.visualization.matplotlib`, with its arguments."""
+
+    name: str  # its file's and its section's name
+    function: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        return self.name.replace("_", " ").capitalize()
+
+    def draw(self, library: Any, study: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
+            return getattr(library, self.function)(study, **self.options)
 
 
-# The leaderboard's order of states: finished trials first, the ones still to end last.
-_STATE_ORDER = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED, TrialState.RUNNING, TrialState.WAITING)
+def plots(study: Any) -> list[Plot]:
+    """The plots that explain a study; with several objectives, the Pareto front and each objective's own."""
+    directions = study.directions
+    if len(directions) == 1:
+        return [
+            Plot("optimization_history", "plot_optimization_history"),
+            Plot("intermediate_values", "plot_intermediate_values"),
+            Plot("parameter_importances", "plot_param_importances"),
+            Plot("parallel_coordinates", "plot_parallel_coordinate"),
+            Plot("slices", "plot_slice"),
+        ]
+    per_objective = []
+    for i in range(len(directions)):
+        target = {"target": _objective(i), "target_name": f"objective {i}"}
+        per_objective += [
+            Plot(f"optimization_history_{i}", "plot_optimization_history", target),
+            Plot(f"slices_{i}", "plot_slice", target),
+        ]
+    front = [Plot("pareto_front", "plot_pareto_front"), Plot("parameter_importances", "plot_param_importances")]
+    return front + per_objective
 
 
-def leaderboard(records: Sequence[TrialRecord], directions: Sequence[str]) -> list[TrialRecord]:
-    """Completed trials best first (by the first direction), then pruned, failed, running and waiting ones;
-    ties by trial number."""
-    sign = -1 if directions[0] == "maximize" else 1
-    order = {state: i for i, state in enumerate(_STATE_ORDER)}
-
-    def key(r: TrialRecord) -> tuple:
-        first = r.values[0] * sign if r.state is TrialState.COMPLETE else 0.0
-        return (order[r.state], first, r.number)
-
-    return sorted(records, key=key)
+def _objective(i: int) -> Callable[[Any], float]:
+    return lambda trial: trial.values[i]
 
 
-def print_leaderboard(records: Sequence[TrialRecord], directions: Sequence[str], limit: int = 20) -> None:
-    """Print the trials as a table, best first."""
-    from rich.console import Console
-    from rich.table import Table
-
-    names = sorted({name for r in records for name in r.params})
-    table = Table(title=f"hpsearch: {len(records)} trials ({', '.join(directions)})")
-    for column in ["trial", "state", "objective", *names, "seconds"]:
-        table.add_column(column, justify="left" if column == "state" else "right")
-    for r in leaderboard(records, directions)[:limit]:
-        state = "interrupted" if r.interrupted else r.state.value
-        objective = format_value(r.objective) if r.objective is not None else "-"
-        duration = f"{r.duration:.1f}" if r.duration is not None else "-"
-        table.add_row(str(r.number), state, objective, *[format_value(r.params.get(n, "-")) for n in names], duration)
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
-
-
-def markdown_table(records: Sequence[TrialRecord], directions: Sequence[str]) -> str:
-    """The leaderboard as a Markdown table."""
-    names = sorted({name for r in records for name in r.params})
-    rows = [["trial", "state", "objective", *names, "seconds"]]
-    for r in leaderboard(records, directions):
-        state = "interrupted" if r.interrupted else r.state.value
-        rows.append(
-            [
-                str(r.number),
-                state,
-                format_value(r.objective) if r.objective is not None else "-",
-                *[format_value(r.params.get(n, "-")) for n in names],
-                f"{r.duration:.1f}" if r.duration is not None else "-",
-            ]
-        )
-    lines = ["| " + " | ".join(row) + " |" for row in rows]
-    lines.insert(1, "|" + "---|" * len(rows[0]))
-    return "\n".join(lines)
-
-
-def _plots(study: Any) -> dict[str, Any]:
-    """The optuna plots that explain a study, by file name (each a function of the study)."""
-    from optuna.visualization import matplotlib as plots
-
-    if len(study.directions) > 1:
-        return {"pareto_front": plots.plot_pareto_front}
-    return {
-        "optimization_history": plots.plot_optimization_history,
-        "intermediate_values": plots.plot_intermediate_values,
-        "parameter_importances": plots.plot_param_importances,
-        "parallel_coordinates": plots.plot_parallel_coordinate,
-    }
+def _header(study: Any, records: list[Any]) -> tuple[str, str]:
+    directions = ", ".join(d.name.lower() for d in study.directions)
+    return f"hpsearch report: study {study.study_name}", f"{len(records)} trials, direction {directions}."
 
 
 def write_report(study: Any, out_dir: str | Path) -> Path:
-    """Write PNG plots of `study` and a Markdown page embedding them with the leaderboard.
+    """Write the report of `study` in `out_dir`: PNG plots and a Markdown page embedding them, and
+    `report.html`, the same plots as interactive plotly figures (plotly.js inline: opens offline).
 
     A plot the study cannot have (too few completed trials, no intermediate values) is named on
-    the page with the reason instead. Returns the page's path.
+    the pages with the reason instead. Returns the Markdown page's path.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import warnings
-
-    import matplotlib.pyplot as plt
-
     from hpsearch import store
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = store.records(study)
     directions = [d.name.lower() for d in study.directions]
-    sections = [
-        f"# hpsearch report: study `{study.study_name}`",
-        "",
-        f"{len(records)} trials, direction {', '.join(directions)}.",
-        "",
-        "## Leaderboard",
-        "",
-        markdown_table(records, directions),
-        "",
-    ]
-    for name, plot in _plots(study).items():
-        title = name.replace("_", " ").capitalize()
+    chosen = plots(study)
+    title, summary = _header(study, records)
+    sections = [f"# {title}", "", f"{summary} Interactive plots: [{INTERACTIVE_PAGE}]({INTERACTIVE_PAGE}).", ""]
+    sections += ["## Leaderboard", "", markdown_table(records, directions), ""]
+    for plot, drawn in zip(chosen, _draw_png(study, chosen, out)):
+        body = f"![{plot.title}]({plot.name}.png)" if drawn is None else f"Not drawn: {drawn}"
+        sections += [f"## {plot.title}", "", body, ""]
+    page = out / PAGE
+    page.write_text("\n".join(sections))
+    write_interactive(study, out / INTERACTIVE_PAGE, records, directions, chosen)
+    return page
+
+
+def _draw_png(study: Any, chosen: list[Plot], out: Path) -> list[str | None]:
+    """Save each plot as `<name>.png`; per plot, None or why it could not be drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as library
+
+    reasons: list[str | None] = []
+    for plot in chosen:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
-                axes = plot(study)
+            axes = plot.draw(library, study)
             figure = (axes.flat[0] if hasattr(axes, "flat") else axes).get_figure()
             figure.set_size_inches(9, 5.5)
             figure.tight_layout()
-            figure.savefig(out / f"{name}.png", dpi=110)
-            plt.close(figure)
-            sections += [f"## {title}", "", f"![{title}]({name}.png)", ""]
-        except Exception as e:  # a plot the study cannot have; say why on the page
+            figure.savefig(out / f"{plot.name}.png", dpi=110)
+            reasons.append(None)
+        except Exception as e:  # a plot the study cannot have; the page says why
+            reasons.append(str(e))
+        finally:
             plt.close("all")
-            sections += [f"## {title}", "", f"Not drawn: {e}", ""]
-    page = out / "report.md"
-    page.write_text("\n".join(sections))
-    return page
+    return reasons
+
+
+def write_interactive(study: Any, path: Path, records: list[Any], directions: list[str], chosen: list[Plot]) -> None:
+    """One HTML file: the leaderboard and each plot as a plotly figure, with one inline copy of plotly.js."""
+    import plotly.io
+    import plotly.offline
+    from optuna import visualization as library
+
+    title, summary = _header(study, records)
+    parts = []
+    for plot in chosen:
+        try:
+            figure = plot.draw(library, study)
+            body = plotly.io.to_html(figure, full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+        except Exception as e:  # a plot the study cannot have; the page says why
+            body = f"<p>Not drawn: {html.escape(str(e))}</p>"
+        parts.append(f"<h2>{html.escape(plot.title)}</h2>\n{body}")
+    plots_html = "\n".join(parts)
+    path.write_text(
+        f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}</style>
+<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script></head>
+<body><h1>{html.escape(title)}</h1><p>{html.escape(summary)}</p>
+<h2>Leaderboard</h2>
+{html_table(records, directions)}
+{plots_html}
+</body></html>
+"""
+    )

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+import html
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+from hpsearch.leaderboard import columns, html_table, rows
 from hpsearch.trial import TrialRecord
+
+if TYPE_CHECKING:
+    import pandas
 
 
 class BestRun(NamedTuple):
@@ -31,6 +36,23 @@ class SearchSummary:
     study: Any
     best_model_dir: str | None = None
     native: Any = None
+
+    @property
+    def directions(self) -> list[str]:
+        return [d.name.lower() for d in self.study.directions]
+
+    def trials_dataframe(self) -> pandas.DataFrame:
+        """Every trial, best first, with the columns of `hpsearch show --csv`: number, state, objective
+        (`objective_<i>` for several directions), `params_<name>`, duration, intermediate, error."""
+        import pandas
+
+        return pandas.DataFrame(rows(self.trials, self.directions), columns=columns(self.trials, self.directions))
+
+    def _repr_html_(self) -> str:
+        """A notebook shows the summary as the leaderboard."""
+        kept = f"; best model: <code>{html.escape(self.best_model_dir)}</code>" if self.best_model_dir else ""
+        title = f"<p>study <b>{html.escape(self.study.study_name)}</b>: {len(self.trials)} trials{kept}</p>"
+        return title + html_table(self.trials, self.directions)
 
     def _identity(self) -> tuple:
         return self.study.study_name, self.best_model_dir, self.native

@@ -30,6 +30,7 @@ OWNER = "hpsearch:owner"  # the process that runs the trial: host, pid, process 
 ERROR = "hpsearch:error"  # a failed trial's traceback
 INTERRUPTED = "hpsearch:interrupted"  # a failed trial that was stopped rather than run (its slot runs again)
 EXTRA_PARAMS = "hpsearch:extra_params"  # parameters outside the space (constants), beside optuna's
+BEST_MODEL = "hpsearch:best_model"  # beside the study: the kept model's trial and path
 _SPACE = "hpsearch.space"
 
 
