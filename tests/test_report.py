@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from hpsearch import store
 from hpsearch.leaderboard import leaderboard
+from hpsearch.report import write_report
 from hpsearch.trial import TrialRecord, TrialState
 
 
@@ -43,3 +45,44 @@ def test_leaderboard_ranks_by_the_first_of_several_directions():
             r.values = [*r.values, -r.values[0]]  # the second direction would rank them the other way
     numbers = [r.number for r in leaderboard(records, ["maximize", "minimize"])]
     assert numbers == [8, 4, 10, 6, 3, 9, 2, 11, 1, 5, 0, 7]
+
+
+def test_a_report_of_several_objectives_draws_the_pareto_front_and_each_objectives_plots(tmp_path):
+    import optuna
+
+    study = optuna.create_study(directions=["minimize", "maximize"], storage=store.storage_url(tmp_path))
+    study.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), n_trials=5)
+    page = write_report(study, tmp_path / "report")
+    html = (tmp_path / "report" / "report.html").read_text()
+    sections = {part.split("</h2>")[0]: part for part in html.split("<h2>")[2:]}
+    assert list(sections) == [
+        "Pareto front",
+        "Parameter importances",
+        "Optimization history 0",
+        "Slices 0",
+        "Optimization history 1",
+        "Slices 1",
+    ]
+    assert all(part.count('class="plotly-graph-div"') == 1 for part in sections.values())
+    assert "objective 1" in sections["Optimization history 1"]  # drawn against the second objective
+    markdown = page.read_text()
+    assert all(f"({name}.png)" in markdown for name in ("pareto_front", "optimization_history_1", "slices_0"))
+    assert "| objective_0 | objective_1 |" in markdown  # the leaderboard, a column per objective
+
+
+def test_a_plot_the_study_cannot_have_says_why_on_both_pages(tmp_path):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a user's quiet optuna: the pages still say why
+    try:
+        study = optuna.create_study(storage=store.storage_url(tmp_path))
+        study.optimize(lambda t: 1 / 0, n_trials=1, catch=(ZeroDivisionError,))  # no trial completed
+        page = write_report(study, tmp_path / "report")
+    finally:
+        optuna.logging.set_verbosity(optuna.logging.INFO)
+    html = (tmp_path / "report" / "report.html").read_text()
+    sections = {part.split("</h2>")[0]: part for part in html.split("<h2>")[2:]}
+    assert len(sections) == 5 and "plotly-graph-div" not in html
+    assert "Not drawn: There are no complete trials." in sections["Optimization history"]
+    markdown = page.read_text()
+    assert markdown.count("Not drawn: ") == 5 and not list((tmp_path / "report").glob("*.png"))

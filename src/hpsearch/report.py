@@ -4,6 +4,7 @@ figures in one interactive HTML page that needs no network, each with the leader
 from __future__ import annotations
 
 import html
+import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,9 +31,39 @@ class Plot:
         return self.name.replace("_", " ").capitalize()
 
     def draw(self, library: Any, study: Any) -> Any:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
-            return getattr(library, self.function)(study, **self.options)
+        """The figure; raises `NotDrawn` where optuna would draw an empty one (it only logs why)."""
+        said = _Said()
+        logger = logging.getLogger("optuna.visualization")
+        level, propagate = logger.level, logger.propagate
+        logger.addHandler(said)
+        logger.setLevel(logging.WARNING)  # heard whatever optuna's verbosity; said on the page instead
+        logger.propagate = False
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # optuna marks its matplotlib plots experimental
+                figure = getattr(library, self.function)(study, **self.options)
+        finally:
+            logger.removeHandler(said)
+            logger.setLevel(level)
+            logger.propagate = propagate
+        if said.messages:
+            raise NotDrawn(" ".join(said.messages))
+        return figure
+
+
+class NotDrawn(Exception):
+    """A plot the study cannot have yet (no completed trial, no intermediate values)."""
+
+
+class _Said(logging.Handler):
+    """The warnings optuna's plot functions log."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def plots(study: Any) -> list[Plot]:
