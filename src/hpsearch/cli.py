@@ -27,10 +27,6 @@ def _load(directory: str, study_name: str | None) -> Any:
         raise click.ClickException(str(e).strip("'\"")) from None
 
 
-def _directions(study: Any) -> list[str]:
-    return [d.name.lower() for d in study.directions]
-
-
 @click.group()
 def main() -> None:
     """Hyperparameter search for 🤗 Transformers: inspect and report searches."""
@@ -46,7 +42,7 @@ def show(directory: str, study_name: str | None, as_json_: bool, as_csv: bool) -
     if as_json_ and as_csv:
         raise click.UsageError("Pass one of --json and --csv.")
     study = _load(directory, study_name)
-    records, directions = store.records(study), _directions(study)
+    records, directions = store.records(study), store.study_directions(study)
     if as_json_:
         click.echo(json.dumps([as_json(r) for r in leaderboard(records, directions)], indent=1, default=str))
     elif as_csv:

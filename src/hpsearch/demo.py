@@ -162,7 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"Best model: {best.run_summary.best_model_dir} (load it with from_pretrained)")
     page = write_report(best.run_summary.study, Path(args.output_dir) / "report")
-    print(f"Report: {page} (plots beside it); `hpsearch show {args.output_dir}` lists the trials")
+    print(
+        f"Report: {page} and {page.with_name('report.html')} (interactive, offline); "
+        f"`hpsearch show {args.output_dir}` lists the trials, `hpsearch dashboard {args.output_dir}` serves them"
+    )
 
 
 def run_search(trainer: Any, args: argparse.Namespace) -> Any:

@@ -73,7 +73,6 @@ class SearchLoop:
         proposal.number, proposal.study_trial = live.number, live.optuna_trial
         taken = self.trials.slots_taken_before(live.number)  # by any worker
         self._taken = taken + 1
-        self._show_progress(f"trial {live.number}")
         if taken >= self.settings.n_trials:
             self.trials.finish(
                 live, TrialState.FAILED, error="not run: other workers took the last slots", interrupted=True
@@ -85,6 +84,7 @@ class SearchLoop:
             self.trials.finish(live, TrialState.FAILED, error=f"the backend could not begin the trial: {e!r}")
             raise
         trial = self._trial(proposal, live)
+        self._show_progress(f"trial {live.number}")
         state, values, error, failure, interrupted = TrialState.FAILED, None, None, None, False
         try:
             result = self.objective(trial)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hpsearch import store
 from hpsearch.leaderboard import html_table, markdown_table
 
 PAGE = "report.md"
@@ -93,7 +94,7 @@ def _objective(i: int) -> Callable[[Any], float]:
 
 
 def _header(study: Any, records: list[Any]) -> tuple[str, str]:
-    directions = ", ".join(d.name.lower() for d in study.directions)
+    directions = ", ".join(store.study_directions(study))
     return f"hpsearch report: study {study.study_name}", f"{len(records)} trials, direction {directions}."
 
 
@@ -104,12 +105,10 @@ def write_report(study: Any, out_dir: str | Path) -> Path:
     A plot the study cannot have (too few completed trials, no intermediate values) is named on
     the pages with the reason instead. Returns the Markdown page's path.
     """
-    from hpsearch import store
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     records = store.records(study)
-    directions = [d.name.lower() for d in study.directions]
+    directions = store.study_directions(study)
     chosen = plots(study)
     title, summary = _header(study, records)
     sections = [f"# {title}", "", f"{summary} Interactive plots: [{INTERACTIVE_PAGE}]({INTERACTIVE_PAGE}).", ""]
@@ -119,7 +118,7 @@ def write_report(study: Any, out_dir: str | Path) -> Path:
         sections += [f"## {plot.title}", "", body, ""]
     page = out / PAGE
     page.write_text("\n".join(sections))
-    write_interactive(study, out / INTERACTIVE_PAGE, records, directions, chosen)
+    _write_interactive(study, out / INTERACTIVE_PAGE, records, directions, chosen)
     return page
 
 
@@ -147,7 +146,7 @@ def _draw_png(study: Any, chosen: list[Plot], out: Path) -> list[str | None]:
     return reasons
 
 
-def write_interactive(study: Any, path: Path, records: list[Any], directions: list[str], chosen: list[Plot]) -> None:
+def _write_interactive(study: Any, path: Path, records: list[Any], directions: list[str], chosen: list[Plot]) -> None:
     """One HTML file: the leaderboard and each plot as a plotly figure, with one inline copy of plotly.js."""
     import plotly.io
     import plotly.offline

@@ -6,6 +6,7 @@ import dataclasses
 import html
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from hpsearch import store
 from hpsearch.leaderboard import columns, html_table, rows
 from hpsearch.trial import TrialRecord
 
@@ -39,7 +40,7 @@ class SearchSummary:
 
     @property
     def directions(self) -> list[str]:
-        return [d.name.lower() for d in self.study.directions]
+        return store.study_directions(self.study)
 
     def trials_dataframe(self) -> pandas.DataFrame:
         """Every trial, best first, with the columns of `hpsearch show --csv`: number, state, objective

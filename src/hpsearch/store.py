@@ -119,13 +119,18 @@ def open_study(
         load_if_exists=load_if_exists,
         **create_kwargs,
     )
-    stored = [d.name.lower() for d in study.directions]
+    stored = study_directions(study)
     if stored != list(directions):
         raise ConfigError(
             f"The study {study_name!r} in this storage was made with direction={stored}, not {list(directions)}. "
             "Pass the same `direction`, or a new `study_name` / `output_dir`."
         )
     return study
+
+
+def study_directions(study: optuna.Study) -> list[str]:
+    """The study's directions as hpsearch names them ("minimize", "maximize")."""
+    return [d.name.lower() for d in study.directions]
 
 
 def suggest(trial: optuna.Trial, name: str, dim: Dimension) -> Any:
