@@ -22,9 +22,11 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from hpsearch.objective import is_better
 
 BEST_MODEL_DIR = "best_model"
 TRIAL_INFO = "hpsearch_trial.json"
@@ -32,10 +34,13 @@ MODELS_DIR = ".models"
 
 
 class BestModelKeeper:
-    """The best model's directory and the staging directories of the trials that may replace it."""
+    """The best model's directory and the staging directories of the trials that may replace it
+    (`direction`: how a trial's offers compare, for a keeper that stages them)."""
 
-    def __init__(self, output_dir: str | Path):
+    def __init__(self, output_dir: str | Path, direction: str = "minimize"):
         output = Path(output_dir)
+        self.direction = direction
+        self._offers: dict[int, float] = {}  # trial number -> the value of its staged model
         self.dir = output / BEST_MODEL_DIR
         self._staging = output / ".staging"
         self._models = output / MODELS_DIR
@@ -46,6 +51,27 @@ class BestModelKeeper:
 
     def staging_dir(self, number: int) -> Path:
         return self._staging / f"trial-{number}"
+
+    def stage(self, number: int, value: float, save: Callable[[str], None]) -> None:
+        """Stage trial `number`'s model, `save(directory)`, unless it staged a better one already."""
+        if not is_better(value, self._offers.get(number), self.direction):
+            return
+        self._offers[number] = value
+        target = self.staging_dir(number)
+        shutil.rmtree(target, ignore_errors=True)
+        save(str(target))
+
+    def offered(self, number: int) -> bool:
+        return number in self._offers
+
+    def settle(self, number: int, keep: bool, objective: Any = None, params: dict[str, Any] | None = None) -> None:
+        """Trial `number` ended: its staged model becomes the best model if `keep`, else is dropped."""
+        if self._offers.pop(number, None) is None:
+            return
+        if keep:
+            self.promote(number, objective, params or {})
+        else:
+            self.discard(number)
 
     def promote(self, number: int, objective: Any, params: dict[str, Any], source: Path | None = None) -> None:
         """Make trial `number`'s staged model (or `source`, which is moved) the best model.

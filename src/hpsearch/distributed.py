@@ -38,9 +38,10 @@ class Coordinator:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
-    def announce(self, number: int, params: dict[str, Any], native: Any) -> None:
-        """Tell the other ranks which trial runs next (`native`: what their `model_init` gets)."""
-        self.share(("trial", number, params, native))
+    def announce(self, number: int, params: dict[str, Any], native: Any, resume_from: str | None = None) -> None:
+        """Tell the other ranks which trial runs next (`native`: what their `model_init` gets; `resume_from`:
+        the checkpoint it continues from, if resumed)."""
+        self.share(("trial", number, params, native, resume_from))
 
     def decide(self, stop: bool | None) -> bool:
         """Rank 0's answer to "stop this trial now?", on every rank."""
@@ -87,8 +88,10 @@ def follow(coordinator: Coordinator, objective: Callable[[Trial], Any]) -> None:
             return
         if message[0] == "abort":
             raise RankFailed(f"The search stopped on rank 0: {message[1]}")
-        _, number, params, native = message
-        trial = Trial(number, params, native, report=lambda step, value: coordinator.decide(None))
+        _, number, params, native, resume_from = message
+        trial = Trial(
+            number, params, native, report=lambda step, value: coordinator.decide(None), resume_from=resume_from
+        )
         trial.sync_definition = _follow_definition(coordinator)
         try:
             objective(trial)

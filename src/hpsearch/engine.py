@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpsearch import store
+from hpsearch import liveness, store
 from hpsearch.backends.base import Backend, get_backend
 from hpsearch.errors import ConfigError, SearchFailed, SearchInterrupted
 from hpsearch.leaderboard import print_leaderboard
@@ -48,6 +48,12 @@ class Search:
         show_progress: a progress bar and, at the end, the leaderboard.
         n_jobs: 1 (a trial uses the whole process; start workers on one `storage` to run several).
         gc_after_trial: True (memory is always released between trials).
+        heartbeat_interval, grace_period: with a database storage URL (SQLite, PostgreSQL, MySQL), each
+            running trial beats every `heartbeat_interval` seconds (default 60), and one that has not
+            beaten for `grace_period` seconds (default 600: a process paused for minutes is not taken for
+            dead) is failed by the next worker that checks, its slot run again (optuna's heartbeats).
+        retry_stale_trials: run such a trial again with its parameters up to this many times (optuna's
+            `RetryHeartbeatStaleTrialCallback(max_retry=...)`), before any new trial.
         output_dir: where the best model (`best_model/`) and the backends' files go.
         **backend_kwargs: the backend's own options (optuna's `sampler`, Ray's `scheduler`, ...).
 
@@ -82,6 +88,9 @@ class Search:
         coordinator: Any = None,
         define_by_run: bool = True,
         rungs: Sequence[int] = (),
+        heartbeat_interval: int | None = None,
+        grace_period: int | None = None,
+        retry_stale_trials: int = 0,
         **backend_kwargs: Any,
     ):
         _check_search_arguments(n_trials, n_jobs, timeout, gc_after_trial, max_consecutive_failed_trials)
@@ -93,6 +102,7 @@ class Search:
             _check_writable(output_dir)
             if storage is None:
                 storage = store.storage_url(output_dir)
+        beats = liveness.settings(storage, heartbeat_interval, grace_period, retry_stale_trials)
         self.settings = SearchSettings(
             directions=tuple(check_directions(direction)),
             n_trials=n_trials,
@@ -104,6 +114,7 @@ class Search:
             max_consecutive_failed_trials=max_consecutive_failed_trials,
             show_progress=show_progress,
             rungs=tuple(rungs),
+            **beats,
         )
         self.directions = list(self.settings.directions)
         self.backend = backend_class(hp_space, self.settings, **backend_kwargs)

@@ -11,15 +11,13 @@ from __future__ import annotations
 import datetime
 import functools
 import json
-import shutil
-import socket
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psutil
-
-from hpsearch import store
+from hpsearch import liveness, store
 from hpsearch.best_model import BestModelKeeper
 from hpsearch.objective import is_better
 from hpsearch.settings import SearchSettings
@@ -28,6 +26,8 @@ from hpsearch.trial import TrialRecord, TrialState
 
 if TYPE_CHECKING:
     import optuna
+
+logger = logging.getLogger("hpsearch")
 
 _OPTUNA_STATES = {
     TrialState.COMPLETE: "COMPLETE",
@@ -38,47 +38,36 @@ _OPTUNA_STATES = {
 
 @dataclass
 class LiveTrial:
-    """A trial this process runs: its number, its id in the storage, and the optuna trial that
-    samples and prunes on it."""
+    """A trial this process runs: its number, its id in the storage, the optuna trial that samples
+    and prunes on it, and its heartbeat (optuna's thread, beating while it runs). `taken_over`: another
+    worker failed it meanwhile (this one stopped beating for longer than the grace period)."""
 
     number: int
     trial_id: int
     optuna_trial: optuna.Trial
-
-
-def _this_process() -> dict[str, Any]:
-    process = psutil.Process()
-    return {"host": socket.gethostname(), "pid": process.pid, "started": process.create_time()}
-
-
-def _owner_is_dead(owner: dict[str, Any] | None) -> bool:
-    if not owner:
-        return True  # no one claimed it: made by a process that died before it could (older hpsearch)
-    if owner.get("host") != socket.gethostname():
-        return False  # another machine's trial: only its heartbeat can tell
-    try:
-        return psutil.Process(owner["pid"]).create_time() != owner["started"]
-    except psutil.NoSuchProcess:
-        return True
+    heartbeat: Any = None
+    taken_over: bool = False
+    resume_from: str | None = None  # a trial resumed after a crash: the checkpoint it continues from
 
 
 class Trials:
-    """The study's trials and every change in their lives, and the best model they offer.
-
-    The study is opened when first used, so bad input found before that leaves no study behind.
-    `study_options` go to `optuna.create_study` (a backend's sampler and pruner).
-    """
+    """The study's trials and every change in their lives, and the best model they offer. The study is
+    opened when first used (bad input found before leaves none); `study_options` go to `optuna.create_study`."""
 
     def __init__(self, settings: SearchSettings, **study_options: Any):
         self.settings = settings
         self._study_options = study_options
         single = settings.single_objective
-        self.keeper = BestModelKeeper(settings.output_dir) if settings.output_dir is not None and single else None
-        self._offers: dict[int, float] = {}  # trial number -> the value of its staged model
+        output, direction = settings.output_dir, settings.directions[0]
+        self.keeper = BestModelKeeper(output, direction) if output is not None and single else None
+        self._resumable: list[tuple[int, str]] = []  # crashed trials this process took over: id, checkpoint
 
     @functools.cached_property
     def storage(self) -> optuna.storages.BaseStorage:
-        return store.open_storage(self.settings.storage)
+        settings = self.settings
+        return store.open_storage(
+            settings.storage, settings.heartbeat_interval, settings.grace_period, settings.retry_stale_trials
+        )
 
     @functools.cached_property
     def study(self) -> optuna.Study:
@@ -101,7 +90,7 @@ class Trials:
         params, space = params or {}, space or {}
         fixed = {name: params[name] for name, dim in space.items() if name in params and dim.contains(params[name])}
         extra = {name: value for name, value in params.items() if name not in fixed}
-        facts[store.OWNER] = _this_process()
+        facts[store.OWNER] = liveness.this_process()
         if extra:
             facts[store.EXTRA_PARAMS] = json.loads(json.dumps(extra, default=str))
         template = optuna.trial.FrozenTrial(
@@ -118,31 +107,68 @@ class Trials:
             intermediate_values={},
             trial_id=-1,
         )
-        trial_id = self.storage.create_new_trial(self._study_id, template_trial=template)
+        live = self._running(self.storage.create_new_trial(self._study_id, template_trial=template))
+        for name in fixed:
+            store.suggest(live.optuna_trial, name, space[name])
+        return live
+
+    def claim_queued(self) -> tuple[LiveTrial, dict[str, Any]] | None:
+        """A queued trial (a stale one retried, the user's `study.enqueue_trial`) claimed (optuna's atomic
+        WAITING -> RUNNING), and its parameters; None if none is. Stale trials are failed (and queued) first."""
+        import optuna
+
+        liveness.fail_stale(self.study)
+        running = optuna.trial.TrialState.RUNNING
+        for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+            trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, frozen.number)
+            if self.storage.set_trial_state_values(trial_id, running):
+                self.storage.set_trial_user_attr(trial_id, store.OWNER, liveness.this_process())
+                params = {**frozen.system_attrs.get("fixed_params", {}), **store.to_record(frozen).params}
+                return self._running(trial_id), params
+        return None
+
+    def claim_resumable(self) -> tuple[LiveTrial, dict[str, Any]] | None:
+        """A crashed trial this process took over (`recover`), to resume from its checkpoint, and its parameters."""
+        if not self._resumable:
+            return None
+        trial_id, checkpoint = self._resumable.pop(0)
+        return self._running(trial_id, checkpoint), store.to_record(self.storage.get_trial(trial_id)).params
+
+    def _running(self, trial_id: int, resume_from: str | None = None) -> LiveTrial:
+        """The live trial of a trial this process has just claimed, beating."""
+        import optuna
+
         # optuna's private cache, reset as `Study.ask` does (no public call does): samplers see the study as it is
         self.study._thread_local.cached_all_trials = None
         trial = optuna.Trial(self.study, trial_id)
-        for name in fixed:
-            store.suggest(trial, name, space[name])
-        return LiveTrial(trial.number, trial_id, trial)
+        return LiveTrial(trial.number, trial_id, trial, liveness.beat(trial_id, self.storage), resume_from=resume_from)
 
-    def report(self, live: LiveTrial, step: int, value: float) -> None:
-        """Record an intermediate value (optuna keeps none for several objectives)."""
-        if self.settings.single_objective:
-            live.optuna_trial.report(value, step)
+    def note_checkpoint(self, live: LiveTrial, path: str) -> None:  # where a crash resumes it (`recover`)
+        self.storage.set_trial_user_attr(live.trial_id, store.CHECKPOINT, path)
+
+    def report(self, live: LiveTrial, step: int, value: float) -> bool:
+        """Record an intermediate value (none for several objectives); False once another worker failed the trial."""
+        import optuna
+
+        if self.settings.single_objective and not live.taken_over:
+            try:
+                live.optuna_trial.report(value, step)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                self._taken_over(live)
+        return not live.taken_over
+
+    def _taken_over(self, live: LiveTrial) -> None:
+        live.taken_over = True
+        logger.warning(
+            f"Trial {live.number} was failed by another worker: this one had stopped beating for longer than "
+            f"grace_period (frozen, or asleep). Its run here stops, and nothing more of it is written."
+        )
 
     def offer_model(self, live: LiveTrial, value: float, save: Callable[[str], None]) -> None:
         """Stage the trial's model, `save(directory)`, if `value` beats its earlier offers and every
         completed trial; `finish` then keeps it or drops it."""
-        if self.keeper is None:
-            return
-        earlier_offer = self._offers.get(live.number)
-        if not (is_better(value, earlier_offer, self.settings.directions[0]) and self._beats(value, self.best_value())):
-            return
-        self._offers[live.number] = value
-        target = self.keeper.staging_dir(live.number)
-        shutil.rmtree(target, ignore_errors=True)
-        save(str(target))
+        if self.keeper is not None and self._beats(value, self.best_value()):
+            self.keeper.stage(live.number, value, save)
 
     def finish(
         self,
@@ -151,19 +177,29 @@ class Trials:
         values: list[float] | None = None,
         error: str | None = None,
         interrupted: bool = False,
-    ) -> None:
+    ) -> bool:
         """Record how the trial ended (`values` count for a completed one only; `error`, and whether
-        it was interrupted rather than run, for a failed one); keep its model if no trial is better."""
-        self._end(live.optuna_trial, live.trial_id, state, values, error, interrupted)
-        if self.keeper is None or self._offers.pop(live.number, None) is None:
-            return
-        if state is TrialState.COMPLETE and not self._beats(self.best_value(), values[0]):
-            self.keeper.promote(live.number, values[0], live.optuna_trial.params)
-            # as the link says (another worker may have promoted since): for the dashboard and `show`
-            kept = {"trial": self.keeper.kept_trial(), "path": str(self.keeper.dir.absolute())}
-            self.remember(store.BEST_MODEL, kept)
-        else:
-            self.keeper.discard(live.number)
+        it was interrupted rather than run, for a failed one); keep its model if no trial is better.
+        False, writing nothing, for a trial another worker failed meanwhile (`report`)."""
+        import optuna
+
+        live.heartbeat.join()
+        try:
+            if not live.taken_over and self.storage.get_trial(live.trial_id).state.is_finished():
+                raise optuna.exceptions.UpdateFinishedTrialError  # failed by another worker meanwhile
+            if not live.taken_over:
+                self._end(live.optuna_trial, live.trial_id, state, values, error, interrupted)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            self._taken_over(live)
+        keeper = self.keeper
+        if keeper is not None and keeper.offered(live.number):
+            keep = (
+                not live.taken_over and state is TrialState.COMPLETE and not self._beats(self.best_value(), values[0])
+            )
+            keeper.settle(live.number, keep, values[0] if keep else None, live.optuna_trial.params)
+            if keep:  # as the link says (another worker may have promoted since): for the dashboard and `show`
+                self.remember(store.BEST_MODEL, {"trial": keeper.kept_trial(), "path": str(keeper.dir.absolute())})
+        return not live.taken_over
 
     def _end(
         self,
@@ -187,22 +223,24 @@ class Trials:
         """Mark as failed (interrupted) the running trials with no live owner (none recorded, or a
         process of this machine that is gone), and with `own` those of this process (after Ctrl-C).
 
-        Their slots run again; returns the numbers of the trials marked.
+        Their slots run again; returns the numbers of the trials marked. A dead one that noted a checkpoint
+        that is still there is not marked: this process takes it over, to resume it there (`claim_resumable`).
         """
         import optuna
 
+        liveness.fail_stale(self.study)
         marked = []
         for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            owner = store.fact(frozen, store.OWNER)
-            if _owner_is_dead(owner):
-                error = "the process running this trial died"
-            elif own and owner == _this_process():
-                error = "interrupted (Ctrl-C)"
-            else:
-                continue
+            owner, checkpoint = store.fact(frozen, store.OWNER), store.fact(frozen, store.CHECKPOINT)
             trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, frozen.number)
-            self._end(frozen.number, trial_id, TrialState.FAILED, None, error, interrupted=True)
-            marked.append(frozen.number)
+            dead = liveness.owner_is_dead(owner)
+            if dead and not own and checkpoint and Path(checkpoint).is_dir():
+                self.storage.set_trial_user_attr(trial_id, store.OWNER, liveness.this_process())
+                self._resumable.append((trial_id, checkpoint))
+            elif dead or (own and owner == liveness.this_process()):
+                error = "the process running this trial died" if dead else "interrupted (Ctrl-C)"
+                self._end(frozen.number, trial_id, TrialState.FAILED, None, error, interrupted=True)
+                marked.append(frozen.number)
         return marked
 
     def created(self) -> int:
@@ -228,10 +266,11 @@ class Trials:
 
     def _not_run(self, *states: optuna.trial.TrialState) -> list[int]:
         """The numbers of the trials in `states` that use no slot: interrupted failures, queued ones."""
+        stale = liveness.stale_trials(self.study)
         return [
             t.number
             for t in self.study.get_trials(deepcopy=False, states=states)
-            if t.state.name == "WAITING" or store.fact(t, store.INTERRUPTED)
+            if t.state.name == "WAITING" or store.fact(t, store.INTERRUPTED) or t.number in stale
         ]
 
     def best_value(self) -> float | None:

@@ -55,21 +55,25 @@ class SearchLoop:
 
     def run(self) -> None:
         start = time.monotonic()
+        while resumed := self.trials.claim_resumable():  # trials a crash cut short: their slots are taken already
+            self.run_trial(Proposal(resumed[1]), resumed[0])
         self._taken = self.trials.slots_taken_before(self.trials.created())
         while self._taken < self.settings.n_trials:
             if self.settings.timeout is not None and time.monotonic() - start > self.settings.timeout:
                 logger.info(f"Search stopped: timeout of {self.settings.timeout} s reached.")
                 return
-            proposal = self.backend.ask()
+            queued = self.trials.claim_queued()  # run first, with their parameters
+            proposal = Proposal(queued[1]) if queued else self.backend.ask()
             if proposal is None:
                 logger.info("Search stopped: the backend has no more trials to propose.")
                 return
-            if not self.run_trial(proposal):
+            if not self.run_trial(proposal, queued[0] if queued else None):
                 return
 
-    def run_trial(self, proposal: Proposal) -> bool:
-        """Record, run and end one trial; False if other workers took the last slot meanwhile."""
-        live = self.trials.create(proposal.params, self.space)
+    def run_trial(self, proposal: Proposal, live: LiveTrial | None = None) -> bool:
+        """Record (unless `live`: a queued trial claimed), run and end one trial; False if other workers
+        took the last slot meanwhile."""
+        live = live or self.trials.create(proposal.params, self.space)
         proposal.number, proposal.study_trial = live.number, live.optuna_trial
         taken = self.trials.slots_taken_before(live.number)  # by any worker
         self._taken = taken + 1
@@ -85,7 +89,7 @@ class SearchLoop:
             raise
         trial = self._trial(proposal, live)
         self._show_progress(f"trial {live.number}")
-        state, values, error, failure, interrupted = TrialState.FAILED, None, None, None, False
+        state, values, error, failure, interrupted, recorded = TrialState.FAILED, None, None, None, False, False
         try:
             result = self.objective(trial)
             if trial.should_stop:
@@ -105,9 +109,13 @@ class SearchLoop:
             logger.warning(f"Trial {live.number} failed: {e!r}")
             failure = e
         finally:
-            self.trials.finish(live, state, values, error, interrupted)
-            self.backend.tell(proposal, state, values)
-        self._count(failure)
+            recorded = self.trials.finish(live, state, values, error, interrupted)
+            # a trial another worker failed meanwhile is a failure to the backend, as to the store
+            self.backend.tell(proposal, *((state, values) if recorded else (TrialState.FAILED, None)))
+        if recorded:
+            self._count(failure)
+        else:  # this worker was frozen meanwhile: the others may have taken every slot since
+            self._taken = self.trials.slots_taken_before(self.trials.created())
         return True
 
     def _trial(self, proposal: Proposal, live: LiveTrial) -> Trial:
@@ -121,15 +129,17 @@ class SearchLoop:
             offer_model=lambda value, save: self.trials.offer_model(live, value, save),
             suggested=lambda: backend.suggested_params(proposal),
             tracking_run=proposal.tracking_run,
+            resume_from=live.resume_from,
+            checkpointed=lambda path: self.trials.note_checkpoint(live, path),
         )
         if self.coordinator is not None:
             trial.sync_definition = lead_definition(self.coordinator, lambda: backend.portable_native(proposal))
-            self.coordinator.announce(live.number, proposal.params, backend.portable_native(proposal))
+            self.coordinator.announce(live.number, proposal.params, backend.portable_native(proposal), live.resume_from)
         return trial
 
     def _report(self, proposal: Proposal, live: LiveTrial, step: int, value: float) -> bool:
-        self.trials.report(live, step, value)
-        stop = self.backend.report(proposal, step, value) if self.settings.single_objective else False
+        recorded = self.trials.report(live, step, value)  # not once another worker failed the trial: it stops
+        stop = not recorded or (self.backend.report(proposal, step, value) if self.settings.single_objective else False)
         if self.coordinator is not None:
             stop = self.coordinator.decide(stop)
         self._show_progress(f"trial {live.number} at {step}: {format_value(value)}")

@@ -61,6 +61,10 @@ class RungEvaluations(transformers.TrainerCallback):
         self.pending = list(points)
         self._latest: tuple[int, float] | None = None  # (step, score): two rungs on one step evaluate once
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        """Resumed from a checkpoint: the rungs it passed were scored and reported before the crash."""
+        self.pending = [point for point in self.pending if step_at(point, state.max_steps) > state.global_step]
+
     def on_step_end(self, args, state, control, **kwargs):
         while self.pending and state.global_step >= step_at(self.pending[0], state.max_steps):
             if self.trial.report(self.pending.pop(0), self._score_at(state.global_step)):

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import transformers
-from transformers.trainer_utils import number_of_arguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, number_of_arguments
 
 from hpsearch.arguments import argument_types, cast
 from hpsearch.errors import ConfigError
@@ -49,6 +49,14 @@ class _Reporter(transformers.TrainerCallback):
         self.trial = trial
         self.values: dict[int, Any] = {}  # step -> objective of the evaluation there
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        """Resumed from a checkpoint: the evaluations before it count (the best checkpoint may be one)."""
+        for entry in (e for e in state.log_history if "step" in e and any(n.startswith("eval_") for n in e)):
+            self.values[entry["step"]] = self.runner.compute_objective({n: v for n, v in entry.items() if n != "step"})
+
+    def on_save(self, args, state, control, **kwargs):
+        self.trial.note_checkpoint(str(Path(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")))
+
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         value = self.runner.compute_objective(dict(metrics or {}))
         self.values[state.global_step] = value
@@ -62,11 +70,8 @@ class _Reporter(transformers.TrainerCallback):
 
 
 def _trainer_recipe(trainer: transformers.Trainer) -> dict[str, Any]:
-    """What rebuilds `trainer` in another process (a Ray worker): its constructor's inputs.
-
-    The Trainer itself does not travel (its accelerator state belongs to this process); the
-    callbacks do, except those the Trainer makes for itself, which the new one makes afresh.
-    """
+    """What rebuilds `trainer` in another process (a Ray worker): its constructor's inputs (the Trainer
+    does not travel); the callbacks, except those the Trainer makes for itself, afresh there."""
     args = trainer.args
     own = (
         *transformers.trainer.DEFAULT_CALLBACKS,
@@ -183,7 +188,7 @@ class TrialRunner:
             trainer.add_callback(callback)
         failed = True
         try:
-            trainer.train()
+            trainer.train(resume_from_checkpoint=trial.resume_from)  # None, or the checkpoint a crash left
             if trial.should_stop:  # pruned: the trial has no objective, its model is dropped
                 failed = False
                 return None

@@ -17,6 +17,9 @@ class SearchSettings:
     `max_consecutive_failed_trials` fail in a row (None: never stop for that). `rungs` are the
     progress points (`hpsearch.fidelity`) at which a Trainer search scores every trial on its way,
     where the backends' default pruning rules put their rungs; empty for the function API.
+    `heartbeat_interval` and `grace_period` (seconds; None for a storage that is not a database URL)
+    are optuna's heartbeats of running trials; a trial they find dead runs again with its parameters up
+    to `retry_stale_trials` times.
     """
 
     directions: tuple[str, ...]
@@ -29,6 +32,9 @@ class SearchSettings:
     max_consecutive_failed_trials: int | None = 3
     show_progress: bool = True
     rungs: tuple[int, ...] = ()
+    heartbeat_interval: int | None = None
+    grace_period: int | None = None
+    retry_stale_trials: int = 0
 
     @property
     def single_objective(self) -> bool:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
 
+from hpsearch import liveness
 from hpsearch.errors import ConfigError
 from hpsearch.space import Categorical, Dimension, Float, Int
 from hpsearch.trial import TrialRecord, TrialState
@@ -30,6 +32,7 @@ OWNER = "hpsearch:owner"  # the process that runs the trial: host, pid, process 
 ERROR = "hpsearch:error"  # a failed trial's traceback
 INTERRUPTED = "hpsearch:interrupted"  # a failed trial that was stopped rather than run (its slot runs again)
 EXTRA_PARAMS = "hpsearch:extra_params"  # parameters outside the space (constants), beside optuna's
+CHECKPOINT = "hpsearch:checkpoint"  # a running trial's latest checkpoint, where a crash resumes it
 BEST_MODEL = "hpsearch:best_model"  # beside the study: the kept model's trial and path
 _SPACE = "hpsearch.space"
 
@@ -44,19 +47,34 @@ def storage_url(output_dir: str | os.PathLike) -> str:
     return f"sqlite:///{Path(output_dir).resolve() / STORE_FILE}"
 
 
-def open_storage(storage: str | optuna.storages.BaseStorage | None) -> optuna.storages.BaseStorage:
+def open_storage(
+    storage: str | optuna.storages.BaseStorage | None,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    retry_stale_trials: int = 0,
+) -> optuna.storages.BaseStorage:
     """An optuna storage from a URL (SQLite waits for locks held by other workers), a storage object,
     or None (in memory): the very object the study then writes through, a database one behind
-    optuna's cache of finished trials, as `optuna.create_study` wraps it."""
+    optuna's cache of finished trials, as `optuna.create_study` wraps it.
+
+    A URL's database gets optuna's heartbeats: a running trial whose worker has not beaten for
+    `grace_period` seconds is failed by the next worker that checks (`fail_stale_trials`), and its
+    slot runs again (with its parameters, up to `retry_stale_trials` times). A storage object keeps the
+    heartbeat settings it was made with.
+    """
     import optuna
 
     if isinstance(storage, str):
-        storage = _database(storage)
+        beats = {}
+        if heartbeat_interval is not None:
+            beats = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
+            beats["heartbeat_stale_trial_callback"] = liveness.on_stale(retry_stale_trials)
+        storage = _database(storage, beats)
     # optuna's function for internal use (no public one gives the object a study writes through)
     return optuna.storages.get_storage(storage)
 
 
-def _database(storage: str) -> optuna.storages.RDBStorage:
+def _database(storage: str, beats: dict[str, Any]) -> optuna.storages.RDBStorage:
     import optuna
 
     engine_kwargs = None
@@ -65,7 +83,9 @@ def _database(storage: str) -> optuna.storages.RDBStorage:
         engine_kwargs = {"connect_args": {"timeout": 60}}
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs)
+            with warnings.catch_warnings():  # optuna calls its heartbeats experimental, since 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(storage, engine_kwargs=engine_kwargs, **beats)
         except sqlalchemy.exc.ArgumentError as e:
             raise ConfigError(
                 f"Cannot open the study storage {hide_password(storage)} ({e}). `storage` must be an optuna "
@@ -167,16 +187,19 @@ _STATES = {
 }
 
 
-def to_record(frozen: optuna.trial.FrozenTrial) -> TrialRecord:
-    """The store's view of one optuna trial."""
+def to_record(frozen: optuna.trial.FrozenTrial, stale: bool = False) -> TrialRecord:
+    """The store's view of one optuna trial (`stale`: failed by the heartbeat check)."""
+    error = fact(frozen, ERROR)
+    if stale and error is None:
+        error = "its worker stopped beating (heartbeat): the process froze or died, on this machine or another"
     return TrialRecord(
         number=frozen.number,
         state=_STATES[frozen.state.name],
         params={**frozen.params, **(fact(frozen, EXTRA_PARAMS) or {})},
         values=list(frozen.values) if frozen.values is not None else None,
         intermediate=dict(frozen.intermediate_values),
-        error=fact(frozen, ERROR),
-        interrupted=bool(fact(frozen, INTERRUPTED)),
+        error=error,
+        interrupted=stale or bool(fact(frozen, INTERRUPTED)),
         started=frozen.datetime_start,
         finished=frozen.datetime_complete,
     )
@@ -218,7 +241,8 @@ def check_space(study: optuna.Study, space: Mapping[str, Dimension | None]) -> N
 
 def records(study: optuna.Study) -> list[TrialRecord]:
     """Every trial of `study`, as records, in trial-number order."""
-    return [to_record(t) for t in study.get_trials(deepcopy=False)]
+    stale = liveness.stale_trials(study)
+    return [to_record(t, t.number in stale) for t in study.get_trials(deepcopy=False)]
 
 
 def load_study(

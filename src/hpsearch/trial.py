@@ -68,7 +68,9 @@ class Trial:
     `native` is the backend's own trial object (an `optuna.Trial` for optuna), which is what
     `model_init(trial)` receives; on optuna it may suggest parameters of its own there
     (define-by-run), which `params` then holds too. `tracking_run` is the experiment-tracking run
-    the backend opened for the trial (a W&B run), if any.
+    the backend opened for the trial (a W&B run), if any. `resume_from` is the checkpoint a trial
+    resumed after a crash continues from (None for a fresh start); `note_checkpoint(path)` records the
+    latest checkpoint a trial saved, so that a crash resumes it there.
     """
 
     def __init__(
@@ -80,10 +82,14 @@ class Trial:
         offer_model: Callable[[float, Callable[[str], None]], None] | None = None,
         suggested: Callable[[], dict[str, Any]] | None = None,
         tracking_run: Any = None,
+        resume_from: str | None = None,
+        checkpointed: Callable[[str], None] | None = None,
     ) -> None:
         self.number = number
         self.native = native
         self.tracking_run = tracking_run
+        self.resume_from = resume_from
+        self._checkpointed = checkpointed
         self.should_stop = False
         self._params = params
         self._suggested = suggested
@@ -113,6 +119,11 @@ class Trial:
         if self._report is not None and self._report(step, value):
             self.should_stop = True
         return self.should_stop
+
+    def note_checkpoint(self, path: str) -> None:
+        """Record `path` as the trial's latest checkpoint (a directory that resumes its training)."""
+        if self._checkpointed is not None:
+            self._checkpointed(path)
 
     def offer_model(self, value: float, save: Callable[[str], None]) -> None:
         """Offer the model that scored `value`: `save(directory)` is called if it may become the best model."""

@@ -117,6 +117,9 @@ class AskTellBackend(Backend):
       which the engine has recorded: True stops the trial now;
     - `tell(proposal, state, values)` once, when the trial ended and the engine recorded it.
 
+    `begin`, `report` and `tell` may also get a proposal the engine made itself, with `native` None:
+    a queued trial (a stale trial retried with its parameters, or the user's `study.enqueue_trial`).
+
     A backend with no pruning rule of its own may set `pruner`, an optuna pruner: the study store
     is opened with it, and `report` stops a trial when it says so (optuna's and SigOpt's way).
 

@@ -219,9 +219,13 @@ class SigOptBackend(AskTellBackend):
         return self._choices.get(name, {}).get(value, plain(value, self.space.get(name)))
 
     def portable_native(self, proposal: Proposal) -> Suggestion:
-        """The suggestion without its connection to the API (which does not pickle)."""
-        return Suggestion(ApiObject.as_json(proposal.native))
+        """The suggestion without its connection to the API (which does not pickle); None for a queued trial."""
+        return None if proposal.native is None else Suggestion(ApiObject.as_json(proposal.native))
 
     def tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:
+        if proposal.native is not None:
+            about = {"suggestion": proposal.native.id}
+        else:  # a queued trial the engine ran (a retried one): not SigOpt's suggestion
+            about = {"assignments": {p["name"]: self._encode(p, proposal.params[p["name"]]) for p in self.parameters}}
         with self.random_state.active():
-            self._observe(state, values, suggestion=proposal.native.id)
+            self._observe(state, values, **about)

@@ -1,0 +1,119 @@
+"""Whether a running trial's worker is alive: its owner process, on this machine, and optuna's
+heartbeats, on any.
+
+Each trial names the process that owns it (host, pid, start time), which a rerun on the same machine
+checks. With a database storage each running trial beats (optuna's thread writes a timestamp every
+`heartbeat_interval` seconds); a worker that checks before its next trial fails those that have not
+beaten for `grace_period` seconds, whichever machine ran them, as optuna's `Study.optimize` does.
+Such a trial is marked beside the study (a finished trial's own attributes cannot change), so that
+its slot of `n_trials` runs again.
+"""
+
+from __future__ import annotations
+
+import socket
+import warnings
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from hpsearch.errors import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+
+DEFAULT_INTERVAL = 60
+# Ten missed beats: a process paused for minutes (swapping, a laptop lid closed) is not taken for dead; the
+# beat is a thread of its own, so a long evaluation or checkpoint never stops it.
+DEFAULT_GRACE_PERIOD = 600
+STALE = "hpsearch:stale:"  # beside the study, + a trial's number: failed by the heartbeat check
+
+
+def this_process() -> dict[str, Any]:
+    """This process, as a trial's owner: host, pid and start time (a pid is reused, its start time not)."""
+    process = psutil.Process()
+    return {"host": socket.gethostname(), "pid": process.pid, "started": process.create_time()}
+
+
+def owner_is_dead(owner: dict[str, Any] | None) -> bool:
+    """Whether a trial's owner is known dead: gone from this machine (another machine's: only heartbeats tell)."""
+    if not owner:
+        return True  # no one claimed it: made by a process that died before it could (older hpsearch)
+    if owner.get("host") != socket.gethostname():
+        return False  # another machine's trial: only its heartbeat can tell
+    try:
+        return psutil.Process(owner["pid"]).create_time() != owner["started"]
+    except psutil.NoSuchProcess:
+        return True
+
+
+def settings(storage: Any, heartbeat_interval: Any, grace_period: Any, retry_stale_trials: Any) -> dict[str, int]:
+    """The heartbeat settings of a database storage URL (hpsearch's defaults where not given); none for
+    another storage, where giving them is a mistake (a storage object keeps its own)."""
+    for name, value in (("heartbeat_interval", heartbeat_interval), ("grace_period", grace_period)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"`{name}` must be a whole number of seconds >= 1. Received: {name}={value!r}.")
+    retries = retry_stale_trials
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(
+            f"`retry_stale_trials` must be a whole number >= 0. Received: retry_stale_trials={retries!r}."
+        )
+    if not isinstance(storage, str):
+        if heartbeat_interval is not None or grace_period is not None or retries:
+            raise ConfigError(
+                "`heartbeat_interval`, `grace_period` and `retry_stale_trials` set the heartbeats of a database "
+                f"storage URL. Received: storage={storage!r}. Pass a URL (sqlite:///..., postgresql://...), or set "
+                "them on your storage object: optuna.storages.RDBStorage(url, heartbeat_interval=..., "
+                "grace_period=..., heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(...))."
+            )
+        return {}
+    interval = heartbeat_interval or DEFAULT_INTERVAL
+    grace = grace_period or max(DEFAULT_GRACE_PERIOD, 2 * interval)
+    if grace < interval:
+        raise ConfigError(
+            "`grace_period` must be at least `heartbeat_interval`, or a live trial looks dead between two beats. "
+            f"Received: grace_period={grace_period!r}, heartbeat_interval={interval!r}."
+        )
+    return {"heartbeat_interval": interval, "grace_period": grace, "retry_stale_trials": retries}
+
+
+def beat(trial_id: int, storage: optuna.storages.BaseStorage) -> Any:
+    """Start optuna's heartbeat thread of a running trial (a no-op without heartbeats); `join()` stops it."""
+    from optuna.storages._heartbeat import get_heartbeat_thread  # optuna's own beat: private, no public one
+
+    thread = get_heartbeat_thread(trial_id, storage)
+    thread.start()
+    return thread
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail the running trials whose workers stopped beating (`mark_stale` marks them)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def on_stale(retries: int) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    """optuna's callback for a trial its heartbeat check failed: marked; with `retries`, queued again with
+    its parameters up to that many times (optuna's `RetryHeartbeatStaleTrialCallback`; the loop runs queued trials
+    first)."""
+    import optuna
+
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries) if retries else None
+
+    def callback(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
+        study.set_user_attr(f"{STALE}{frozen.number}", True)
+        if retry is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                retry(study, frozen)
+
+    return callback
+
+
+def stale_trials(study: optuna.Study) -> set[int]:
+    """The numbers of the trials the heartbeat check failed."""
+    return {int(name[len(STALE) :]) for name in study.user_attrs if name.startswith(STALE)}
