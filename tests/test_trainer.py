@@ -250,3 +250,13 @@ def test_the_collector_scans_only_the_trials_and_is_left_as_the_search_found_it(
         assert 0 < seen.counts[1] <= frozen and 0 < gc.get_freeze_count() <= frozen
     finally:
         gc.freeze()  # the session's own freeze
+
+
+def test_keep_checkpoints_keeps_each_finished_trials_run_directory(make_trainer):
+    trainer = make_trainer(save_strategy="epoch")
+    trainer.hyperparameter_search(
+        hp_space=lr_space(), n_trials=2, keep_checkpoints=True, evals_per_trial=0, show_progress=False
+    )
+    runs = sorted(Path(trainer.args.output_dir).glob("run-*"))
+    assert [run.name for run in runs] == ["run-0", "run-1"]
+    assert all(sorted(c.name for c in run.glob("checkpoint-*")) == ["checkpoint-12", "checkpoint-24"] for run in runs)

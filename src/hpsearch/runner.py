@@ -128,6 +128,7 @@ class TrialRunner:
         rungs: Sequence[int] = (),
         rung_eval_size: int | None = DEFAULT_SUBSET_SIZE,
         study_name: str = "hpsearch",
+        keep_checkpoints: bool = False,
     ):
         self.trainer = trainer
         self.compute_objective = compute_objective
@@ -137,19 +138,13 @@ class TrialRunner:
         self.rungs = tuple(rungs) if len(self.directions) == 1 else ()  # progress points; several objectives prune not
         self.rung_eval_size = rung_eval_size
         self.study_name = study_name
+        self.keep_checkpoints = keep_checkpoints  # a finished trial's run directory: kept, or deleted
         self.base_args = trainer.args
         self.output_dir = Path(trainer.args.output_dir)
 
     def __reduce__(self) -> tuple:
-        options = {
-            "compute_objective": self.compute_objective,
-            "directions": self.directions,
-            "hp_name": self.hp_name,
-            "objective_at": self.objective_at,
-            "rungs": self.rungs,
-            "rung_eval_size": self.rung_eval_size,
-            "study_name": self.study_name,
-        }
+        names = ("compute_objective", "directions", "hp_name", "objective_at", "rungs", "rung_eval_size")
+        options = {name: getattr(self, name) for name in (*names, "study_name", "keep_checkpoints")}
         return _rebuild_runner, (_trainer_recipe(self.trainer), options)
 
     @functools.cached_property
@@ -203,7 +198,8 @@ class TrialRunner:
             trainer.model_init = model_init
             trainer.args = self.base_args
             self._release()
-            shutil.rmtree(args.output_dir, ignore_errors=True)
+            if not self.keep_checkpoints:
+                shutil.rmtree(args.output_dir, ignore_errors=True)
 
     def _start(
         self,

@@ -82,6 +82,7 @@ def hyperparameter_search(
     objective_at: str = "last",
     evals_per_trial: int | None = None,
     rung_eval_size: int | None = DEFAULT_SUBSET_SIZE,
+    keep_checkpoints: bool = False,
     **kwargs: Any,
 ) -> BestRun | list[BestRun]:
     """Search the hyperparameters of `trainer`, as `transformers.Trainer.hyperparameter_search` does.
@@ -101,6 +102,9 @@ def hyperparameter_search(
             prune; 0 (or 1) turns rungs off, and the pruner then sees the user's own evaluations.
         rung_eval_size: the most examples a rung evaluation scores of each evaluation set (a fixed
             subset, the same for every trial of the study); None: all.
+        keep_checkpoints: keep each finished trial's run directory `<output_dir>/<trial name>` and its
+            checkpoints (by default deleted: `best_model/` holds the best trial's model). A crashed
+            trial's checkpoints are kept either way, and its rerun resumes from the last one.
         **kwargs: `storage`, `study_name` (default store: `<output_dir>/hpsearch.db`; rerunning
             the same call continues it), the search's options (`Search`), the backend's own.
 
@@ -143,6 +147,7 @@ def hyperparameter_search(
             "rungs": rungs if search.backend.can_prune else (),  # scores no pruner looks at: not worth their time
             "rung_eval_size": rung_eval_size,
             "study_name": search.settings.study_name,
+            "keep_checkpoints": keep_checkpoints,
         }
         if coordinator is not None:
             coordinator.share(("settings", settings))

@@ -3,8 +3,10 @@
 Usage: python tests/resumable_trainer_search.py OUTPUT_DIR MODEL_DIR N_TRIALS
 With KILL_AT_TRIAL=k set, the process SIGKILLs itself at training step KILL_AT_STEP (default 1: before
 its first rung, where it could be pruned) of trial k. With SAVE_STEPS=n the trials save a checkpoint
-every n steps. Every trial that starts appends its number to OUTPUT_DIR/started.log, and every step it
-trains `<trial> <global step>` to OUTPUT_DIR/steps.log.
+every n steps, evaluate there, and end on their "best" checkpoint (`load_best_model_at_end`), the one of
+highest loss (the first one). Every trial
+that starts appends its number to OUTPUT_DIR/started.log, and every step it trains `<trial> <global step>`
+to OUTPUT_DIR/steps.log.
 """
 
 from __future__ import annotations
@@ -61,7 +63,13 @@ trainer = hpsearch.Trainer(
         report_to="none",
         disable_tqdm=True,
         use_cpu=True,
-        **({"save_strategy": "steps", "save_steps": save_steps} if save_steps else {}),
+        **(
+            {"save_strategy": "steps", "save_steps": save_steps, "eval_strategy": "steps", "eval_steps": save_steps}
+            # the "best" checkpoint the one of highest loss: the first, from before the kill at step 10
+            | {"load_best_model_at_end": True, "metric_for_best_model": "loss", "greater_is_better": True}
+            if save_steps
+            else {}
+        ),
     ),
     train_dataset=ListDataset(tokenizer, make_sentences(96, seed=1)),
     eval_dataset=ListDataset(tokenizer, make_sentences(32, seed=2)),

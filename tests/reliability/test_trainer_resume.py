@@ -54,7 +54,9 @@ def steps(output_dir: Path) -> list[int]:
 
 
 def test_a_trial_killed_after_a_checkpoint_resumes_there_on_the_rerun(tiny_model_dir, tmp_path):
-    """96 examples in batches of 16 for 3 epochs: 18 steps, a checkpoint every 4, the kill at step 10."""
+    """96 examples in batches of 16 for 3 epochs: 18 steps, an evaluation and a checkpoint every 4, the kill
+    at step 10; the trial ends on its "best" checkpoint (`load_best_model_at_end`), its first one, from
+    before the crash: its objective is that checkpoint's evaluation, as without the crash."""
     whole, crashed = tmp_path / "uninterrupted", tmp_path / "crashed"
     for directory in (whole, crashed):
         directory.mkdir()
