@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -208,3 +210,56 @@ def test_rerun_with_more_trials_adds_only_the_missing_ones(tmp_path):
     best = hpsearch.search(objective, {"x": tune.uniform(0, 1)}, n_trials=3, **options)
     assert len(best.run_summary.trials) == 3 and len(seen.read_text().split()) == 3
     assert (tmp_path / "ray" / "hpsearch-1").is_dir()  # Ray's first experiment was complete: a second one ran
+
+
+def test_population_based_training_exploits_a_trial_from_another_trials_checkpoint(tmp_path):
+    """PBT on the local Ray: at each perturbation the worse trial restarts from the better one's latest
+    checkpoint (`Trial.resume_from`) with a mutated config, and goes on from that trial's step."""
+    from ray.tune.schedulers import PopulationBasedTraining
+
+    log = tmp_path / "steps.jsonl"
+
+    def objective(trial):
+        step, total, origin = 0, 0.0, trial.number
+        if trial.resume_from is not None:  # Ray restored it, from its own checkpoint or another trial's
+            state = json.loads((Path(trial.resume_from) / "state.json").read_text())
+            step, total, origin = state["step"], state["total"], state["trial"]
+        while step < 12:
+            step, total = step + 1, total + trial.params["rate"]
+            checkpoint = Path(tempfile.mkdtemp(dir=tmp_path))
+            (checkpoint / "state.json").write_text(json.dumps({"step": step, "total": total, "trial": trial.number}))
+            trial.note_checkpoint(str(checkpoint))
+            with log.open("a") as f:
+                f.write(json.dumps({"trial": trial.number, "step": step, "from": origin}) + "\n")
+            trial.report(step, total)
+            origin = trial.number
+            time.sleep(0.2)
+        return total
+
+    scheduler = PopulationBasedTraining(
+        time_attr="hpsearch_step",
+        perturbation_interval=3,
+        hyperparam_mutations={"rate": tune.choice([0.1, 1.0])},
+        quantile_fraction=0.5,
+        resample_probability=1.0,
+        synch=True,  # exploits at the same steps for every trial, whatever the timing
+    )
+    hpsearch.search(
+        objective,
+        {"rate": tune.choice([0.1, 1.0])},
+        n_trials=2,
+        direction="maximize",
+        backend="ray",
+        output_dir=str(tmp_path / "out"),
+        show_progress=False,
+        scheduler=scheduler,
+        search_alg=BasicVariantGenerator(points_to_evaluate=[{"rate": 0.1}, {"rate": 1.0}], max_concurrent=2),
+    )
+    steps = [json.loads(line) for line in log.read_text().splitlines()]
+    exploited = [s for s in steps if s["from"] != s["trial"]]  # the first step after starting from another's
+    assert exploited, steps
+    for step in exploited:
+        source = max(s["step"] for s in steps if s["trial"] == step["from"] and s["step"] < step["step"])
+        assert step["step"] == source + 1  # it went on from the source trial's step, not from 0
+    trials = hpsearch.load_trials(tmp_path / "out")
+    assert len(trials) == 2 and all(t.state is TrialState.COMPLETE for t in trials)  # one store trial each

@@ -38,14 +38,12 @@ _OPTUNA_STATES = {
 
 @dataclass
 class LiveTrial:
-    """A trial this process runs: its number, its id in the storage, the optuna trial that samples
-    and prunes on it, and its heartbeat (optuna's thread, beating while it runs). `taken_over`: another
-    worker failed it meanwhile (this one stopped beating for longer than the grace period)."""
+    """A trial this process runs: its number, its id in the storage, the optuna trial that samples and
+    prunes on it. `taken_over`: another worker failed it meanwhile (this one stopped beating too long)."""
 
     number: int
     trial_id: int
     optuna_trial: optuna.Trial
-    heartbeat: Any = None
     taken_over: bool = False
     resume_from: str | None = None  # a trial resumed after a crash: the checkpoint it continues from
 
@@ -57,9 +55,9 @@ class Trials:
     def __init__(self, settings: SearchSettings, **study_options: Any):
         self.settings = settings
         self._study_options = study_options
-        single = settings.single_objective
-        output, direction = settings.output_dir, settings.directions[0]
-        self.keeper = BestModelKeeper(output, direction) if output is not None and single else None
+        output, keeps = settings.output_dir, settings.output_dir is not None and settings.single_objective
+        self.keeper = BestModelKeeper(output, settings.directions[0]) if keeps else None
+        self._heartbeats: dict[int, liveness.Heartbeat] = {}  # trial id -> the beat of a trial this process runs
         self._resumable: list[tuple[int, str]] = []  # crashed trials this process took over: id, checkpoint
 
     @functools.cached_property
@@ -141,7 +139,12 @@ class Trials:
         # optuna's private cache, reset as `Study.ask` does (no public call does): samplers see the study as it is
         self.study._thread_local.cached_all_trials = None
         trial = optuna.Trial(self.study, trial_id)
-        return LiveTrial(trial.number, trial_id, trial, liveness.beat(trial_id, self.storage), resume_from=resume_from)
+        self._heartbeats[trial_id] = liveness.Heartbeat(trial_id, self.storage)  # until the trial ends
+        return LiveTrial(trial.number, trial_id, trial, resume_from=resume_from)
+
+    def _stop_beating(self, trial_id: int) -> None:
+        if (beat := self._heartbeats.pop(trial_id, None)) is not None:
+            beat.stop()
 
     def note_checkpoint(self, live: LiveTrial, path: str) -> None:  # where a crash resumes it (`recover`)
         self.storage.set_trial_user_attr(live.trial_id, store.CHECKPOINT, path)
@@ -160,8 +163,8 @@ class Trials:
     def _taken_over(self, live: LiveTrial) -> None:
         live.taken_over = True
         logger.warning(
-            f"Trial {live.number} was failed by another worker: this one had stopped beating for longer than "
-            f"grace_period (frozen, or asleep). Its run here stops, and nothing more of it is written."
+            f"Trial {live.number} was failed by another worker: this one had stopped beating for "
+            "longer than grace_period (frozen, or asleep). It stops here, and nothing more of it is written."
         )
 
     def offer_model(self, live: LiveTrial, value: float, save: Callable[[str], None]) -> None:
@@ -183,7 +186,7 @@ class Trials:
         False, writing nothing, for a trial another worker failed meanwhile (`report`)."""
         import optuna
 
-        live.heartbeat.join()
+        self._stop_beating(live.trial_id)
         try:
             if not live.taken_over and self.storage.get_trial(live.trial_id).state.is_finished():
                 raise optuna.exceptions.UpdateFinishedTrialError  # failed by another worker meanwhile
@@ -212,6 +215,7 @@ class Trials:
     ) -> None:
         import optuna
 
+        self._stop_beating(trial_id)
         if error is not None:
             self.storage.set_trial_user_attr(trial_id, store.ERROR, error)
         if interrupted:
@@ -248,8 +252,7 @@ class Trials:
         return self.storage.get_n_trials(self._study_id)
 
     def finished(self) -> int:
-        """How many trials of the study used a slot of `n_trials` (earlier runs' included), counted
-        without reading every trial back."""
+        """How many trials of the study used a slot of `n_trials` (earlier runs' included)."""
         import optuna
 
         states = optuna.trial.TrialState
@@ -257,8 +260,7 @@ class Trials:
         return ended - len(self._not_run(states.FAIL))
 
     def slots_taken_before(self, number: int) -> int:
-        """Slots of `n_trials` used or being used by the trials numbered below `number` (any worker):
-        all of them but those queued or interrupted."""
+        """Slots of `n_trials` used or being used by the trials numbered below `number` (any worker)."""
         import optuna
 
         states = optuna.trial.TrialState

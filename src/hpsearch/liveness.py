@@ -12,6 +12,7 @@ its slot of `n_trials` runs again.
 from __future__ import annotations
 
 import socket
+import threading
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ DEFAULT_INTERVAL = 60
 # beat is a thread of its own, so a long evaluation or checkpoint never stops it.
 DEFAULT_GRACE_PERIOD = 600
 STALE = "hpsearch:stale:"  # beside the study, + a trial's number: failed by the heartbeat check
+STALE_ERROR = "its worker stopped beating (heartbeat): the process froze or died, on this machine or another"
 
 
 def this_process() -> dict[str, Any]:
@@ -78,13 +80,31 @@ def settings(storage: Any, heartbeat_interval: Any, grace_period: Any, retry_sta
     return {"heartbeat_interval": interval, "grace_period": grace, "retry_stale_trials": retries}
 
 
-def beat(trial_id: int, storage: optuna.storages.BaseStorage) -> Any:
-    """Start optuna's heartbeat thread of a running trial (a no-op without heartbeats); `join()` stops it."""
-    from optuna.storages._heartbeat import get_heartbeat_thread  # optuna's own beat: private, no public one
+class Heartbeat:
+    """A running trial's beat: the storage's `record_heartbeat` every `heartbeat_interval` seconds, as
+    optuna's own thread does, but a daemon: it never keeps a process alive (Ctrl-C, a crashed search), and
+    dies with it, which is what makes the trial stale."""
 
-    thread = get_heartbeat_thread(trial_id, storage)
-    thread.start()
-    return thread
+    def __init__(self, trial_id: int, storage: optuna.storages.BaseStorage):
+        interval = storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
+        self._stop = threading.Event()
+        self._thread = None
+        if interval is not None:
+            self._thread = threading.Thread(
+                target=self._beat, args=(trial_id, storage, interval), name="hpsearch-heartbeat", daemon=True
+            )
+            self._thread.start()
+
+    def _beat(self, trial_id: int, storage: Any, interval: int) -> None:
+        while True:
+            storage.record_heartbeat(trial_id)
+            if self._stop.wait(interval):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
 
 
 def fail_stale(study: optuna.Study) -> None:

@@ -189,9 +189,7 @@ _STATES = {
 
 def to_record(frozen: optuna.trial.FrozenTrial, stale: bool = False) -> TrialRecord:
     """The store's view of one optuna trial (`stale`: failed by the heartbeat check)."""
-    error = fact(frozen, ERROR)
-    if stale and error is None:
-        error = "its worker stopped beating (heartbeat): the process froze or died, on this machine or another"
+    error = fact(frozen, ERROR) or (liveness.STALE_ERROR if stale else None)
     return TrialRecord(
         number=frozen.number,
         state=_STATES[frozen.state.name],

@@ -24,13 +24,13 @@ from ray.tune.search import BasicVariantGenerator, sample
 
 from hpsearch.backends.base import Backend, Loop
 from hpsearch.backends.randomness import stream_seed
+from hpsearch.backends.ray_client import mirroring
 from hpsearch.backends.ray_tune import (
     PROGRESS,
     Mirror,
     Recorder,
     ctrl_c_raises,
     finished_ray_trials,
-    mirroring,
     ray_trial,
 )
 from hpsearch.errors import ConfigError, SearchFailed
@@ -49,6 +49,8 @@ from hpsearch.space import (
 
 logger = logging.getLogger("hpsearch")
 RAY_DIR = "ray"
+# Schedulers that pause trials or start them from another's checkpoint: the trials report their checkpoints
+PAUSING_SCHEDULERS = (tune.schedulers.PopulationBasedTraining, tune.schedulers.HyperBandScheduler)
 
 
 def to_ray(dim: Dimension) -> sample.Domain:
@@ -231,6 +233,7 @@ class RayBackend(Backend):
                     objective=loop.objective,
                     direction=self.directions[0],
                     finished=finished_ray_trials(trials.study),
+                    checkpoints=isinstance(self.scheduler, PAUSING_SCHEDULERS),
                 )
                 trainable = tune.with_resources(trainable, self.resources or {"cpu": 1, "gpu": gpus})
                 experiment = os.path.join(root, name)

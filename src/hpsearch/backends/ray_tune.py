@@ -3,7 +3,7 @@ the study.
 
 A Tune callback (`Recorder`) runs wherever Tune's loop runs; it tells the driver's `Mirror`
 what Tune does with each trial, directly or (Ray Client, where Tune runs on the cluster)
-through a named actor the driver drains. The mirror records the trials through the engine's
+through a named actor the driver drains (`ray_client`). The mirror records the trials through the engine's
 `Trials`, as every backend's trials are recorded.
 """
 
@@ -25,6 +25,7 @@ import ray
 from ray import tune
 
 from hpsearch import store
+from hpsearch.backends.ray_client import mirrors, outbox_name
 from hpsearch.errors import ObjectiveError, SearchFailed
 from hpsearch.lifecycle import LiveTrial, Trials
 from hpsearch.objective import check_values, is_better
@@ -37,13 +38,20 @@ RAY_TRIAL_ID = "hpsearch:ray_trial_id"  # Ray's id of a trial, beside it in the 
 
 
 def ray_trial(
-    config: dict[str, Any], objective: Callable[[Trial], Any], direction: str, finished: dict[str, float | None]
+    config: dict[str, Any],
+    objective: Callable[[Trial], Any],
+    direction: str,
+    finished: dict[str, float | None],
+    checkpoints: bool = False,
 ) -> None:
     """One trial, in a Ray worker: the objective reports each evaluation; the last report carries
     the objective and, as its checkpoint, the trial's model if it offered one.
 
     `finished` holds the trials the store saw end (their objective, None if not completed): a
-    restored experiment can be behind the store, and those must not run again.
+    restored experiment can be behind the store, and those must not run again. With `checkpoints`
+    (a scheduler that pauses or exploits trials: PBT, HyperBand), each report also carries the
+    trial's latest checkpoint (`Trial.note_checkpoint`), and a trial Ray restarts, restores or
+    exploits resumes from the one `tune.get_checkpoint()` gives it (`Trial.resume_from`).
     """
     ray_trial_id = tune.get_context().get_trial_id()
     if ray_trial_id in finished:
@@ -52,9 +60,17 @@ def ray_trial(
         return
     params = {name: plain(value) for name, value in config.items()}
     kept: dict[str, Any] = {}
+    noted: dict[str, Any] = {}  # the latest step reported, and the latest checkpoint not yet reported
+    given = tune.get_checkpoint() if checkpoints else None
+    if given is not None and PROGRESS in given.get_metadata():
+        noted["step"] = given.get_metadata()[PROGRESS]
 
     def report(step: int, value: float) -> bool:
-        tune.report({"objective": value, PROGRESS: step})
+        noted["step"], path = step, noted.pop("path", None)
+        checkpoint = tune.Checkpoint.from_directory(path) if path else None
+        if checkpoint is not None:
+            checkpoint.set_metadata({PROGRESS: step})  # where a trial resumed from it stands
+        tune.report({"objective": value, PROGRESS: step}, checkpoint=checkpoint)
         return False  # a scheduler stops the trial by ending its worker
 
     def offer_model(value: float, save: Callable[[str], None]) -> None:
@@ -65,13 +81,24 @@ def ray_trial(
             kept["value"] = value
 
     number = int(ray_trial_id.rsplit("_", 1)[-1])
-    trial = Trial(number, params, native=params, report=report, offer_model=offer_model)
+    trial = Trial(
+        number,
+        params,
+        native=params,
+        report=report,
+        offer_model=offer_model,
+        resume_from=given.to_directory() if given is not None else None,
+        checkpointed=(lambda path: noted.update(path=path)) if checkpoints else None,
+    )
     try:
         (value,) = check_values(objective(trial), 1)
     except TrialPruned:
         return
     checkpoint = tune.Checkpoint.from_directory(kept["dir"]) if "dir" in kept else None
-    tune.report({"objective": value, "hpsearch_final": True}, checkpoint=checkpoint)
+    final = {"objective": value, "hpsearch_final": True, "hpsearch_model": checkpoint is not None}
+    if "step" in noted:  # at its last step: schedulers keyed by the step (PBT) need one, and decide nothing anew
+        final[PROGRESS] = noted["step"]
+    tune.report(final, checkpoint=checkpoint)
     if "dir" in kept:
         shutil.rmtree(kept["dir"], ignore_errors=True)
 
@@ -142,7 +169,9 @@ class Mirror:
         return self.trials.create(params, self.space, **{RAY_TRIAL_ID: ray_trial_id})
 
     def started(self, ray_trial_id: str, config: dict[str, Any]) -> None:
-        if ray_trial_id not in self.finished:  # else Ray lost its record when the driver died; the store has it
+        # not when Ray lost its record when the driver died (the store has it), nor when a trial Ray paused,
+        # restored or exploited (PBT: another config, another trial's checkpoint) starts again: it goes on
+        if ray_trial_id not in self.finished and ray_trial_id not in self._live:
             self._live[ray_trial_id] = self._record(ray_trial_id, config)
 
     def reported(self, ray_trial_id: str, step: int, value: float) -> None:
@@ -156,7 +185,7 @@ class Mirror:
         if not result.get("hpsearch_final"):
             self.trials.finish(live, TrialState.PRUNED)  # stopped by the scheduler
             return
-        if checkpoint is not None:
+        if checkpoint is not None and result.get("hpsearch_model"):  # else a checkpoint of its training
             self.trials.offer_model(live, result["objective"], lambda directory: checkpoint.to_directory(directory))
             checkpoint.filesystem.delete_dir(checkpoint.path)  # no model piles up per trial
         self.trials.finish(live, TrialState.COMPLETE, [result["objective"]])
@@ -186,60 +215,6 @@ class Mirror:
                 self.trials.finish(live, TrialState.PRUNED)
 
 
-_mirrors: dict[str, Mirror] = {}  # study name -> the mirror of the search this driver runs
-
-
-@ray.remote(num_cpus=0)
-class _Outbox:
-    """Under Ray Client, where Tune's loop runs in an actor on the cluster: the events of its
-    `Recorder`, until the driver takes them."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple[str, tuple]] = []
-
-    def put(self, event: tuple[str, tuple]) -> None:
-        self.events.append(event)
-
-    def take(self) -> list[tuple[str, tuple]]:
-        events, self.events = self.events, []
-        return events
-
-
-def _outbox_name(study_name: str) -> str:
-    return f"hpsearch-events-{study_name}"
-
-
-@contextlib.contextmanager
-def mirroring(mirror: Mirror) -> Iterator[None]:
-    """The mirror of this driver's search, found by the `Recorder` in this process or, under Ray
-    Client, fed from its outbox by a thread while Tune runs."""
-    _mirrors[mirror.trials.settings.study_name] = mirror
-    stop = threading.Event()
-    drain = None
-    if ray.util.client.ray.is_connected():
-        outbox = _Outbox.options(name=_outbox_name(mirror.trials.settings.study_name)).remote()
-
-        def deliver() -> None:
-            for method, args in ray.get(outbox.take.remote()):
-                getattr(mirror, method)(*args)
-
-        def keep_delivering() -> None:
-            while not stop.wait(0.5):
-                deliver()
-
-        drain = threading.Thread(target=keep_delivering, name="hpsearch-ray-events", daemon=True)
-        drain.start()
-    try:
-        yield
-    finally:
-        del _mirrors[mirror.trials.settings.study_name]
-        if drain is not None:
-            stop.set()
-            drain.join()
-            deliver()
-            ray.kill(outbox)
-
-
 class Recorder(tune.Callback):
     """Tells the driver's `Mirror` what Tune does with each trial. It runs wherever Tune's loop
     runs: in the driver (calling the mirror), or under Ray Client in an actor on the cluster
@@ -257,12 +232,12 @@ class Recorder(tune.Callback):
         return {**self.__dict__, "_outbox": None, "stop": None, "_failed": []}
 
     def _send(self, method: str, *args: Any) -> None:
-        mirror = _mirrors.get(self.study_name)
+        mirror = mirrors.get(self.study_name)
         if mirror is not None:
             getattr(mirror, method)(*args)
             return
         if self._outbox is None:
-            self._outbox = ray.get_actor(_outbox_name(self.study_name))
+            self._outbox = ray.get_actor(outbox_name(self.study_name))
         self._outbox.put.remote((method, args))
 
     def on_step_end(self, iteration, trials, **info):
@@ -280,7 +255,7 @@ class Recorder(tune.Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
-        final = {key: result[key] for key in ("objective", "hpsearch_final") if key in result}
+        final = {key: result[key] for key in ("objective", "hpsearch_final", "hpsearch_model") if key in result}
         self._send("completed", trial.trial_id, final, trial.checkpoint)
         self._failed = []
 
