@@ -58,6 +58,7 @@ class Trials:
         output, keeps = settings.output_dir, settings.output_dir is not None and settings.single_objective
         self.keeper = BestModelKeeper(output, settings.directions[0]) if keeps else None
         self._heartbeats: dict[int, liveness.Heartbeat] = {}  # trial id -> the beat of a trial this process runs
+        self._fail_stale = liveness.StaleCheck(settings.heartbeat_interval)
         self._resumable: list[tuple[int, str]] = []  # crashed trials this process took over: id, checkpoint
 
     @functools.cached_property
@@ -115,18 +116,17 @@ class Trials:
         WAITING -> RUNNING), and its parameters; None if none is. Stale trials are failed (and queued) first."""
         import optuna
 
-        liveness.fail_stale(self.study)
-        running = optuna.trial.TrialState.RUNNING
+        self._fail_stale(self.study)
         for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
             trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, frozen.number)
-            if self.storage.set_trial_state_values(trial_id, running):
+            if self.storage.set_trial_state_values(trial_id, optuna.trial.TrialState.RUNNING):
                 self.storage.set_trial_user_attr(trial_id, store.OWNER, liveness.this_process())
                 params = {**frozen.system_attrs.get("fixed_params", {}), **store.to_record(frozen).params}
                 return self._running(trial_id), params
         return None
 
     def claim_resumable(self) -> tuple[LiveTrial, dict[str, Any]] | None:
-        """A crashed trial this process took over (`recover`), to resume from its checkpoint, and its parameters."""
+        """A crashed trial this process took over (`recover`), to resume from its checkpoint; its parameters."""
         if not self._resumable:
             return None
         trial_id, checkpoint = self._resumable.pop(0)
@@ -188,12 +188,12 @@ class Trials:
 
         self._stop_beating(live.trial_id)
         try:
-            if not live.taken_over and self.storage.get_trial(live.trial_id).state.is_finished():
-                raise optuna.exceptions.UpdateFinishedTrialError  # failed by another worker meanwhile
             if not live.taken_over:
                 self._end(live.optuna_trial, live.trial_id, state, values, error, interrupted)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            self._taken_over(live)
+        except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as e:  # tell: "Cannot tell a FAIL trial"
+            if isinstance(e, ValueError) and not self.storage.get_trial(live.trial_id).state.is_finished():
+                raise
+            self._taken_over(live)  # failed by another worker meanwhile
         keeper = self.keeper
         if keeper is not None and keeper.offered(live.number):
             keep = (
@@ -268,12 +268,11 @@ class Trials:
 
     def _not_run(self, *states: optuna.trial.TrialState) -> list[int]:
         """The numbers of the trials in `states` that use no slot: interrupted failures, queued ones."""
-        stale = liveness.stale_trials(self.study)
-        return [
-            t.number
-            for t in self.study.get_trials(deepcopy=False, states=states)
-            if t.state.name == "WAITING" or store.fact(t, store.INTERRUPTED) or t.number in stale
-        ]
+        trials = self.study.get_trials(deepcopy=False, states=states)
+        said = {t.number for t in trials if t.state.name == "WAITING" or store.fact(t, store.INTERRUPTED)}
+        if len(said) < len(trials):  # failures not said to be interrupted: some may be stale (a query)
+            said |= {t.number for t in trials} & liveness.stale_trials(self.study)
+        return sorted(said)
 
     def best_value(self) -> float | None:
         """The best objective so far (single objective; the storage's own query), None before any completed."""

@@ -11,8 +11,10 @@ its slot of `n_trials` runs again.
 
 from __future__ import annotations
 
+import math
 import socket
 import threading
+import time
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,9 @@ DEFAULT_INTERVAL = 60
 # Ten missed beats: a process paused for minutes (swapping, a laptop lid closed) is not taken for dead; the
 # beat is a thread of its own, so a long evaluation or checkpoint never stops it.
 DEFAULT_GRACE_PERIOD = 600
+# A trial that ends within a second never beats: a beat is a database commit (~30 ms on SQLite), as much as a
+# trivial trial's whole bookkeeping; its end is written anyway (and a rerun here recovers a dead one).
+FIRST_BEAT_AFTER = 1.0
 STALE = "hpsearch:stale:"  # beside the study, + a trial's number: failed by the heartbeat check
 STALE_ERROR = "its worker stopped beating (heartbeat): the process froze or died, on this machine or another"
 
@@ -96,6 +101,8 @@ class Heartbeat:
             self._thread.start()
 
     def _beat(self, trial_id: int, storage: Any, interval: int) -> None:
+        if self._stop.wait(FIRST_BEAT_AFTER):
+            return
         while True:
             storage.record_heartbeat(trial_id)
             if self._stop.wait(interval):
@@ -105,6 +112,18 @@ class Heartbeat:
         self._stop.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
+
+
+class StaleCheck:
+    """`fail_stale` at most once a heartbeat interval (it costs a query), never without heartbeats."""
+
+    def __init__(self, interval: int | None):
+        self.interval, self.last = interval, -math.inf
+
+    def __call__(self, study: optuna.Study) -> None:
+        if self.interval is not None and time.monotonic() - self.last >= self.interval:
+            self.last = time.monotonic()
+            fail_stale(study)
 
 
 def fail_stale(study: optuna.Study) -> None:

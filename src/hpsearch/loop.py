@@ -89,7 +89,7 @@ class SearchLoop:
             raise
         trial = self._trial(proposal, live)
         self._show_progress(f"trial {live.number}")
-        state, values, error, failure, interrupted, recorded = TrialState.FAILED, None, None, None, False, False
+        state, values, error, failure, interrupted = TrialState.FAILED, None, None, None, False
         try:
             result = self.objective(trial)
             if trial.should_stop:

@@ -24,7 +24,7 @@ def objective(trial):
             return None  # stopped: another worker failed this trial while this one was frozen
         with open(log, "a") as f:
             f.write(f"{trial.number} {step}\n")
-        time.sleep(0.25)
+        time.sleep(0.4)
     return trial.params["x"]
 
 
@@ -33,7 +33,7 @@ hpsearch.search(
     {"x": Float(0.0, 1.0)},
     n_trials=4,
     storage=storage,
-    study_name="shared",
+    study_name="frozen-worker",
     show_progress=False,
     pruner=optuna.pruners.NopPruner(),
     heartbeat_interval=1,

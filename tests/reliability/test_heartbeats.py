@@ -41,12 +41,12 @@ def frozen_worker_search(storage: str, tmp_path: Path) -> None:
     frozen = worker(storage, frozen_log, tmp_path / "frozen.out")
     other = None
     try:
-        wait_until(lambda: (0, 2) in lines(frozen_log), 60, "the first worker's trial 0 at step 2")
+        wait_until(lambda: (0, 4) in lines(frozen_log), 60, "the first worker's trial 0 at step 4 (it has beaten)")
         os.kill(frozen.pid, signal.SIGSTOP)  # mid-trial: its heartbeat stops with it
         steps_before = len(lines(frozen_log))
         other = worker(storage, other_log, tmp_path / "other.out")
         assert other.wait(timeout=120) == 0, (tmp_path / "other.out").read_text()
-        trials = hpsearch.load_trials(storage=storage, study_name="shared")
+        trials = hpsearch.load_trials(storage=storage, study_name="frozen-worker")
         (stale,) = [t for t in trials if t.number == 0]
         assert stale.state is TrialState.FAILED and stale.interrupted and "heartbeat" in stale.error
         assert sum(t.counts for t in trials) == 4  # the frozen trial's slot ran again
@@ -61,7 +61,7 @@ def frozen_worker_search(storage: str, tmp_path: Path) -> None:
                 process.wait(timeout=30)
     output = (tmp_path / "frozen.out").read_text()
     assert "Trial 0 was failed by another worker" in output
-    after = hpsearch.load_trials(storage=storage, study_name="shared")
+    after = hpsearch.load_trials(storage=storage, study_name="frozen-worker")
     assert [(t.number, t.state, t.error) for t in after] == [(t.number, t.state, t.error) for t in trials]
     assert after[0].intermediate == trials[0].intermediate  # nothing written over the failed trial
     assert len(lines(frozen_log)) <= steps_before + 1  # thawed, it stopped at its next report
