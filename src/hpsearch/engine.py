@@ -7,14 +7,15 @@
 
 from __future__ import annotations
 
-import difflib
+import contextlib
 import inspect
 import logging
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpsearch import liveness, store
+from hpsearch import liveness, resources, store, workers
 from hpsearch.backends.base import Backend, get_backend
 from hpsearch.errors import ConfigError, SearchFailed, SearchInterrupted
 from hpsearch.leaderboard import print_leaderboard
@@ -26,6 +27,10 @@ from hpsearch.settings import DEFAULT_STUDY_NAME, SearchSettings
 from hpsearch.trial import Trial, TrialRecord, TrialState
 
 logger = logging.getLogger("hpsearch")
+# the arguments a worker's search does not take from the search that started it
+_NOT_FOR_WORKERS = {"self", "backend_kwargs", "coordinator", "show_progress", "n_jobs", "trials_per_gpu"} | {
+    "threads_per_trial"
+}
 
 
 class Search:
@@ -46,7 +51,12 @@ class Search:
         catch: the exceptions that fail a trial and let the search go on.
         max_consecutive_failed_trials: stop after this many trials in a row failed (None: never).
         show_progress: a progress bar and, at the end, the leaderboard.
-        n_jobs: 1 (a trial uses the whole process; start workers on one `storage` to run several).
+        n_jobs: how many trials run at once, each in a worker process of its own on the study's storage
+            (`hpsearch.workers`); -1: as many as the machine holds (a worker per GPU x `trials_per_gpu`,
+            else per `threads_per_trial` CPU cores). Ray schedules its own trials: there it is Ray's
+            `max_concurrent_trials`.
+        trials_per_gpu: on a GPU machine, how many workers share each GPU (default: the workers spread evenly).
+        threads_per_trial: each worker's CPU threads (default: the cores split evenly between the workers).
         gc_after_trial: True (memory is always released between trials).
         heartbeat_interval, grace_period: with a database storage URL (SQLite, PostgreSQL, MySQL), each
             running trial beats every `heartbeat_interval` seconds (default 60), and one that has not
@@ -91,11 +101,17 @@ class Search:
         heartbeat_interval: int | None = None,
         grace_period: int | None = None,
         retry_stale_trials: int = 0,
+        trials_per_gpu: int | None = None,
+        threads_per_trial: int | None = None,
         **backend_kwargs: Any,
     ):
-        _check_search_arguments(n_trials, n_jobs, timeout, gc_after_trial, max_consecutive_failed_trials)
+        # what each worker process (`n_jobs`) builds its own search from: these arguments, the same
+        self.arguments = {n: v for n, v in locals().items() if n not in _NOT_FOR_WORKERS} | backend_kwargs
+        _check_search_arguments(n_trials, timeout, gc_after_trial, max_consecutive_failed_trials)
         backend_class = get_backend(backend)
-        _check_kwargs(backend_class, backend_kwargs)
+        own = [n for n, p in inspect.signature(Search.__init__).parameters.items() if p.default is not p.empty]
+        backend_class.check_options(backend_kwargs, [n for n in own if n != "coordinator"])
+        self.shares, plan = resources.plan_for(backend_class, n_jobs, trials_per_gpu, threads_per_trial, backend_kwargs)
         if direction is None:  # the space's own (a W&B sweep's metric goal), else transformers' default
             direction = backend_class.space_directions(hp_space) or "minimize"
         if output_dir is not None:
@@ -115,6 +131,7 @@ class Search:
             show_progress=show_progress,
             rungs=tuple(rungs),
             **beats,
+            **resources.worker_identity(),
         )
         self.directions = list(self.settings.directions)
         self.backend = backend_class(hp_space, self.settings, **backend_kwargs)
@@ -128,22 +145,46 @@ class Search:
         self.trials = Trials(self.settings, **self.backend.study_options())
         self.coordinator = coordinator  # under DDP: tells the other ranks each trial and each decision
         self.native: Any = None
+        if self.shares:
+            resources.check_shareable(self.settings.storage, coordinator)
+            logger.info(f"hpsearch: n_jobs={n_jobs}: {plan}.")
 
     @property
     def study(self) -> Any:
         """The study store, an `optuna.Study`, whichever backend chose the trials."""
         return self.trials.study
 
-    def run(self, objective: Callable[[Trial], Any]) -> list[TrialRecord]:
-        """Run trials until `n_trials` have finished (or `timeout`, or the backend has no more).
+    def run(
+        self,
+        objective: Callable[[Trial], Any],
+        while_running: Callable[[], contextlib.AbstractContextManager] | None = None,
+    ) -> list[TrialRecord]:
+        """Run trials until `n_trials` have finished (or `timeout`, or the backend has no more), in this
+        process or in `n_jobs` worker processes; `while_running()` is the context the trials run in.
 
         Returns every trial of the study. Raises `SearchFailed` when every trial of this run failed
         (or `max_consecutive_failed_trials` in a row), `SearchInterrupted` on Ctrl-C.
         """
         store.check_space(self.study, self.param_space)
+        if self.shares:  # the first worker recovers: the process that resumes a crashed trial runs it
+            workers.run(self, objective, while_running)
+        else:
+            self.recover()
+            with while_running() if while_running is not None else contextlib.nullcontext():
+                self.run_here(objective).check_failures()
+        records = self.trials.records()
+        if self.settings.show_progress:
+            print_leaderboard(records, self.directions)
+        return records
+
+    def recover(self) -> None:
+        """Fail the trials a dead process left running, or take them over to resume (`Trials.recover`)."""
         resumed = self.trials.recover()
         if resumed:
             logger.warning(f"Trials {resumed} were left running by a process that died; their slots run again.")
+
+    def run_here(self, objective: Callable[[Trial], Any]) -> SearchLoop:
+        """Run this process's trials of the search (a worker's, with `n_jobs`); the loop that ran them."""
         loop = SearchLoop(self.settings, self.backend, self.trials, objective, self.param_space, self.coordinator)
         try:
             self.native = self.backend.drive(loop)
@@ -151,15 +192,10 @@ class Search:
             interrupted = loop.interrupted + self.trials.recover(own=True)  # trials a backend's own loop ran
             if not isinstance(e, KeyboardInterrupt):
                 raise
-            during = f"during trial {', '.join(map(str, interrupted))}" if interrupted else "between trials"
-            raise SearchInterrupted(f"Search interrupted {during}; rerun the same call to resume it.") from None
+            raise SearchInterrupted(interrupted_message(interrupted)) from None
         finally:
             loop.close()
-        loop.check_failures()
-        records = self.trials.records()
-        if self.settings.show_progress:
-            print_leaderboard(records, self.directions)
-        return records
+        return loop
 
     def best(self) -> BestRun | list[BestRun]:
         """The best run, or the Pareto front for several directions."""
@@ -177,16 +213,17 @@ class Search:
         return [BestRun(str(t.number), list(t.values), t.params, run_summary) for t in front]
 
 
+def interrupted_message(trials: Sequence[int]) -> str:
+    """The one line a Ctrl-C'd search ends with."""
+    during = f"during trial {', '.join(map(str, trials))}" if trials else "between trials"
+    return f"Search interrupted {during}; rerun the same call to resume it."
+
+
 def _check_search_arguments(
-    n_trials: Any, n_jobs: Any, timeout: Any, gc_after_trial: Any, max_consecutive_failed_trials: Any
+    n_trials: Any, timeout: Any, gc_after_trial: Any, max_consecutive_failed_trials: Any
 ) -> None:
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise ConfigError(f"`n_trials` must be an int >= 1. Received: n_trials={n_trials!r}.")
-    if n_jobs != 1:
-        raise ConfigError(
-            f"`n_jobs` must be 1: a trial uses the whole process. Received: n_jobs={n_jobs!r}. "
-            "To run trials in parallel, start several workers with the same `storage`."
-        )
     if timeout is not None and timeout <= 0:
         raise ConfigError(f"`timeout` must be a positive number of seconds. Received: timeout={timeout!r}.")
     if gc_after_trial is not True:
@@ -204,7 +241,7 @@ def _check_search_arguments(
 
 def _check_writable(directory: str) -> None:
     """Fail before any training if the search could not write its store and models to `directory`."""
-    probe = Path(directory) / ".hpsearch-write-test"
+    probe = Path(directory) / f".hpsearch-write-test-{os.getpid()}"  # workers check at once
     try:
         probe.parent.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"\0" * 4096)
@@ -214,30 +251,6 @@ def _check_writable(directory: str) -> None:
             f"`output_dir` {str(directory)!r} is not writable ({e.strerror}); pass a directory with room that you "
             "can write to."
         ) from None
-
-
-def _check_kwargs(backend_class: type[Backend], kwargs: dict[str, Any]) -> None:
-    accepted = [
-        name
-        for name in inspect.signature(backend_class.__init__).parameters
-        if name not in ("self", "hp_space", "settings")
-    ]
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        own = [
-            n
-            for n, p in inspect.signature(Search.__init__).parameters.items()
-            if p.default is not inspect.Parameter.empty and n not in ("hp_space", "coordinator")
-        ]
-        hints = "".join(
-            f" Did you mean {close[0]!r} for {name!r}?"
-            for name in unknown
-            if (close := difflib.get_close_matches(name, [*accepted, *own], n=1))
-        )
-        raise ConfigError(
-            f"Unknown argument(s) {unknown} for the {backend_class.name!r} backend.{hints} "
-            f"It takes {accepted}, besides the search's own {own}."
-        )
 
 
 def search(

@@ -19,7 +19,8 @@ class SearchSettings:
     where the backends' default pruning rules put their rungs; empty for the function API.
     `heartbeat_interval` and `grace_period` (seconds; None for a storage that is not a database URL)
     are optuna's heartbeats of running trials; a trial they find dead runs again with its parameters up
-    to `retry_stale_trials` times.
+    to `retry_stale_trials` times. `worker` is which of the search's `workers` processes (`n_jobs`)
+    this one is, so that each draws its own proposals.
     """
 
     directions: tuple[str, ...]
@@ -35,6 +36,8 @@ class SearchSettings:
     heartbeat_interval: int | None = None
     grace_period: int | None = None
     retry_stale_trials: int = 0
+    worker: int = 0
+    workers: int = 1
 
     @property
     def single_objective(self) -> bool:

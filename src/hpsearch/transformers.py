@@ -153,8 +153,7 @@ def hyperparameter_search(
             coordinator.share(("settings", settings))
         objective = compute_objective or default_compute_objective
         runner = TrialRunner(trainer, objective, hp_name=hp_name, objective_at=objective_at, **settings)
-        with runner.trials_only_collected():
-            search.run(runner)
+        search.run(runner, while_running=runner.trials_only_collected)
     except BaseException as e:
         if coordinator is not None:
             coordinator.finish(e)

@@ -8,7 +8,9 @@ tell); a backend with a loop of its own (Ray Tune) runs the trials through the s
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -73,6 +75,22 @@ class Backend(ABC):
             )
         self.settings = settings
         self.directions = list(settings.directions)
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any], search_arguments: list[str]) -> None:
+        """Fail on an option this backend does not take, with the name it most likely meant."""
+        accepted = [n for n in inspect.signature(cls.__init__).parameters if n not in ("self", "hp_space", "settings")]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            hints = "".join(
+                f" Did you mean {close[0]!r} for {name!r}?"
+                for name in unknown
+                if (close := difflib.get_close_matches(name, [*accepted, *search_arguments], n=1))
+            )
+            raise ConfigError(
+                f"Unknown argument(s) {unknown} for the {cls.name!r} backend.{hints} "
+                f"It takes {accepted}, besides the search's own {search_arguments}."
+            )
 
     @classmethod
     def default_space(cls) -> Any:

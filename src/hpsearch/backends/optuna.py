@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -104,8 +105,16 @@ class OptunaBackend(AskTellBackend):
         return {name: store.dimension(probe.distributions.get(name)) for name in self._sample(_Named(probe))}
 
     def drive(self, loop: Loop) -> None:
-        if self.seed is not None:  # TPE seeded for this run's place in the study: a resumed search draws anew
-            loop.trials.study.sampler = optuna.samplers.TPESampler(seed=stream_seed(self.seed, loop.trials.created()))
+        study, worker, parallel = loop.trials.study, self.settings.worker, self.settings.workers > 1
+        if self.seed is not None or (parallel and self._options["sampler"] is None):
+            # TPE seeded for this run's place in the study (a resumed search draws anew) and this worker's; with
+            # workers, the running trials count as if bad (optuna's constant liar), so workers try apart
+            seed = None if self.seed is None else stream_seed(self.seed, loop.trials.created(), worker)
+            with warnings.catch_warnings():  # optuna calls `constant_liar` experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=parallel)
+        elif worker:  # the user's sampler, copied into each worker: optuna's way to keep the copies apart
+            study.sampler.reseed_rng()
         loop.run()
 
     def ask(self) -> Proposal:

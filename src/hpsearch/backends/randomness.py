@@ -16,12 +16,13 @@ from collections.abc import Iterator
 import numpy as np
 
 
-def stream_seed(seed: int | None, stream: int) -> int:
+def stream_seed(seed: int | None, stream: int, worker: int = 0) -> int:
     """The seed of draw stream `stream` of a search seeded with `seed` (None: the operating
     system's entropy). Pass the number of trials the study already holds as `stream`, so that a
-    resumed search draws anew, and reproducibly."""
+    resumed search draws anew, and reproducibly; and the worker's index (`n_jobs`), so that
+    workers starting together draw apart."""
     base = secrets.randbits(32) if seed is None else seed
-    return int(np.random.SeedSequence([base, stream]).generate_state(1)[0])
+    return int(np.random.SeedSequence([base, stream, *([worker] if worker else [])]).generate_state(1)[0])
 
 
 class PrivateRandomState:
@@ -31,8 +32,8 @@ class PrivateRandomState:
     by the optimizer. The same `seed` and `stream` give the same draws (see `stream_seed`).
     """
 
-    def __init__(self, seed: int | None, stream: int = 0):
-        own = stream_seed(seed, stream)
+    def __init__(self, seed: int | None, stream: int = 0, worker: int = 0):
+        own = stream_seed(seed, stream, worker)
         self._numpy = np.random.RandomState(own).get_state()
         self._python = random.Random(own).getstate()
 

@@ -137,6 +137,7 @@ class SigOptBackend(AskTellBackend):
         self.connection = Connection(client_token=token, api_url=api_url) if token else _embedded_connection()
         self.seed = seed
         self.experiment_id: str | None = None
+        self._observed: set[int] = set()  # the trials the experiment knows the end of, by number
 
     @classmethod
     def default_space(cls) -> list[dict[str, Any]]:
@@ -164,7 +165,8 @@ class SigOptBackend(AskTellBackend):
 
     def drive(self, loop: Loop) -> str:
         # the embedded optimizer's own random state (it draws from NumPy's global one); a resumed search draws anew
-        self.random_state = PrivateRandomState(self.seed, stream=loop.trials.created())
+        self.random_state = PrivateRandomState(self.seed, stream=loop.trials.created(), worker=self.settings.worker)
+        self.trials = loop.trials
         with self.random_state.active():
             self._open_experiment(loop.trials)
         loop.run()
@@ -190,12 +192,19 @@ class SigOptBackend(AskTellBackend):
         self.experiment_id = experiment.id
         trials.remember(_EXPERIMENT, experiment.id)
         if not self.server:
-            finished = [record for record in trials.records() if record.counts]
-            for record in finished:
-                assignments = {p["name"]: self._encode(p, record.params[p["name"]]) for p in self.parameters}
-                self._observe(record.state, record.values, assignments=assignments)
+            finished = self._replay(trials)
             if finished:
-                logger.info(f"SigOpt: replayed {len(finished)} observations from the store into a new experiment.")
+                logger.info(f"SigOpt: replayed {finished} observations from the store into a new experiment.")
+
+    def _replay(self, trials: Trials) -> int:
+        """Give the embedded experiment the store's finished trials it has not observed (an earlier run's, or
+        other workers' of this search); how many."""
+        finished = [r for r in trials.records() if r.counts and r.number not in self._observed]
+        for record in finished:
+            assignments = {p["name"]: self._encode(p, record.params[p["name"]]) for p in self.parameters}
+            self._observe(record.state, record.values, assignments=assignments)
+            self._observed.add(record.number)
+        return len(finished)
 
     def _observe(self, state: TrialState, values: list[float] | None, **about: Any) -> None:
         """Tell SigOpt a trial's outcome: its values, or `failed` (SigOpt has no pruned trials)."""
@@ -207,6 +216,8 @@ class SigOptBackend(AskTellBackend):
 
     def ask(self) -> Proposal:
         with self.random_state.active():
+            if self.settings.workers > 1 and not self.server:  # what the other workers learnt meanwhile
+                self._replay(self.trials)
             suggestion = self.connection.experiments(self.experiment_id).suggestions().create()
         params = {name: self._decode(name, value) for name, value in suggestion.assignments.items()}
         return Proposal(params, native=suggestion)
@@ -229,3 +240,4 @@ class SigOptBackend(AskTellBackend):
             about = {"assignments": {p["name"]: self._encode(p, proposal.params[p["name"]]) for p in self.parameters}}
         with self.random_state.active():
             self._observe(state, values, **about)
+        self._observed.add(proposal.number)

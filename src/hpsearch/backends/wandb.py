@@ -125,7 +125,9 @@ class WandbBackend(AskTellBackend):
         # what the sweep engine sees: the store's finished trials (a rerun continues the sweep), then ours
         self.runs = [sweep_run(r, self.metric) for r in loop.trials.records() if r.counts]
         if not self.server:
-            self.random_state = PrivateRandomState(self.seed, stream=len(self.runs))  # the engine's own
+            # the engine's own random state, this worker's
+            self.random_state = PrivateRandomState(self.seed, stream=len(self.runs), worker=self.settings.worker)
+            self.trials = loop.trials
             self.sweep_id = loop.trials.recall(_LOCAL_SWEEP) or secrets.token_hex(4)
             loop.trials.remember(_LOCAL_SWEEP, self.sweep_id)
             self._set_environment()
@@ -152,6 +154,10 @@ class WandbBackend(AskTellBackend):
         return wandb.Settings(silent=True, console="off", disable_git=True, save_code=False, x_disable_stats=True)
 
     def ask(self) -> Proposal | None:
+        if self.settings.workers > 1:  # the runs the other workers finished meanwhile
+            known = {run.name for run in self.runs}
+            others = [r for r in self.trials.records() if r.counts and str(r.number) not in known]
+            self.runs += [sweep_run(r, self.metric) for r in others]
         with self.random_state.active():
             suggestion = sweeps.next_run(self.config, self.runs)
         if suggestion is None:

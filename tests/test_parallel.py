@@ -1,0 +1,154 @@
+"""Several trials at once on one machine (`n_jobs`): worker processes on one study, each with its
+share of the machine; a killed worker replaced, Ctrl-C ending them all, bad input refused."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+import hpsearch
+from hpsearch import ConfigError, TrialState, store
+from hpsearch.resources import Machine, plan
+from tests.reliability.spaces import native_space
+
+SCRIPT = Path(__file__).with_name("parallel_search.py")
+IN_PROCESS_BACKENDS = ["optuna", "sigopt", "wandb"]
+
+
+def run_script(backend: str, output_dir: Path, fault: str = "") -> subprocess.Popen:
+    env = dict(os.environ, FAULT=fault)
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), backend, str(output_dir)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def started(output_dir: Path) -> list[tuple[int, int, int]]:
+    """(trial number, worker pid, torch threads) of each trial that started."""
+    return [tuple(map(int, line.split())) for line in (output_dir / "started.log").read_text().splitlines()]
+
+
+def owners(trials) -> set[int]:
+    return {store.fact(t, store.OWNER)["pid"] for t in trials}
+
+
+@pytest.mark.parametrize("backend", IN_PROCESS_BACKENDS)
+def test_two_workers_finish_exactly_n_trials_apart_and_never_wait_for_each_other(backend, tmp_path):
+    """Trial 0 holds its worker until the other has finished two trials (pruned or not): workers
+    that waited for each other (a synchronous rung) would never get there."""
+    storage = f"sqlite:///{tmp_path / 'hpsearch.db'}"
+
+    def objective(trial):
+        import torch
+
+        with open(tmp_path / "started.log", "a") as log:
+            log.write(f"{trial.number} {os.getpid()} {torch.get_num_threads()}\n")
+        for step in (1, 3):  # the default pruning's rungs
+            if trial.report(step, trial.params["x"]):
+                return trial.params["x"]
+        if trial.number == 0:
+            deadline = time.monotonic() + 60
+            while sum(t.counts for t in hpsearch.load_trials(storage=storage)) < 2:
+                assert time.monotonic() < deadline, "the other worker waited for this one"
+                time.sleep(0.2)
+        time.sleep(0.2)
+        return trial.params["x"]
+
+    options = {"sampler": __import__("optuna").samplers.RandomSampler(seed=0)} if backend == "optuna" else {"seed": 0}
+    os.environ.update(WANDB_MODE="offline", WANDB_CONFIG_DIR=str(tmp_path / "wandb-config"))
+    best = hpsearch.search(
+        objective, native_space(backend), n_trials=6, n_jobs=2, backend=backend, output_dir=str(tmp_path), **options
+    )
+    trials = hpsearch.load_trials(tmp_path)
+    counted = [t for t in trials if t.counts]
+    assert len(counted) == 6 and not [t for t in trials if t.state is TrialState.RUNNING]
+    assert len({t.params["x"] for t in counted}) == 6  # the workers' copies of the sampler drew apart
+    ran = started(tmp_path)
+    assert sorted(n for n, _, _ in ran) == sorted(t.number for t in counted)  # none ran twice
+    assert len({pid for _, pid, _ in ran}) == 2 and os.getpid() not in {pid for _, pid, _ in ran}
+    cores = len(os.sched_getaffinity(0))
+    assert {threads for _, _, threads in ran} == {max(1, cores // 2)}  # the cores split between the workers
+    assert best.objective == min(t.objective for t in counted if t.state is TrialState.COMPLETE)
+    assert not psutil.Process().children(recursive=True)  # no worker left
+
+
+def test_a_killed_worker_is_replaced_and_its_trial_run_again(tmp_path):
+    search = run_script("optuna", tmp_path, "sigkill")
+    out, err = search.communicate(timeout=300)
+    assert search.returncode == 0, err[-3000:]
+    assert re.search(r"Worker \d died \(signal SIGKILL\); a new worker takes its place", err)
+    trials = hpsearch.load_trials(tmp_path)
+    assert sum(t.counts for t in trials) == 4 and not [t for t in trials if t.state is TrialState.RUNNING]
+    killed = trials[1]
+    assert killed.state is TrialState.FAILED and killed.interrupted and "died" in killed.error
+    assert len({pid for _, pid, _ in started(tmp_path)}) == 3  # two workers, then the one in the dead one's place
+    assert not any(psutil.pid_exists(pid) for _, pid, _ in started(tmp_path))
+
+
+def test_ctrl_c_ends_every_worker_with_one_line_and_the_rerun_finishes(tmp_path):
+    search = run_script("optuna", tmp_path, "sigint")
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "started.log").exists() or len(started(tmp_path)) < 2:
+        assert time.monotonic() < deadline and search.poll() is None, search.communicate()[1][-3000:]
+        time.sleep(0.1)
+    interrupted_at = time.monotonic()  # trial 1 sends the Ctrl-C as it starts
+    out, err = search.communicate(timeout=30)
+    assert time.monotonic() - interrupted_at < 10
+    assert search.returncode != 0 and "Traceback" not in err, err[-3000:]
+    assert (
+        err.strip().splitlines()[-1]
+        == "hpsearch: Search interrupted during trial 0, 1; rerun the same call to resume it."
+    )
+    assert not any(psutil.pid_exists(pid) for _, pid, _ in started(tmp_path))
+    trials = hpsearch.load_trials(tmp_path)
+    assert [(t.state, t.interrupted) for t in trials[:2]] == [(TrialState.FAILED, True)] * 2
+    rerun = run_script("optuna", tmp_path)
+    assert rerun.wait(timeout=300) == 0
+    assert sum(t.counts for t in hpsearch.load_trials(tmp_path)) == 4
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"n_jobs": 0}, r"`n_jobs` must be an int >= 1 .* Received: n_jobs=0"),
+        ({"n_jobs": "2"}, r"Received: n_jobs='2'"),
+        ({"n_jobs": -2}, r"Received: n_jobs=-2"),
+        ({"n_jobs": 2}, r"kept in memory. Pass `output_dir=`"),
+        ({"n_jobs": 2, "trials_per_gpu": 2}, r"`trials_per_gpu=2` shares GPUs .* this machine has none"),
+        ({"trials_per_gpu": 0}, r"`trials_per_gpu` must be an int >= 1"),
+        ({"n_jobs": 2, "backend": "ray", "trials_per_gpu": 2}, r"resources_per_trial=\{'cpu': threads, 'gpu'"),
+        ({"n_jobs": 2, "backend": "ray", "max_concurrent_trials": 3}, r"Pass `n_jobs` or `max_concurrent_trials`"),
+    ],
+)
+def test_bad_parallel_input_fails_before_any_trial(options, message):
+    ran = []
+    with pytest.raises(ConfigError, match=message):
+        hpsearch.search(ran.append, {"x": hpsearch.space.Float(0.0, 1.0)}, n_trials=2, show_progress=False, **options)
+    assert not ran
+
+
+def test_the_machine_is_shared_out_between_the_workers():
+    gpus = Machine(cores=16, gpus=2)
+    shares, line = plan(-1, 2, None, gpus)  # two per GPU
+    assert [(s.gpu, s.threads) for s in shares] == [(0, 4), (0, 4), (1, 4), (1, 4)]
+    assert line == "4 workers on 2 GPU(s), 2 per GPU, 4 CPU thread(s) each"
+    assert shares[3].environment(4)["CUDA_VISIBLE_DEVICES"] == "1"
+    assert [s.gpu for s in plan(3, None, None, gpus)[0]] == [0, 0, 1]  # spread evenly by default
+    assert [s.gpu for s in plan(2, None, None, gpus)[0]] == [0, 1]
+    with pytest.raises(ConfigError, match=r"`n_jobs=5` workers do not fit 2 GPU\(s\) at trials_per_gpu=2"):
+        plan(5, 2, None, gpus)
+    cpu = Machine(cores=8, gpus=0)
+    assert [(s.gpu, s.threads) for s in plan(-1, None, 2, cpu)[0]] == [(None, 2)] * 4
+    assert [s.threads for s in plan(3, None, None, cpu)[0]] == [2, 2, 2]
+    assert plan(-1, None, None, Machine(cores=2, gpus=0))[1] == "2 workers, 1 CPU thread(s) each (2 cores)"
+    assert "CUDA_VISIBLE_DEVICES" not in plan(2, None, None, cpu)[0][0].environment(2)
