@@ -26,3 +26,16 @@ def test_the_benchmark_runs_every_system_and_reports_ratios(tiny_model_dir, tmp_
     table = capsys.readouterr().out
     assert "| wall time / transformers' | 1.00 |" in table and "ray-asha" in table
     assert sys.modules["compare"].tweets()[0][1] in (0, 1, 2)
+
+
+def test_the_parallel_benchmark_runs_every_system_and_reports_ratios(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(BENCH))
+    import parallel
+
+    out = tmp_path / "parallel.json"
+    sizes = ["--trials", "2", "--train-size", "48", "--eval-size", "16", "--max-length", "16"]
+    parallel.main([*sizes, "--model-dir", str(tiny_model_dir), "--out", str(out)])
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["system"] for r in runs] == list(parallel.CPU_SYSTEMS)
+    assert all(r["trials_per_hour"] > 0 and 0 <= r["best_accuracy"] <= 1 for r in runs)
+    assert "| trials per hour / transformers' | 1.00 |" in capsys.readouterr().out

@@ -141,7 +141,7 @@ def test_the_machine_is_shared_out_between_the_workers():
     gpus = Machine(cores=16, gpus=2)
     shares, line = plan(-1, 2, None, gpus)  # two per GPU
     assert [(s.gpu, s.threads) for s in shares] == [(0, 4), (0, 4), (1, 4), (1, 4)]
-    assert line == "4 workers on 2 GPU(s), 2 per GPU, 4 CPU thread(s) each"
+    assert line == "4 worker(s) on 2 GPU(s), 2 per GPU, 4 CPU thread(s) each"
     assert shares[3].environment(4)["CUDA_VISIBLE_DEVICES"] == "1"
     assert [s.gpu for s in plan(3, None, None, gpus)[0]] == [0, 0, 1]  # spread evenly by default
     assert [s.gpu for s in plan(2, None, None, gpus)[0]] == [0, 1]
@@ -150,5 +150,59 @@ def test_the_machine_is_shared_out_between_the_workers():
     cpu = Machine(cores=8, gpus=0)
     assert [(s.gpu, s.threads) for s in plan(-1, None, 2, cpu)[0]] == [(None, 2)] * 4
     assert [s.threads for s in plan(3, None, None, cpu)[0]] == [2, 2, 2]
-    assert plan(-1, None, None, Machine(cores=2, gpus=0))[1] == "2 workers, 1 CPU thread(s) each (2 cores)"
+    assert [s.threads for s in plan(-1, None, None, Machine(cores=16, gpus=0))[0]] == [2] * 8
+    one = plan(-1, None, None, Machine(cores=2, gpus=0))[1]
+    assert one == "1 worker(s), 2 CPU thread(s) each (2 cores): the trials run in this process"
     assert "CUDA_VISIBLE_DEVICES" not in plan(2, None, None, cpu)[0][0].environment(2)
+
+
+def test_a_trainer_search_on_two_workers_keeps_the_best_model(make_trainer, tmp_path):
+    """As users run it: checkpoints, `load_best_model_at_end`, a fixed `args.seed`, TensorBoard logging."""
+    from transformers import AutoModelForSequenceClassification
+
+    trainer = make_trainer(
+        eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True, report_to="tensorboard"
+    )
+    best = trainer.hyperparameter_search(
+        hp_space=lambda trial: {"learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True)},
+        n_trials=4,
+        n_jobs=2,
+        direction="minimize",
+    )
+    study = hpsearch.load_trials(trainer.args.output_dir)
+    counted = [t for t in study if t.counts]
+    assert len(counted) == 4 and len({t.params["learning_rate"] for t in counted}) == 4
+    optuna_trials = store.load_study(trainer.args.output_dir).trials
+    assert len(owners(t for t in optuna_trials if t.state.is_finished())) == 2
+    assert best.run_id in {str(t.number) for t in counted}
+    model = AutoModelForSequenceClassification.from_pretrained(best.run_summary.best_model_dir)
+    assert model.num_labels == 2
+    runs = {p.parent.name for p in Path(trainer.args.output_dir).rglob("events.out.tfevents.*")}
+    assert len(runs) >= 4  # each trial its own TensorBoard run, from either worker
+
+
+@pytest.mark.parametrize(("backend", "options"), [("wandb", {"server": True}), ("sigopt", {"api_token": "token"})])
+def test_a_backend_server_is_refused_before_any_trial(backend, options, tmp_path):
+    """W&B's and SigOpt's servers run parallel agents their own way."""
+    ran = []
+    os.environ.update(WANDB_MODE="offline", WANDB_CONFIG_DIR=str(tmp_path / "wandb-config"))
+    with pytest.raises(ConfigError, match=r"`n_jobs` with a (W&B|SigOpt) server"):
+        hpsearch.search(
+            ran.append,
+            native_space(backend),
+            n_trials=2,
+            n_jobs=2,
+            backend=backend,
+            output_dir=str(tmp_path),
+            **options,
+        )
+    assert not ran and not [t for t in hpsearch.load_trials(tmp_path) if t.counts]
+    assert not psutil.Process().children(recursive=True)
+
+
+def test_ray_takes_n_jobs_as_its_concurrency_and_torchrun_refuses_it(tmp_path):
+    space = {"x": hpsearch.space.Float(0.0, 1.0)}
+    assert hpsearch.Search(space, backend="ray", n_jobs=2).backend.max_concurrent_trials == 2
+    assert hpsearch.Search(space, backend="ray", n_jobs=-1).backend.max_concurrent_trials is None
+    with pytest.raises(ConfigError, match="`n_jobs` cannot run under torchrun"):
+        hpsearch.Search(space, n_jobs=2, output_dir=str(tmp_path), coordinator=object())

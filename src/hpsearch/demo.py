@@ -96,20 +96,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def training_arguments(output_dir: str, epochs: float, **overrides: Any) -> Any:
-    """The demo's `TrainingArguments` (CPU, no checkpoints, no tracking), shared with bench/compare.py."""
+    """The demo's `TrainingArguments` (CPU, no checkpoints, no tracking; `overrides` win), shared with bench/."""
     import transformers
 
-    return transformers.TrainingArguments(
-        output_dir=output_dir,
-        num_train_epochs=epochs,
-        per_device_eval_batch_size=64,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=True,
-        seed=0,
-        **overrides,
-    )
+    defaults = {"per_device_eval_batch_size": 64, "save_strategy": "no", "report_to": "none", "disable_tqdm": True}
+    defaults.update(use_cpu=True, seed=0)
+    return transformers.TrainingArguments(output_dir=output_dir, num_train_epochs=epochs, **(defaults | overrides))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -147,6 +147,7 @@ class Search:
         self.native: Any = None
         if self.shares:
             resources.check_shareable(self.settings.storage, coordinator)
+        if plan:
             logger.info(f"hpsearch: n_jobs={n_jobs}: {plan}.")
 
     @property

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from hpsearch.backends.base import Backend
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+# `n_jobs=-1` on CPU: a worker per 2 cores. A MiniLM trial on 2 threads trains 1.67x as fast as on 1
+# (bench/parallel.py), so two 1-thread workers gain little over one 2-thread trial and hold twice the memory.
+CPU_THREADS_PER_TRIAL = 2
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,8 @@ def plan(
     """The workers of a search and each one's share, with the line that says so in the log.
 
     On GPUs, `n_jobs=-1` is GPUs x `trials_per_gpu` workers, and by default the workers spread evenly
-    over the GPUs; on CPU it is a worker per `threads_per_trial` cores (default 1: small models gain
-    little from a second thread). Threads default to the cores split evenly between the workers.
+    over the GPUs; on CPU it is a worker per `threads_per_trial` cores (default `CPU_THREADS_PER_TRIAL`).
+    Threads default to the cores split evenly between the workers.
     """
     if trials_per_gpu is not None and machine.gpus == 0:
         raise ConfigError(
@@ -81,11 +84,12 @@ def plan(
         if machine.gpus:
             n_jobs = machine.gpus * (trials_per_gpu or 1)
         else:
-            n_jobs = max(1, machine.cores // (threads_per_trial or 1))
+            n_jobs = max(1, machine.cores // (threads_per_trial or CPU_THREADS_PER_TRIAL))
     threads = threads_per_trial or max(1, machine.cores // n_jobs)
     if not machine.gpus:
         shares = [WorkerShare(i, threads) for i in range(n_jobs)]
-        return shares, f"{n_jobs} workers, {threads} CPU thread(s) each ({machine.cores} cores)"
+        where = "" if n_jobs > 1 else ": the trials run in this process"
+        return shares, f"{n_jobs} worker(s), {threads} CPU thread(s) each ({machine.cores} cores){where}"
     per_gpu = trials_per_gpu or math.ceil(n_jobs / machine.gpus)
     if n_jobs > machine.gpus * per_gpu:
         raise ConfigError(
@@ -94,7 +98,7 @@ def plan(
         )
     shares = [WorkerShare(i, threads, gpu=i // per_gpu) for i in range(n_jobs)]
     used = len({s.gpu for s in shares})
-    return shares, f"{n_jobs} workers on {used} GPU(s), {per_gpu} per GPU, {threads} CPU thread(s) each"
+    return shares, f"{n_jobs} worker(s) on {used} GPU(s), {per_gpu} per GPU, {threads} CPU thread(s) each"
 
 
 def plan_for(

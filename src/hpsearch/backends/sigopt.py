@@ -164,6 +164,11 @@ class SigOptBackend(AskTellBackend):
         return dict(self.space)
 
     def drive(self, loop: Loop) -> str:
+        if self.server and self.settings.workers > 1:
+            raise ConfigError(
+                "`n_jobs` with a SigOpt server: run one search per process on the server's experiment (its "
+                "parallel bandwidth), or use the embedded optimizer (no `api_token`) with n_jobs."
+            )
         # the embedded optimizer's own random state (it draws from NumPy's global one); a resumed search draws anew
         self.random_state = PrivateRandomState(self.seed, stream=loop.trials.created(), worker=self.settings.worker)
         self.trials = loop.trials

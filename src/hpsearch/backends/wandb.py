@@ -32,6 +32,7 @@ import wandb
 from hpsearch.backends.base import AskTellBackend, Loop, Proposal
 from hpsearch.backends.randomness import PrivateRandomState
 from hpsearch.backends.wandb_sweep import SWEEP_STATES, sweep_config, sweep_goal, sweep_run, to_neutral
+from hpsearch.errors import ConfigError
 from hpsearch.lifecycle import LiveTrial, Trials
 from hpsearch.settings import SearchSettings
 from hpsearch.space import (
@@ -122,6 +123,11 @@ class WandbBackend(AskTellBackend):
         """Local mode: the engine's loop. Server mode: `wandb.agent` calls the engine per run. Either
         way the sweep's id, which `sweep_id=` takes to continue it."""
         self.server = self._server(loop.trials)
+        if self.server and self.settings.workers > 1:
+            raise ConfigError(
+                "`n_jobs` with a W&B server: W&B runs parallel agents its own way. Start `wandb agent SWEEP_ID` "
+                "in several shells (each runs your script's trials), or use n_jobs=1."
+            )
         # what the sweep engine sees: the store's finished trials (a rerun continues the sweep), then ours
         self.runs = [sweep_run(r, self.metric) for r in loop.trials.records() if r.counts]
         if not self.server:
