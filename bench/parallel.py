@@ -91,7 +91,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
-    model_dir = args.model_dir or (bert_base(str(minilm_dir())) if args.gpu else str(minilm_dir()))
+    model_dir = args.model_dir or str(minilm_dir())
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     rows = tweets()
     labels = len({label for _, label in rows})
@@ -168,6 +168,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     runs = []
     passed = list(argv if argv is not None else sys.argv[1:])
+    if args.gpu and not args.model_dir:  # one BERT-base for every system
+        from hpsearch.demo import minilm_dir
+
+        passed += ["--model-dir", bert_base(str(minilm_dir()))]
     for seed in args.seeds:
         for system in systems:  # each search in a fresh process
             child = [sys.executable, __file__, *passed, "--one", f"{system} {seed}"]

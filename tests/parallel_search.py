@@ -1,7 +1,8 @@
 """A function-API search with `n_jobs=2`, in a process of its own, for the worker tests.
 
 Usage: python tests/parallel_search.py BACKEND OUTPUT_DIR
-Environment: FAULT picks what happens at trial 1: `sigkill` kills its worker;
+Environment: FAULT picks what happens at trial 1: `sigkill` kills its worker; `kill-search`
+kills the search (SIGKILL), which leaves its workers;
 `sigint` Ctrl-Cs the search (the process that started the workers) while trials 0 and 1 run.
 Every trial that starts appends "number pid threads" to OUTPUT_DIR/started.log.
 """
@@ -30,8 +31,9 @@ def objective(trial):
 
     with open(output_dir / "started.log", "a") as log:
         log.write(f"{trial.number} {os.getpid()} {torch.get_num_threads()}\n")
-    if fault == "sigkill" and trial.number == 1:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if fault in ("sigkill", "kill-search") and trial.number == 1:
+        os.kill(os.getpid() if fault == "sigkill" else os.getppid(), signal.SIGKILL)
+        time.sleep(30)  # the worker, once the search is gone, ends itself
     if fault == "sigint" and trial.number in (0, 1):
         if trial.number == 1:
             os.kill(os.getppid(), signal.SIGINT)

@@ -3,10 +3,13 @@ share of the machine; a killed worker replaced, Ctrl-C ending them all, bad inpu
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +39,16 @@ def run_script(backend: str, output_dir: Path, fault: str = "") -> subprocess.Po
 def started(output_dir: Path) -> list[tuple[int, int, int]]:
     """(trial number, worker pid, torch threads) of each trial that started."""
     return [tuple(map(int, line.split())) for line in (output_dir / "started.log").read_text().splitlines()]
+
+
+def worker_processes() -> list[psutil.Process]:
+    """This process's hpsearch workers still alive (other tests' children, Ray's or W&B's, are not)."""
+    alive = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "hpsearch.workers" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                alive.append(child)
+    return alive
 
 
 def owners(trials) -> set[int]:
@@ -79,7 +92,7 @@ def test_two_workers_finish_exactly_n_trials_apart_and_never_wait_for_each_other
     cores = len(os.sched_getaffinity(0))
     assert {threads for _, _, threads in ran} == {max(1, cores // 2)}  # the cores split between the workers
     assert best.objective == min(t.objective for t in counted if t.state is TrialState.COMPLETE)
-    assert not psutil.Process().children(recursive=True)  # no worker left
+    assert not worker_processes()
 
 
 def test_a_killed_worker_is_replaced_and_its_trial_run_again(tmp_path):
@@ -197,7 +210,7 @@ def test_a_backend_server_is_refused_before_any_trial(backend, options, tmp_path
             **options,
         )
     assert not ran and not [t for t in hpsearch.load_trials(tmp_path) if t.counts]
-    assert not psutil.Process().children(recursive=True)
+    assert not worker_processes()
 
 
 def test_ray_takes_n_jobs_as_its_concurrency_and_torchrun_refuses_it(tmp_path):
@@ -206,3 +219,30 @@ def test_ray_takes_n_jobs_as_its_concurrency_and_torchrun_refuses_it(tmp_path):
     assert hpsearch.Search(space, backend="ray", n_jobs=-1).backend.max_concurrent_trials is None
     with pytest.raises(ConfigError, match="`n_jobs` cannot run under torchrun"):
         hpsearch.Search(space, n_jobs=2, output_dir=str(tmp_path), coordinator=object())
+
+
+def test_an_objective_that_does_not_pickle_fails_before_any_trial(tmp_path):
+    lock = threading.Lock()
+
+    def objective(trial):
+        with lock:
+            return trial.params["x"]
+
+    with pytest.raises(ConfigError, match=r"`n_jobs` sends the objective .* do not pickle"):
+        hpsearch.search(
+            objective, {"x": hpsearch.space.Float(0.0, 1.0)}, n_trials=2, n_jobs=2, output_dir=str(tmp_path)
+        )
+    assert not hpsearch.load_trials(tmp_path)
+
+
+def test_workers_end_when_the_search_process_is_killed_and_the_rerun_recovers(tmp_path):
+    search = run_script("optuna", tmp_path, "kill-search")
+    assert search.wait(timeout=120) == -signal.SIGKILL
+    workers = {pid for _, pid, _ in started(tmp_path)}
+    deadline = time.monotonic() + 10
+    while any(psutil.pid_exists(pid) for pid in workers):
+        assert time.monotonic() < deadline, "a worker outlived the search"
+        time.sleep(0.2)
+    assert run_script("optuna", tmp_path).wait(timeout=300) == 0
+    trials = hpsearch.load_trials(tmp_path)
+    assert sum(t.counts for t in trials) == 4 and not [t for t in trials if t.state is TrialState.RUNNING]
