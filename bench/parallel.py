@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import optuna_space, tweets  # noqa: E402
+from compare import add_run_arguments, optuna_space, tweets  # noqa: E402
 
 CPU_SYSTEMS = ("transformers", "hpsearch-n_jobs=1", "hpsearch-n_jobs=2")
 GPU_SYSTEMS = ("transformers", "hpsearch-1-per-gpu", "hpsearch-2-per-gpu", "hpsearch-4-per-gpu")
@@ -45,13 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--gpu", action="store_true", help="the GPU benchmark: 1, 2 and 4 trials per GPU")
-    parser.add_argument("--train-size", type=int, default=320)
-    parser.add_argument("--eval-size", type=int, default=128)
-    parser.add_argument("--max-length", type=int, default=32)
-    parser.add_argument("--model-dir", help="the model to fine-tune (default: MiniLM on CPU, BERT-base on GPU)")
-    parser.add_argument("--out", default="bench/parallel.json")
-    parser.add_argument("--report", metavar="RESULTS", help="print the table of a results file, run nothing")
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # a child: "system seed"
+    add_run_arguments(parser, "bench/parallel.json", "MiniLM on CPU, BERT-base on GPU")
     return parser.parse_args(argv)
 
 
@@ -82,10 +76,10 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """One search in this process (hpsearch's trials in its workers), measured."""
     import optuna
     import transformers
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     import hpsearch
-    from hpsearch.demo import TextDataset, accuracy, minilm_dir, training_arguments
+    from hpsearch.demo import TextDataset, minilm_dir, text_trainer, training_arguments
 
     system, seed = args.one.split()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -104,19 +98,9 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         )
 
     trainer_class = transformers.Trainer if system == "transformers" else hpsearch.Trainer
-    trainer = trainer_class(
-        model=None,
-        args=training_arguments(
-            tempfile.mkdtemp(prefix="bench-parallel-"), 1, eval_strategy="epoch", use_cpu=not args.gpu
-        ),
-        train_dataset=train,
-        eval_dataset=evaluation,
-        compute_metrics=accuracy,
-        processing_class=tokenizer,
-        model_init=model_init,
-        data_collator=DataCollatorWithPadding(tokenizer),
-    )
-    trainer.remove_callback(transformers.trainer_callback.PrinterCallback)
+    output_dir = tempfile.mkdtemp(prefix="bench-parallel-")
+    arguments = training_arguments(output_dir, 1, eval_strategy="epoch", use_cpu=not args.gpu)
+    trainer = text_trainer(trainer_class, arguments, tokenizer, train, evaluation, model_init)
     start = time.time()
     best = trainer.hyperparameter_search(
         direction="maximize",

@@ -90,6 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--evals-per-trial", type=int, default=3, help="rung evaluations + the final one, per trial (default: 3)"
     )
+    parser.add_argument("--n-jobs", type=int, default=1, help="trials at once, in worker processes (default: 1)")
     parser.add_argument("--output-dir", default="runs/demo", help="where the study and best model go")
     parser.add_argument("--fresh", action="store_true", help="delete --output-dir first instead of resuming")
     return parser.parse_args(argv)
@@ -104,11 +105,33 @@ def training_arguments(output_dir: str, epochs: float, **overrides: Any) -> Any:
     return transformers.TrainingArguments(output_dir=output_dir, num_train_epochs=epochs, **(defaults | overrides))
 
 
+def text_trainer(
+    trainer_class: type, arguments: Any, tokenizer: Any, train: Any, evaluation: Any, model_init: Any, callbacks=()
+) -> Any:
+    """A Trainer of the demo's text classification (accuracy, padded batches), shared with bench/; the
+    Trainer's printed logs are off (a progress bar says enough)."""
+    import transformers
+
+    trainer = trainer_class(
+        model=None,
+        args=arguments,
+        train_dataset=train,
+        eval_dataset=evaluation,
+        compute_metrics=accuracy,
+        processing_class=tokenizer,
+        model_init=model_init,
+        data_collator=transformers.DataCollatorWithPadding(tokenizer),
+        callbacks=list(callbacks),
+    )
+    trainer.remove_callback(transformers.trainer_callback.PrinterCallback)
+    return trainer
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import optuna
     import transformers
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     import hpsearch
 
@@ -132,17 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     def model_init(trial: Any) -> Any:
         return AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
 
-    trainer = hpsearch.Trainer(
-        model=None,
-        args=training_arguments(args.output_dir, args.epochs),
-        train_dataset=train,
-        eval_dataset=evaluation,
-        compute_metrics=accuracy,
-        tokenizer=tokenizer,
-        model_init=model_init,
-        data_collator=DataCollatorWithPadding(tokenizer),
-    )
-    trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # our progress bar says enough
+    arguments = training_arguments(args.output_dir, args.epochs)
+    trainer = text_trainer(hpsearch.Trainer, arguments, tokenizer, train, evaluation, model_init)
     start = time.monotonic()
     try:
         best = run_search(trainer, args)
@@ -170,6 +184,7 @@ def run_search(trainer: Any, args: argparse.Namespace) -> Any:
         n_trials=args.trials,
         compute_objective=lambda metrics: metrics["eval_accuracy"],
         evals_per_trial=args.evals_per_trial,
+        n_jobs=args.n_jobs,
         seed=0,
     )
 

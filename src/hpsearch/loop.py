@@ -62,6 +62,10 @@ class SearchLoop:
             if self.settings.timeout is not None and time.monotonic() - start > self.settings.timeout:
                 logger.info(f"Search stopped: timeout of {self.settings.timeout} s reached.")
                 return
+            if self.settings.workers > 1:  # the other workers may have taken the last slots meanwhile
+                self._taken = self.trials.slots_taken_before(self.trials.created())
+                if self._taken >= self.settings.n_trials:
+                    return
             queued = self.trials.claim_queued()  # run first, with their parameters
             proposal = Proposal(queued[1]) if queued else self.backend.ask()
             if proposal is None:

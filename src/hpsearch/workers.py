@@ -42,6 +42,7 @@ logger = logging.getLogger("hpsearch")
 INTERRUPTED = 130  # a worker's exit status after Ctrl-C (its trial recorded as interrupted)
 STOP_WAIT = 8.0  # seconds a worker gets to record its interrupted trial before it is killed
 POLL = 0.5
+_LOGGERS = ("transformers", "optuna", "hpsearch")  # their levels go to the workers
 _WORKER = "import sys; from hpsearch.workers import main; sys.exit(main(*sys.argv[1:]))"
 
 
@@ -50,8 +51,9 @@ def run(search: Search, objective: Callable[..., Any], while_running: Callable[[
     import cloudpickle
 
     arguments = {**search.arguments, "show_progress": False}
+    levels = {name: logging.getLogger(name).level for name in _LOGGERS}  # as quiet as the user made this process
     try:
-        payload = cloudpickle.dumps((arguments, objective, while_running))
+        payload = cloudpickle.dumps((arguments, objective, while_running, levels))
     except Exception as e:
         raise ConfigError(
             f"`n_jobs` sends the objective and the search's arguments to worker processes, but they do not "
@@ -223,11 +225,12 @@ def main(payload: str, result: str, recover: str) -> int:
 
     _end_with_parent()
     try:
-        import optuna
-
-        optuna.logging.set_verbosity(max(optuna.logging.get_verbosity(), optuna.logging.WARNING))  # said once, above
         resources.apply_threads()
-        arguments, objective, while_running = cloudpickle.loads(Path(payload).read_bytes())
+        arguments, objective, while_running, levels = cloudpickle.loads(Path(payload).read_bytes())
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        optuna = logging.getLogger("optuna")  # its study-created lines: said once, by the search's process
+        optuna.setLevel(max(optuna.getEffectiveLevel(), logging.WARNING))
         from hpsearch.engine import Search
 
         search = Search(**arguments)
