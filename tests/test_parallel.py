@@ -95,8 +95,9 @@ def test_two_workers_finish_exactly_n_trials_apart_and_never_wait_for_each_other
     assert not worker_processes()
 
 
-def test_a_killed_worker_is_replaced_and_its_trial_run_again(tmp_path):
-    search = run_script("optuna", tmp_path, "sigkill")
+@pytest.mark.parametrize("backend", IN_PROCESS_BACKENDS)
+def test_a_killed_worker_is_replaced_and_its_trial_run_again(backend, tmp_path):
+    search = run_script(backend, tmp_path, "sigkill")
     out, err = search.communicate(timeout=300)
     assert search.returncode == 0, err[-3000:]
     assert re.search(r"Worker \d died \(signal SIGKILL\); a new worker takes its place", err)
@@ -108,8 +109,9 @@ def test_a_killed_worker_is_replaced_and_its_trial_run_again(tmp_path):
     assert not any(psutil.pid_exists(pid) for _, pid, _ in started(tmp_path))
 
 
-def test_ctrl_c_ends_every_worker_with_one_line_and_the_rerun_finishes(tmp_path):
-    search = run_script("optuna", tmp_path, "sigint")
+@pytest.mark.parametrize("backend", IN_PROCESS_BACKENDS)
+def test_ctrl_c_ends_every_worker_with_one_line_and_the_rerun_finishes(backend, tmp_path):
+    search = run_script(backend, tmp_path, "sigint")
     deadline = time.monotonic() + 120
     while not (tmp_path / "started.log").exists() or len(started(tmp_path)) < 2:
         assert time.monotonic() < deadline and search.poll() is None, search.communicate()[1][-3000:]
@@ -125,7 +127,7 @@ def test_ctrl_c_ends_every_worker_with_one_line_and_the_rerun_finishes(tmp_path)
     assert not any(psutil.pid_exists(pid) for _, pid, _ in started(tmp_path))
     trials = hpsearch.load_trials(tmp_path)
     assert [(t.state, t.interrupted) for t in trials[:2]] == [(TrialState.FAILED, True)] * 2
-    rerun = run_script("optuna", tmp_path)
+    rerun = run_script(backend, tmp_path)
     assert rerun.wait(timeout=300) == 0
     assert sum(t.counts for t in hpsearch.load_trials(tmp_path)) == 4
 
@@ -213,8 +215,12 @@ def test_a_backend_server_is_refused_before_any_trial(backend, options, tmp_path
     assert not worker_processes()
 
 
-def test_ray_takes_n_jobs_as_its_concurrency_and_torchrun_refuses_it(tmp_path):
+def test_ray_takes_n_jobs_as_its_concurrency_and_torchrun_refuses_it(tmp_path, caplog):
     space = {"x": hpsearch.space.Float(0.0, 1.0)}
+    with caplog.at_level("INFO", logger="hpsearch"):
+        hpsearch.Search(space, n_jobs=-1, output_dir=str(tmp_path))
+    cores = len(os.sched_getaffinity(0))
+    assert f"hpsearch: n_jobs=-1: {max(1, cores // 2)} worker(s), " in caplog.text  # said in the log
     assert hpsearch.Search(space, backend="ray", n_jobs=2).backend.max_concurrent_trials == 2
     assert hpsearch.Search(space, backend="ray", n_jobs=-1).backend.max_concurrent_trials is None
     with pytest.raises(ConfigError, match="`n_jobs` cannot run under torchrun"):
