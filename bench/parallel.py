@@ -45,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--gpu", action="store_true", help="the GPU benchmark: 1, 2 and 4 trials per GPU")
+    parser.add_argument("--systems", nargs="+", help="only these of the systems")
     add_run_arguments(parser, "bench/parallel.json", "MiniLM on CPU, BERT-base on GPU")
     return parser.parse_args(argv)
 
@@ -147,6 +148,9 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(run_one(args)))
         return
     systems = GPU_SYSTEMS if args.gpu else CPU_SYSTEMS
+    unknown = sorted(set(args.systems or ()) - set(systems))
+    if unknown:
+        raise SystemExit(f"--systems: unknown {unknown}; choose from {list(systems)}")
     if args.report:
         print(table(json.loads(Path(args.report).read_text())["runs"], systems))
         return
@@ -157,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
 
         passed += ["--model-dir", bert_base(str(minilm_dir()))]
     for seed in args.seeds:
-        for system in systems:  # each search in a fresh process
+        for system in args.systems or systems:  # each search in a fresh process
             child = [sys.executable, __file__, *passed, "--one", f"{system} {seed}"]
             out = subprocess.run(child, capture_output=True, text=True, check=False)
             if out.returncode != 0:

@@ -28,14 +28,17 @@ def test_the_benchmark_runs_every_system_and_reports_ratios(tiny_model_dir, tmp_
     assert sys.modules["compare"].tweets()[0][1] in (0, 1, 2)
 
 
-def test_the_parallel_benchmark_runs_every_system_and_reports_ratios(tiny_model_dir, tmp_path, monkeypatch, capsys):
+def test_the_parallel_benchmark_runs_workers_beside_transformers_and_reports_ratios(
+    tiny_model_dir, tmp_path, monkeypatch, capsys
+):
     monkeypatch.syspath_prepend(str(BENCH))
     import parallel
 
     out = tmp_path / "parallel.json"
     sizes = ["--trials", "2", "--train-size", "48", "--eval-size", "16", "--max-length", "16"]
-    parallel.main([*sizes, "--model-dir", str(tiny_model_dir), "--out", str(out)])
+    systems = ["transformers", "hpsearch-n_jobs=2"]  # n_jobs=1 is compare.py's hpsearch
+    parallel.main([*sizes, "--systems", *systems, "--model-dir", str(tiny_model_dir), "--out", str(out)])
     runs = json.loads(out.read_text())["runs"]
-    assert [r["system"] for r in runs] == list(parallel.CPU_SYSTEMS)
+    assert [r["system"] for r in runs] == systems
     assert all(r["trials_per_hour"] > 0 and 0 <= r["best_accuracy"] <= 1 for r in runs)
     assert "| trials per hour / transformers' | 1.00 |" in capsys.readouterr().out
