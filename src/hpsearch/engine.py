@@ -17,7 +17,7 @@ from typing import Any
 
 from hpsearch import liveness, resources, store, workers
 from hpsearch.backends.base import Backend, get_backend
-from hpsearch.errors import ConfigError, SearchFailed, SearchInterrupted
+from hpsearch.errors import ConfigError, SearchFailed, SearchInterrupted, interrupted_message
 from hpsearch.leaderboard import print_leaderboard
 from hpsearch.lifecycle import Trials
 from hpsearch.loop import SearchLoop
@@ -28,8 +28,9 @@ from hpsearch.trial import Trial, TrialRecord, TrialState
 
 logger = logging.getLogger("hpsearch")
 # the arguments a worker's search does not take from the search that started it
-_NOT_FOR_WORKERS = {"self", "backend_kwargs", "coordinator", "show_progress", "n_jobs", "trials_per_gpu"} | {
-    "threads_per_trial"
+_NOT_FOR_WORKERS = {
+    *("self", "backend_kwargs", "coordinator", "show_progress"),
+    *("n_jobs", "trials_per_gpu", "threads_per_trial"),
 }
 
 
@@ -212,12 +213,6 @@ class Search:
             return BestRun(str(best.number), best.values[0], best.params, run_summary)
         front = [store.to_record(t) for t in self.study.best_trials]
         return [BestRun(str(t.number), list(t.values), t.params, run_summary) for t in front]
-
-
-def interrupted_message(trials: Sequence[int]) -> str:
-    """The one line a Ctrl-C'd search ends with."""
-    during = f"during trial {', '.join(map(str, trials))}" if trials else "between trials"
-    return f"Search interrupted {during}; rerun the same call to resume it."
 
 
 def _check_search_arguments(

@@ -7,7 +7,7 @@ built-in error a caller would expect (a bad argument is a `ValueError`), as optu
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -60,3 +60,9 @@ def _one_line_for_interrupts(previous: Callable[..., Any]) -> Callable[..., Any]
 
     excepthook._hpsearch = True
     return excepthook
+
+
+def interrupted_message(trials: Sequence[int]) -> str:
+    """The one line a Ctrl-C'd search ends with (`SearchInterrupted`), naming the trials it stopped."""
+    during = f"during trial {', '.join(map(str, trials))}" if trials else "between trials"
+    return f"Search interrupted {during}; rerun the same call to resume it."

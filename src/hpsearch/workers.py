@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from hpsearch import resources, store
-from hpsearch.errors import ConfigError, SearchFailed, SearchInterrupted
+from hpsearch.errors import ConfigError, SearchFailed, SearchInterrupted, interrupted_message
 from hpsearch.leaderboard import format_value
 from hpsearch.resources import WorkerShare
 from hpsearch.trial import TrialState
@@ -70,16 +70,10 @@ def run(search: Search, objective: Callable[..., Any], while_running: Callable[[
             running = pool.running_trials()
             pool.stop()
             search.trials.recover()  # the trials of workers that had to be killed
-            raise SearchInterrupted(_interrupted(running)) from None
+            raise SearchInterrupted(interrupted_message(running)) from None
         finally:
             pool.stop()
     _check_failures(search, first)
-
-
-def _interrupted(trials: list[int]) -> str:
-    from hpsearch.engine import interrupted_message
-
-    return interrupted_message(trials)
 
 
 def _check_failures(search: Search, first: int) -> None:
