@@ -1,7 +1,7 @@
 """How a machine is split between a search's worker processes (`n_jobs`): CPU threads, and GPUs.
 
-Each worker gets an equal share of the CPU cores as its threads (`torch.set_num_threads`, and the
-OpenMP/MKL variables read before torch starts), and on a GPU machine one GPU, or a share of one
+Each worker gets an equal share of the CPU cores as its threads (the OpenMP/MKL variables, which torch
+reads as it starts: a worker imports torch only if its trials do), and on a GPU machine one GPU, or a share of one
 with `trials_per_gpu=k` (k workers on each GPU, through `CUDA_VISIBLE_DEVICES`).
 """
 
@@ -152,15 +152,6 @@ def check_shareable(storage: Any, coordinator: Any) -> None:
             "study is kept in memory. Pass `output_dir=` (the study goes to its hpsearch.db) or "
             "storage='sqlite:///path/hpsearch.db'."
         )
-
-
-def apply_threads() -> None:
-    """In a worker: torch's thread count, from the share the worker was started with."""
-    threads = os.environ.get("OMP_NUM_THREADS")
-    if threads and os.environ.get("HPSEARCH_WORKER") is not None:
-        import torch
-
-        torch.set_num_threads(int(threads))
 
 
 def worker_identity() -> dict[str, int]:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from hpsearch import resources, store
+from hpsearch import store
 from hpsearch.errors import ConfigError, SearchFailed, SearchInterrupted, interrupted_message
 from hpsearch.leaderboard import format_value
 from hpsearch.resources import WorkerShare
@@ -41,7 +41,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("hpsearch")
 INTERRUPTED = 130  # a worker's exit status after Ctrl-C (its trial recorded as interrupted)
 STOP_WAIT = 8.0  # seconds a worker gets to record its interrupted trial before it is killed
-POLL = 0.5
+POLL = 0.5  # seconds between two reads of the store for the progress bar
+EXIT_POLL = 0.05  # seconds between two looks at whether a worker has ended
 _LOGGERS = ("transformers", "optuna", "hpsearch")  # their levels go to the workers
 _WORKER = "import sys; from hpsearch.workers import main; sys.exit(main(*sys.argv[1:]))"
 
@@ -134,6 +135,7 @@ class _Pool:
     def watch(self) -> None:
         """Until every worker has ended: replace the dead, raise a worker's error, show progress."""
         shares = {share.index: share for share in self.search.shares}
+        shown = 0.0
         while self.workers:
             for index, process in list(self.workers.items()):
                 code = process.poll()
@@ -147,8 +149,10 @@ class _Pool:
                     raise error
                 if self.trials.finished() < self.n_trials:
                     self._replace(shares[index], code)
-            self._show_progress()
-            time.sleep(POLL)
+            if time.monotonic() - shown >= POLL:
+                self._show_progress()
+                shown = time.monotonic()
+            time.sleep(EXIT_POLL)
         self._show_progress()
         self.bar.close()
 
@@ -219,7 +223,6 @@ def main(payload: str, result: str, recover: str) -> int:
 
     _end_with_parent()
     try:
-        resources.apply_threads()
         arguments, objective, while_running, levels = cloudpickle.loads(Path(payload).read_bytes())
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)

