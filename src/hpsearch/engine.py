@@ -25,11 +25,12 @@ from hpsearch.objective import check_directions
 from hpsearch.result import BestRun, SearchSummary
 from hpsearch.settings import DEFAULT_STUDY_NAME, SearchSettings
 from hpsearch.trial import Trial, TrialRecord, TrialState
+from hpsearch.warm_start import WarmStart
 
 logger = logging.getLogger("hpsearch")
-# the arguments a worker's search does not take from the search that started it
+# the arguments a worker's search does not take from the search that started it (which queues the warm start)
 _NOT_FOR_WORKERS = {
-    *("self", "backend_kwargs", "coordinator", "show_progress"),
+    *("self", "backend_kwargs", "coordinator", "show_progress", "warm_start"),
     *("n_jobs", "trials_per_gpu", "threads_per_trial"),
 }
 
@@ -66,6 +67,9 @@ class Search:
         retry_stale_trials: run such a trial again with its parameters up to this many times (optuna's
             `RetryHeartbeatStaleTrialCallback(max_retry=...)`), before any new trial.
         output_dir: where the best model (`best_model/`) and the backends' files go.
+        warm_start: an earlier study (its search's `output_dir`, a storage URL, an `optuna.Study`) whose best
+            trials (up to 3; for several directions, its Pareto front's first) run first in a new study, projected
+            onto this space (`hpsearch.warm_start`); a rerun does not queue them again.
         **backend_kwargs: the backend's own options (optuna's `sampler`, Ray's `scheduler`, ...).
 
     Raises:
@@ -104,6 +108,7 @@ class Search:
         retry_stale_trials: int = 0,
         trials_per_gpu: int | None = None,
         threads_per_trial: int | None = None,
+        warm_start: Any = None,
         **backend_kwargs: Any,
     ):
         # what each worker process (`n_jobs`) builds its own search from: these arguments, the same
@@ -143,6 +148,7 @@ class Search:
                 f"`hp_space` has no parameters to search. Received: {hp_space!r}. Give it at least one, or leave "
                 "it out for the backend's default space."
             )
+        self.warm_start = WarmStart.load(warm_start, self.backend, self.param_space, n_trials)
         self.trials = Trials(self.settings, **self.backend.study_options())
         self.coordinator = coordinator  # under DDP: tells the other ranks each trial and each decision
         self.native: Any = None
@@ -168,6 +174,8 @@ class Search:
         (or `max_consecutive_failed_trials` in a row), `SearchInterrupted` on Ctrl-C.
         """
         store.check_space(self.study, self.param_space)
+        if self.warm_start is not None:  # the earlier study's best trials, queued in a new study
+            self.warm_start.enqueue(self.trials)
         if self.shares:  # the first worker recovers: the process that resumes a crashed trial runs it
             workers.run(self, objective, while_running)
         else:

@@ -29,11 +29,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("hpsearch")
 
-_OPTUNA_STATES = {
-    TrialState.COMPLETE: "COMPLETE",
-    TrialState.PRUNED: "PRUNED",
-    TrialState.FAILED: "FAIL",
-}
+_OPTUNA_STATES = {TrialState.COMPLETE: "COMPLETE", TrialState.PRUNED: "PRUNED", TrialState.FAILED: "FAIL"}
 
 
 @dataclass
@@ -111,9 +107,13 @@ class Trials:
             store.suggest(live.optuna_trial, name, space[name])
         return live
 
+    def enqueue(self, waiting: optuna.trial.FrozenTrial) -> int:
+        """Queue a trial (`optuna.trial.create_trial(state=WAITING, ...)`): `claim_queued` runs it first. Its number."""
+        return self.storage.get_trial_number_from_id(self.storage.create_new_trial(self._study_id, waiting))
+
     def claim_queued(self) -> tuple[LiveTrial, dict[str, Any]] | None:
-        """A queued trial (a stale one retried, the user's `study.enqueue_trial`) claimed (optuna's atomic
-        WAITING -> RUNNING), and its parameters; None if none is. Stale trials are failed (and queued) first."""
+        """A queued trial (a stale one retried, a warm start's, the user's `study.enqueue_trial`) claimed (optuna's
+        atomic WAITING -> RUNNING), and its parameters; None if none is. Stale trials are failed (and queued) first."""
         import optuna
 
         self._fail_stale(self.study)

@@ -106,7 +106,8 @@ def hyperparameter_search(
             checkpoints (by default deleted: `best_model/` holds the best trial's model). A crashed
             trial's checkpoints are kept either way, and its rerun resumes from the last one.
         **kwargs: `storage`, `study_name` (default store: `<output_dir>/hpsearch.db`; rerunning
-            the same call continues it), the search's options (`Search`), the backend's own.
+            the same call continues it), `warm_start` (an earlier search's `output_dir`: its best trials
+            run first, on this data), the search's options (`Search`), the backend's own.
 
     Returns:
         The best run (`BestRun`; its `run_summary.best_model_dir` holds its model), or the Pareto

@@ -119,6 +119,11 @@ class Backend(ABC):
         """Whether a trial may be stopped at an intermediate value (so evaluations are worth their cost)."""
         return False
 
+    def runs_queued(self) -> str | None:
+        """How the backend runs a queued trial (a warm start's): "partial" (it samples the parameters the trial
+        lacks), "whole" (the trial must hold every parameter of its space), or None (never: its own loop runs)."""
+        return None
+
     @abstractmethod
     def drive(self, loop: Loop) -> Any:
         """Run the search until `n_trials` trials of the study have finished; return the library's own
@@ -170,6 +175,9 @@ class AskTellBackend(Backend):
     @property
     def can_prune(self) -> bool:
         return self.pruner is not None and self.settings.single_objective and prunes(self.pruner)
+
+    def runs_queued(self) -> str | None:
+        return "whole"  # `begin`, `report` and `tell` get the queued trial's parameters as its proposal
 
     def begin(self, proposal: Proposal, trial: LiveTrial) -> None:
         """The proposal's trial exists (`trial.number`; `trial.optuna_trial` in the study store)."""

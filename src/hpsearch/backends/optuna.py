@@ -94,6 +94,9 @@ class OptunaBackend(AskTellBackend):
     def study_options(self) -> dict[str, Any]:
         return {**super().study_options(), **self._options}
 
+    def runs_queued(self) -> str:
+        return "partial"  # `hp_space` suggests on the trial: the queued values where it has them, sampled elsewhere
+
     def _sample(self, trial: optuna.Trial) -> dict[str, Any]:
         if not callable(self.hp_space):
             return {name: store.suggest(trial, name, dim) for name, dim in self.hp_space.items()}

@@ -103,13 +103,13 @@ class WandbBackend(AskTellBackend):
         goal = sweep_goal(cls.default_space() if hp_space is None else hp_space)
         return [goal] if goal else None
 
-    def _server(self, trials: Trials) -> bool:
+    def _server(self, trials: Trials | None) -> bool:
         """Whether a W&B server runs the sweep: asked for, or implied by a sweep id this study did not
-        make locally, or by an API key (unless W&B is offline or disabled)."""
+        make locally (without `trials`: any sweep id), or by an API key (unless W&B is offline or disabled)."""
         if self.server is not None:
             return self.server
         if self.sweep_id:
-            return self.sweep_id != trials.recall(_LOCAL_SWEEP)
+            return trials is None or self.sweep_id != trials.recall(_LOCAL_SWEEP)
         return bool(os.environ.get("WANDB_API_KEY")) and os.environ.get("WANDB_MODE") not in ("offline", "disabled")
 
     def param_space(self) -> dict[str, Dimension | None]:
@@ -118,6 +118,9 @@ class WandbBackend(AskTellBackend):
     @property
     def can_prune(self) -> bool:
         return "early_terminate" in self.config and not self.server
+
+    def runs_queued(self) -> str | None:
+        return None if self._server(None) else "whole"  # a server's agent runs the sweep's runs only
 
     def drive(self, loop: Loop) -> str:
         """Local mode: the engine's loop. Server mode: `wandb.agent` calls the engine per run. Either
