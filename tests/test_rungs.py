@@ -259,3 +259,37 @@ def test_by_default_successive_halving_stops_worse_trials_on_every_backend(backe
     pruned = [t for t in trials if t.state is TrialState.PRUNED]
     assert len(trials) == 8 and pruned and all(len(t.intermediate) < 9 for t in pruned)
     assert all(t.params["x"] > best.objective for t in pruned)
+
+
+class LossAtRungs(TrainerCallback):
+    """The evaluation loss and accuracy at the rungs' steps, computed as a rung does (just before it)."""
+
+    def __init__(self):
+        self.trainer, self.at = None, []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step in (math.ceil(state.max_steps / 9), math.ceil(state.max_steps / 3)):
+            output = self.trainer.evaluation_loop(self.trainer.get_eval_dataloader(), description="check")
+            self.at.append((output.metrics["eval_loss"], output.metrics["eval_accuracy"]))
+
+
+@pytest.mark.parametrize("rung_metric", [None, "objective"])
+def test_rungs_report_the_evaluation_loss_by_default_or_the_objective(make_trainer, rung_metric):
+    """By default a rung reports the evaluation loss, negated when maximising (the pruner keeps the higher);
+    with rung_metric='objective' it reports the objective of the rung's metrics."""
+    trainer = make_trainer()
+    seen = LossAtRungs()
+    seen.trainer = trainer
+    trainer.add_callback(seen)
+    option = {} if rung_metric is None else {"rung_metric": rung_metric}
+    trainer.hyperparameter_search(
+        hp_space=lr_space,
+        n_trials=1,
+        direction="maximize",
+        compute_objective=lambda m: m["eval_accuracy"],
+        show_progress=False,
+        **option,
+    )
+    (trial,) = hpsearch.load_trials(trainer.args.output_dir)
+    expected = [-loss if rung_metric is None else accuracy for loss, accuracy in seen.at]
+    assert [trial.intermediate[p] for p in (111, 333)] == pytest.approx(expected, rel=1e-5)

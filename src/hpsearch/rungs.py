@@ -4,7 +4,9 @@ At each rung point (`hpsearch.fidelity`: 1/9 and 1/3 of the trial's steps by def
 evaluated quietly: no log, no `on_evaluate` for the callbacks, no best-checkpoint bookkeeping, so
 the user's own evaluations, logs and objective stay as the user configured them. A rung scores at
 most `subset_size` examples of each evaluation set: a fixed subset, the same for every trial of a
-study (drawn from the study's name).
+study (drawn from the study's name). What it reports (`RUNG_METRICS`) is the evaluation loss by
+default, which ranks trials early in training better than the objective does on few examples
+(bench/rung_signals.py), or the objective.
 """
 
 from __future__ import annotations
@@ -18,11 +20,35 @@ import torch
 import transformers
 from transformers.trainer_utils import has_length
 
+from hpsearch.errors import ConfigError
 from hpsearch.fidelity import step_at
 from hpsearch.objective import check_values
 from hpsearch.trial import Trial
 
 DEFAULT_SUBSET_SIZE = 1000
+RUNG_METRICS = ("loss", "objective")
+DEFAULT_RUNG_METRIC = "loss"
+
+
+def rung_score(
+    rung_metric: str, compute_objective: Callable[[dict[str, float]], Any], direction: str
+) -> Callable[[dict[str, float]], Any]:
+    """What a rung reports of its metrics: the objective, or the evaluation loss (the mean over the
+    evaluation sets), negated where the objective is maximised so that the pruner's better is the search's."""
+    if rung_metric == "objective":
+        return compute_objective
+    sign = -1.0 if direction == "maximize" else 1.0
+
+    def loss(metrics: dict[str, float]) -> float:
+        losses = [value for name, value in metrics.items() if name.endswith("_loss")]
+        if not losses:
+            raise ConfigError(
+                "The rungs score the evaluation loss (rung_metric='loss'), but the evaluation gave none (does the "
+                "evaluation set have the labels the model takes?). Pass rung_metric='objective'."
+            )
+        return sign * sum(losses) / len(losses)
+
+    return loss
 
 
 def fixed_subset(dataset: Any, size: int | None, study_name: str) -> Any:
@@ -56,8 +82,10 @@ class RungEvaluations(transformers.TrainerCallback):
         points: Sequence[int],
         score: Callable[[dict[str, float]], Any],
         sources: list[tuple[str, Any]],
+        loss_only: bool = False,
     ):
         self.trainer, self.trial, self.score, self.sources = trainer, trial, score, sources
+        self.loss_only = loss_only  # the score needs no predictions: none are gathered
         self.pending = list(points)
         self._latest: tuple[int, float] | None = None  # (step, score): two rungs on one step evaluate once
 
@@ -88,7 +116,7 @@ class RungEvaluations(transformers.TrainerCallback):
             output = trainer.evaluation_loop(
                 trainer.get_eval_dataloader(source),
                 description="Rung evaluation",
-                prediction_loss_only=True if trainer.compute_metrics is None else None,
+                prediction_loss_only=True if self.loss_only or trainer.compute_metrics is None else None,
                 metric_key_prefix=prefix,
             )
             metrics.update(output.metrics)

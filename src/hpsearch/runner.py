@@ -27,7 +27,7 @@ from hpsearch.arguments import argument_types, cast
 from hpsearch.errors import ConfigError
 from hpsearch.fidelity import progress
 from hpsearch.objective import check_values, is_better
-from hpsearch.rungs import DEFAULT_SUBSET_SIZE, RungEvaluations, rung_sources
+from hpsearch.rungs import DEFAULT_RUNG_METRIC, DEFAULT_SUBSET_SIZE, RungEvaluations, rung_score, rung_sources
 from hpsearch.tracking import TrialTracking
 from hpsearch.trial import Trial, check_searched
 
@@ -127,6 +127,7 @@ class TrialRunner:
         objective_at: str = "last",
         rungs: Sequence[int] = (),
         rung_eval_size: int | None = DEFAULT_SUBSET_SIZE,
+        rung_metric: str = DEFAULT_RUNG_METRIC,
         study_name: str = "hpsearch",
         keep_checkpoints: bool = False,
     ):
@@ -137,13 +138,14 @@ class TrialRunner:
         self.objective_at = objective_at
         self.rungs = tuple(rungs) if len(self.directions) == 1 else ()  # progress points; several objectives prune not
         self.rung_eval_size = rung_eval_size
+        self.rung_metric = rung_metric
         self.study_name = study_name
         self.keep_checkpoints = keep_checkpoints  # a finished trial's run directory: kept, or deleted
         self.base_args = trainer.args
         self.output_dir = Path(trainer.args.output_dir)
 
     def __reduce__(self) -> tuple:
-        names = ("compute_objective", "directions", "hp_name", "objective_at", "rungs", "rung_eval_size")
+        names = ("compute_objective", "directions", "hp_name", "objective_at", "rungs", "rung_eval_size", "rung_metric")
         options = {name: getattr(self, name) for name in (*names, "study_name", "keep_checkpoints")}
         return _rebuild_runner, (_trainer_recipe(self.trainer), options)
 
@@ -170,7 +172,9 @@ class TrialRunner:
         reporter = _Reporter(self, trial)
         callbacks = [reporter]
         if self.rungs:
-            callbacks.append(RungEvaluations(trainer, trial, self.rungs, self.compute_objective, self._rung_sources))
+            score = rung_score(self.rung_metric, self.compute_objective, self.directions[0])
+            loss_only = self.rung_metric == "loss"
+            callbacks.append(RungEvaluations(trainer, trial, self.rungs, score, self._rung_sources, loss_only))
         tracking = TrialTracking(trainer, self.output_dir, self.study_name)
         model_init = trainer.model_init
         trainer.args = args

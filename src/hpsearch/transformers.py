@@ -21,7 +21,7 @@ from hpsearch.errors import ConfigError, RankFailed
 from hpsearch.fidelity import DEFAULT_EVALS_PER_TRIAL, rung_points
 from hpsearch.objective import default_compute_objective
 from hpsearch.result import BestRun
-from hpsearch.rungs import DEFAULT_SUBSET_SIZE
+from hpsearch.rungs import DEFAULT_RUNG_METRIC, DEFAULT_SUBSET_SIZE, RUNG_METRICS
 from hpsearch.runner import TrialRunner
 
 
@@ -82,6 +82,7 @@ def hyperparameter_search(
     objective_at: str = "last",
     evals_per_trial: int | None = None,
     rung_eval_size: int | None = DEFAULT_SUBSET_SIZE,
+    rung_metric: str = DEFAULT_RUNG_METRIC,
     keep_checkpoints: bool = False,
     **kwargs: Any,
 ) -> BestRun | list[BestRun]:
@@ -102,6 +103,9 @@ def hyperparameter_search(
             prune; 0 (or 1) turns rungs off, and the pruner then sees the user's own evaluations.
         rung_eval_size: the most examples a rung evaluation scores of each evaluation set (a fixed
             subset, the same for every trial of the study); None: all.
+        rung_metric: what a rung reports to the pruner: "loss" (the evaluation loss, negated when
+            maximising; it ranks trials early in training better than few examples' accuracy does) or
+            "objective" (`compute_objective` of the rung's metrics).
         keep_checkpoints: keep each finished trial's run directory `<output_dir>/<trial name>` and its
             checkpoints (by default deleted: `best_model/` holds the best trial's model). A crashed
             trial's checkpoints are kept either way, and its rerun resumes from the last one.
@@ -123,7 +127,7 @@ def hyperparameter_search(
         >>> best_run.hyperparameters  # doctest: +SKIP
         {'learning_rate': 3.1e-05, 'per_device_train_batch_size': 32}
     """
-    _check_arguments(trainer, compute_objective, objective_at, evals_per_trial, rung_eval_size)
+    _check_arguments(trainer, compute_objective, objective_at, evals_per_trial, rung_eval_size, rung_metric)
     coordinator = Coordinator() if trainer.args.world_size > 1 else None
     if coordinator is not None and not coordinator.leads:
         return _follow(coordinator, trainer, compute_objective, hp_name, objective_at)
@@ -147,6 +151,7 @@ def hyperparameter_search(
             "directions": search.directions,
             "rungs": rungs if search.backend.can_prune else (),  # scores no pruner looks at: not worth their time
             "rung_eval_size": rung_eval_size,
+            "rung_metric": rung_metric,
             "study_name": search.settings.study_name,
             "keep_checkpoints": keep_checkpoints,
         }
@@ -165,7 +170,12 @@ def hyperparameter_search(
 
 
 def _check_arguments(
-    trainer: transformers.Trainer, compute_objective: Any, objective_at: str, evals_per_trial: Any, rung_eval_size: Any
+    trainer: transformers.Trainer,
+    compute_objective: Any,
+    objective_at: str,
+    evals_per_trial: Any,
+    rung_eval_size: Any,
+    rung_metric: Any,
 ) -> None:
     if trainer.model_init is None:
         raise ConfigError(
@@ -185,6 +195,8 @@ def _check_arguments(
             f"`rung_eval_size` must be an int >= 1, or None for the whole evaluation set. Received: "
             f"rung_eval_size={rung_eval_size!r}."
         )
+    if rung_metric not in RUNG_METRICS:
+        raise ConfigError(f"`rung_metric` must be one of {list(RUNG_METRICS)}. Received: rung_metric={rung_metric!r}.")
 
 
 def _check_search(search: Search, trainer: transformers.Trainer, coordinator: Any, objective_at: str) -> None:
