@@ -25,7 +25,8 @@ from hpsearch.fidelity import step_at
 from hpsearch.objective import check_values
 from hpsearch.trial import Trial
 
-DEFAULT_SUBSET_SIZE = 1000
+AUTO = "auto"  # the default `rung_eval_size`: sized from the trial's training (`auto_subset_size`)
+AUTO_FRACTION, AUTO_MIN, AUTO_MAX = 20, 32, 1000
 RUNG_METRICS = ("loss", "objective")
 DEFAULT_RUNG_METRIC = "loss"
 
@@ -51,6 +52,20 @@ def rung_score(
     return loss
 
 
+def auto_subset_size(args: transformers.TrainingArguments, train_dataset: Any) -> int:
+    """How many examples a rung scores by default: 1/20 of the examples a trial trains on (so that a trial's two
+    rungs cost ~3% of its training: an example evaluated costs about a third of one trained), at least 32 (the
+    evaluation loss of 32 examples still ranks trials well, bench/rung_signals.py) and at most 1,000. From the
+    Trainer's own arguments, so that it is the same for every trial of the study."""
+    if args.max_steps > 0:
+        trained = args.max_steps * args.train_batch_size * args.gradient_accumulation_steps
+    elif has_length(train_dataset):
+        trained = len(train_dataset) * args.num_train_epochs
+    else:
+        return AUTO_MAX
+    return int(min(max(trained / AUTO_FRACTION, AUTO_MIN), AUTO_MAX))
+
+
 def fixed_subset(dataset: Any, size: int | None, study_name: str) -> Any:
     """At most `size` examples of `dataset`, the same ones for every trial of the study (None: all)."""
     if size is None or not has_length(dataset) or len(dataset) <= size:
@@ -60,9 +75,12 @@ def fixed_subset(dataset: Any, size: int | None, study_name: str) -> Any:
     return dataset.select(indices) if hasattr(dataset, "select") else torch.utils.data.Subset(dataset, indices)
 
 
-def rung_sources(trainer: transformers.Trainer, size: int | None, study_name: str) -> list[tuple[str, Any]]:
+def rung_sources(trainer: transformers.Trainer, size: int | str | None, study_name: str) -> list[tuple[str, Any]]:
     """What a rung scores: (metric prefix, what `get_eval_dataloader` takes) per evaluation set, named as
-    `Trainer.evaluate` names them, each the study's fixed subset of at most `size` examples."""
+    `Trainer.evaluate` names them, each the study's fixed subset of at most `size` examples ("auto":
+    `auto_subset_size`; None: all)."""
+    if size == AUTO:
+        size = auto_subset_size(trainer.args, trainer.train_dataset)
     if trainer.args.dataloader_persistent_workers:
         size = None  # the Trainer keeps one loader per evaluation set: a subset's would replace the user's
     sets = trainer.eval_dataset

@@ -27,7 +27,7 @@ from hpsearch.arguments import argument_types, cast
 from hpsearch.errors import ConfigError
 from hpsearch.fidelity import progress
 from hpsearch.objective import check_values, is_better
-from hpsearch.rungs import DEFAULT_RUNG_METRIC, DEFAULT_SUBSET_SIZE, RungEvaluations, rung_score, rung_sources
+from hpsearch.rungs import AUTO, DEFAULT_RUNG_METRIC, RungEvaluations, rung_score, rung_sources
 from hpsearch.tracking import TrialTracking
 from hpsearch.trial import Trial, check_searched
 
@@ -126,7 +126,7 @@ class TrialRunner:
         hp_name: Callable[[Any], str] | None = None,
         objective_at: str = "last",
         rungs: Sequence[int] = (),
-        rung_eval_size: int | None = DEFAULT_SUBSET_SIZE,
+        rung_eval_size: int | str | None = AUTO,
         rung_metric: str = DEFAULT_RUNG_METRIC,
         study_name: str = "hpsearch",
         keep_checkpoints: bool = False,

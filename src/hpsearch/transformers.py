@@ -21,7 +21,7 @@ from hpsearch.errors import ConfigError, RankFailed
 from hpsearch.fidelity import DEFAULT_EVALS_PER_TRIAL, rung_points
 from hpsearch.objective import default_compute_objective
 from hpsearch.result import BestRun
-from hpsearch.rungs import DEFAULT_RUNG_METRIC, DEFAULT_SUBSET_SIZE, RUNG_METRICS
+from hpsearch.rungs import AUTO, DEFAULT_RUNG_METRIC, RUNG_METRICS
 from hpsearch.runner import TrialRunner
 
 
@@ -81,7 +81,7 @@ def hyperparameter_search(
     hp_name: Callable[[Any], str] | None = None,
     objective_at: str = "last",
     evals_per_trial: int | None = None,
-    rung_eval_size: int | None = DEFAULT_SUBSET_SIZE,
+    rung_eval_size: int | str | None = AUTO,
     rung_metric: str = DEFAULT_RUNG_METRIC,
     keep_checkpoints: bool = False,
     **kwargs: Any,
@@ -102,7 +102,8 @@ def hyperparameter_search(
             training (`hpsearch.fidelity`), then its final one. Default 3 where the backend can
             prune; 0 (or 1) turns rungs off, and the pruner then sees the user's own evaluations.
         rung_eval_size: the most examples a rung evaluation scores of each evaluation set (a fixed
-            subset, the same for every trial of the study); None: all.
+            subset, the same for every trial of the study); "auto" (default): 1/20 of the examples a
+            trial trains on, from 32 to 1,000 (`hpsearch.rungs.auto_subset_size`); None: all.
         rung_metric: what a rung reports to the pruner: "loss" (the evaluation loss, negated when
             maximising; it ranks trials early in training better than few examples' accuracy does) or
             "objective" (`compute_objective` of the rung's metrics).
@@ -190,9 +191,10 @@ def _check_arguments(
         raise ConfigError(f"`objective_at` must be 'last' or 'best'. Received: objective_at={objective_at!r}.")
     if evals_per_trial is not None and (not isinstance(evals_per_trial, int) or evals_per_trial < 0):
         raise ConfigError(f"`evals_per_trial` must be an int >= 0. Received: evals_per_trial={evals_per_trial!r}.")
-    if rung_eval_size is not None and (not isinstance(rung_eval_size, int) or rung_eval_size < 1):
+    size = rung_eval_size
+    if size not in (None, AUTO) and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise ConfigError(
-            f"`rung_eval_size` must be an int >= 1, or None for the whole evaluation set. Received: "
+            f"`rung_eval_size` must be an int >= 1, 'auto', or None for the whole evaluation set. Received: "
             f"rung_eval_size={rung_eval_size!r}."
         )
     if rung_metric not in RUNG_METRICS:

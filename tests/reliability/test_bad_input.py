@@ -192,7 +192,7 @@ def lr_space(trial):
         ({"backend": "hyperopt"}, r"must be one of \['optuna', 'sigopt', 'ray', 'wandb'\]"),
         ({"objective_at": "first"}, "objective_at` must be 'last' or 'best'"),
         ({"evals_per_trial": -1}, r"`evals_per_trial` must be an int >= 0. Received: evals_per_trial=-1"),
-        ({"rung_eval_size": 0}, r"`rung_eval_size` must be an int >= 1, or None .* Received: rung_eval_size=0"),
+        ({"rung_eval_size": 0}, r"`rung_eval_size` must be an int >= 1, 'auto', or None .* Received: rung_eval_size=0"),
         ({"rung_metric": "accuracy"}, r"`rung_metric` must be one of \['loss', 'objective'\]. Received: rung_metric="),
         (
             {"hp_space": lambda t: {"dropout": t.suggest_float("dropout", 0.0, 0.3)}},
