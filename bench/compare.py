@@ -7,7 +7,7 @@ The docs' set-up ("Hyperparameter Search using Trainer API"): all-MiniLM-L6-v2, 
 - transformers: `transformers.Trainer.hyperparameter_search(backend="optuna")`, its defaults
   (`TPESampler(seed)`);
 - hpsearch: `hpsearch.Trainer.hyperparameter_search`, its defaults (rungs at 1/9 and 1/3 of a
-  trial's training, successive halving), the same sampler;
+  trial's training, successive halving, its own TPE) with `seed=`;
 - optuna-hyperband: transformers' search with optuna's `HyperbandPruner()`, evaluating every
   quarter epoch (a pruner needs intermediate values; the docs' one evaluation an epoch has none);
 - ray-asha: transformers' search on Ray Tune with `ASHAScheduler()`, the same evaluations, random
@@ -240,12 +240,12 @@ def _options(system: str, seed: int) -> dict[str, Any]:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
         scheduler = ASHAScheduler(metric="objective", mode="max")
         return {"backend": "ray", "scheduler": scheduler, "search_alg": BasicVariantGenerator(random_state=seed)}
+    if system == "hpsearch":  # its defaults, its sampler included, seeded
+        return {"backend": "optuna", "seed": seed, "show_progress": False}
     sampler = optuna.samplers.RandomSampler(seed=seed) if system == "random" else optuna.samplers.TPESampler(seed=seed)
     options: dict[str, Any] = {"backend": "optuna", "sampler": sampler}
     if system == "optuna-hyperband":
         options["pruner"] = optuna.pruners.HyperbandPruner()
-    if system == "hpsearch":
-        options["show_progress"] = False
     return options
 
 

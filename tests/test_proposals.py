@@ -83,3 +83,33 @@ def test_proposals_ignore_the_global_random_state_and_follow_seed(backend, tmp_p
     assert other != first
     resumed = run("a", seed=3, n_trials=5)  # the same call again, for more trials: new points
     assert resumed[:3] == first and len(set(resumed)) == 5, resumed
+
+
+def test_optunas_default_sampler_is_tpe_with_a_short_random_start_and_the_users_own_wins(tmp_path):
+    """A Trainer search runs few trials: TPE starts modelling after 5 random ones (optuna's default: 10), the
+    parameters jointly (multivariate); a seeded search proposes the same points again; a sampler passed in is used."""
+    import optuna
+
+    from hpsearch import Search
+    from hpsearch.backends.optuna import STARTUP_TRIALS
+    from hpsearch.space import Categorical, Float
+
+    space = {"lr": Float(1e-6, 1e-4, log=True), "batch": Categorical([16, 32, 64, 128])}
+
+    def objective(trial):
+        return -abs(np.log10(trial.params["lr"]) + 4.5) - trial.params["batch"] / 128
+
+    def run(name, **options):
+        search = Search(space, n_trials=8, direction="maximize", storage=f"sqlite:///{tmp_path}/{name}.db", **options)
+        search.run(objective)
+        return search.study
+
+    seeded = run("a", seed=3, show_progress=False)
+    sampler = seeded.sampler
+    assert isinstance(sampler, optuna.samplers.TPESampler) and STARTUP_TRIALS == 5
+    assert sampler._n_startup_trials == STARTUP_TRIALS and sampler._multivariate  # optuna's own settings
+    again = run("b", seed=3, show_progress=False)
+    assert [t.params for t in again.trials] == [t.params for t in seeded.trials]
+    assert len({(t.params["lr"], t.params["batch"]) for t in seeded.trials}) == 8  # a search that searches
+    own = optuna.samplers.RandomSampler(seed=0)
+    assert run("c", sampler=own, show_progress=False).sampler is own

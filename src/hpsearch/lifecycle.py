@@ -60,9 +60,8 @@ class Trials:
     @functools.cached_property
     def storage(self) -> optuna.storages.BaseStorage:
         settings = self.settings
-        return store.open_storage(
-            settings.storage, settings.heartbeat_interval, settings.grace_period, settings.retry_stale_trials
-        )
+        beats = (settings.heartbeat_interval, settings.grace_period, settings.retry_stale_trials)
+        return store.open_storage(settings.storage, *beats, checked=settings.workers > 1)  # by the search's process
 
     @functools.cached_property
     def study(self) -> optuna.Study:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,9 +50,17 @@ class Machine:
 
     @classmethod
     def here(cls) -> Machine:
-        import torch
+        return cls(cores=len(os.sched_getaffinity(0)), gpus=_gpu_count())
 
-        return cls(cores=len(os.sched_getaffinity(0)), gpus=torch.cuda.device_count())
+
+def _gpu_count() -> int:
+    """The CUDA GPUs torch sees; on a Linux machine with no NVIDIA driver, 0 without importing torch (seconds
+    that a search of a function that never uses torch would pay)."""
+    if "torch" not in sys.modules and sys.platform == "linux" and not os.path.exists("/proc/driver/nvidia"):
+        return 0
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def check_n_jobs(n_jobs: object, trials_per_gpu: object, threads_per_trial: object) -> None:

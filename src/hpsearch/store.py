@@ -52,6 +52,7 @@ def open_storage(
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
     retry_stale_trials: int = 0,
+    checked: bool = False,
 ) -> optuna.storages.BaseStorage:
     """An optuna storage from a URL (SQLite waits for locks held by other workers), a storage object,
     or None (in memory): the very object the study then writes through, a database one behind
@@ -59,9 +60,9 @@ def open_storage(
 
     A URL's database gets optuna's heartbeats: a running trial whose worker has not beaten for
     `grace_period` seconds is failed by the next worker that checks (`fail_stale_trials`), and its
-    slot runs again (with its parameters, up to `retry_stale_trials` times). A storage object keeps the
-    heartbeat settings it was made with.
-    """
+    slot runs again (with its parameters, up to `retry_stale_trials` times); a storage object keeps its
+    own. A database `checked` already (by the search's process, for its workers) skips optuna's schema
+    check: a second of a worker's start."""
     import optuna
 
     if isinstance(storage, str):
@@ -69,7 +70,7 @@ def open_storage(
         if heartbeat_interval is not None:
             beats = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
             beats["heartbeat_stale_trial_callback"] = liveness.on_stale(retry_stale_trials)
-        storage = _database(storage, beats)
+        storage = _database(storage, {**beats, "skip_compatibility_check": checked})
     # optuna's function for internal use (no public one gives the object a study writes through)
     return optuna.storages.get_storage(storage)
 
@@ -204,8 +205,7 @@ def to_record(frozen: optuna.trial.FrozenTrial, stale: bool = False) -> TrialRec
 
 
 def best_record(study: optuna.Study, kept: int | None = None) -> TrialRecord:
-    """The best trial of a single-objective study; among trials tied with it, trial `kept` (the one
-    whose model is kept) if it is one of them, else the first."""
+    """The best trial of a single-objective study; of those tied with it, `kept` (whose model is kept) or the first."""
     import optuna
 
     best_value = study.best_value

@@ -17,6 +17,8 @@ from hpsearch.lifecycle import LiveTrial
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension, Space, format_hint, is_space
 
+STARTUP_TRIALS = 5
+
 
 def _format_error(hp_space: Any, why: str) -> ConfigError:
     return ConfigError(
@@ -60,6 +62,18 @@ class _Named:
                 raise ConfigError(f"hp_space: {attribute}({name!r}, ...): {e}") from None
 
         return suggest
+
+
+def default_sampler(seed: int | None, parallel: bool) -> optuna.samplers.TPESampler:
+    """TPE for the few trials a Trainer search runs: STARTUP_TRIALS random trials where optuna's default has 10
+    (half of a 20-trial search), the parameters modelled jointly (multivariate: a good learning rate depends on
+    the batch size); bench/sampler_surrogate.py. With workers, the running trials count as if bad (optuna's
+    constant liar), so that workers try apart."""
+    with warnings.catch_warnings():  # optuna calls `multivariate` and `constant_liar` experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=STARTUP_TRIALS, multivariate=True, constant_liar=parallel
+        )
 
 
 class OptunaBackend(AskTellBackend):
@@ -109,13 +123,10 @@ class OptunaBackend(AskTellBackend):
 
     def drive(self, loop: Loop) -> None:
         study, worker, parallel = loop.trials.study, self.settings.worker, self.settings.workers > 1
-        if self.seed is not None or (parallel and self._options["sampler"] is None):
-            # TPE seeded for this run's place in the study (a resumed search draws anew) and this worker's; with
-            # workers, the running trials count as if bad (optuna's constant liar), so workers try apart
+        if self._options["sampler"] is None:
+            # seeded for this run's place in the study (a resumed search draws anew) and this worker's
             seed = None if self.seed is None else stream_seed(self.seed, loop.trials.created(), worker)
-            with warnings.catch_warnings():  # optuna calls `constant_liar` experimental
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=parallel)
+            study.sampler = default_sampler(seed, parallel)
         elif worker:  # the user's sampler, copied into each worker: optuna's way to keep the copies apart
             study.sampler.reseed_rng()
         loop.run()
