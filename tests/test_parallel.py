@@ -264,3 +264,28 @@ def test_workers_end_when_the_search_process_is_killed_and_the_rerun_recovers(tm
     assert run_script("optuna", tmp_path).wait(timeout=300) == 0
     trials = hpsearch.load_trials(tmp_path)
     assert sum(t.counts for t in trials) == 4 and not [t for t in trials if t.state is TrialState.RUNNING]
+
+
+def test_a_search_of_a_function_that_never_uses_torch_never_imports_it(tmp_path):
+    """Workers and the plan that shares the machine out import torch only for trials that use it (seconds a
+    short search of a plain function would pay, per process); the workers still run one thread each."""
+    script = f"""
+import os, sys
+import hpsearch
+from hpsearch.space import Float
+
+def objective(trial):
+    with open({str(tmp_path / "seen.log")!r}, "a") as log:
+        log.write(f"{{os.environ['OMP_NUM_THREADS']}} {{'torch' in sys.modules}}\\n")
+    return trial.params["x"] ** 2
+
+hpsearch.search(objective, {{"x": Float(-1.0, 1.0)}}, n_trials=4, n_jobs=2, seed=0, show_progress=False,
+                storage="sqlite:///{tmp_path}/study.db")
+print("torch imported:", "torch" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "torch imported: False" in done.stdout
+    seen = (tmp_path / "seen.log").read_text().splitlines()
+    threads = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert seen == [f"{threads} False"] * 4  # each worker's share of the cores, set before any torch
