@@ -49,12 +49,7 @@ def _samplers() -> dict[str, Callable[[int], Any]]:
         "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
         "tpe (optuna's defaults: 10 random)": lambda seed: optuna.samplers.TPESampler(seed=seed),
         "tpe, 5 random": lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
-        "tpe, 5 random, multivariate": lambda seed: optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=5, multivariate=True
-        ),
-        "tpe, 3 random, multivariate": lambda seed: optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=3, multivariate=True
-        ),
+        "tpe, 3 random": lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=3),
         "gp (optuna's GPSampler)": lambda seed: optuna.samplers.GPSampler(seed=seed),
         "gp, 5 random": lambda seed: optuna.samplers.GPSampler(seed=seed, n_startup_trials=5),
     }

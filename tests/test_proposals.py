@@ -86,8 +86,8 @@ def test_proposals_ignore_the_global_random_state_and_follow_seed(backend, tmp_p
 
 
 def test_optunas_default_sampler_is_tpe_with_a_short_random_start_and_the_users_own_wins(tmp_path):
-    """A Trainer search runs few trials: TPE starts modelling after 5 random ones (optuna's default: 10), the
-    parameters jointly (multivariate); a seeded search proposes the same points again; a sampler passed in is used."""
+    """A Trainer search runs few trials: TPE starts modelling after 5 random ones (optuna's default: 10); a seeded
+    search proposes the same points again; a sampler passed in is used."""
     import optuna
 
     from hpsearch import Search
@@ -107,7 +107,7 @@ def test_optunas_default_sampler_is_tpe_with_a_short_random_start_and_the_users_
     seeded = run("a", seed=3, show_progress=False)
     sampler = seeded.sampler
     assert isinstance(sampler, optuna.samplers.TPESampler) and STARTUP_TRIALS == 5
-    assert sampler._n_startup_trials == STARTUP_TRIALS and sampler._multivariate  # optuna's own settings
+    assert sampler._n_startup_trials == STARTUP_TRIALS  # optuna's own setting
     again = run("b", seed=3, show_progress=False)
     assert [t.params for t in again.trials] == [t.params for t in seeded.trials]
     assert len({(t.params["lr"], t.params["batch"]) for t in seeded.trials}) == 8  # a search that searches

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -66,14 +65,9 @@ class _Named:
 
 def default_sampler(seed: int | None, parallel: bool) -> optuna.samplers.TPESampler:
     """TPE for the few trials a Trainer search runs: STARTUP_TRIALS random trials where optuna's default has 10
-    (half of a 20-trial search), the parameters modelled jointly (multivariate: a good learning rate depends on
-    the batch size); bench/sampler_surrogate.py. With workers, the running trials count as if bad (optuna's
-    constant liar), so that workers try apart."""
-    with warnings.catch_warnings():  # optuna calls `multivariate` and `constant_liar` experimental
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=STARTUP_TRIALS, multivariate=True, constant_liar=parallel
-        )
+    (half of a 20-trial search; bench/sampler_surrogate.py). With workers, the running trials count as if bad
+    (optuna's constant liar), so that workers try apart."""
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS, constant_liar=parallel)
 
 
 class OptunaBackend(AskTellBackend):
