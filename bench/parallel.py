@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import add_run_arguments, optuna_space, tweets  # noqa: E402
+from compare import add_run_arguments, optuna_space, text_task, tweets  # noqa: E402
 
 CPU_SYSTEMS = ("transformers", "hpsearch-n_jobs=1", "hpsearch-n_jobs=2")
 GPU_SYSTEMS = ("transformers", "hpsearch-1-per-gpu", "hpsearch-2-per-gpu", "hpsearch-4-per-gpu")
@@ -75,23 +75,18 @@ def _options(system: str, seed: int) -> dict[str, Any]:
 
 def run_one(args: argparse.Namespace) -> dict[str, Any]:
     """One search in this process (hpsearch's trials in its workers), measured."""
-    import optuna
     import transformers
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     import hpsearch
-    from hpsearch.demo import TextDataset, minilm_dir, text_trainer, training_arguments
+    from hpsearch.demo import text_trainer, training_arguments
 
     system, seed = args.one.split()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    model_dir = args.model_dir or str(minilm_dir())
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     rows = tweets()
     labels = len({label for _, label in rows})
-    train = TextDataset(tokenizer, rows[: args.train_size], args.max_length)
-    evaluation = TextDataset(tokenizer, rows[args.train_size : args.train_size + args.eval_size], args.max_length)
+    model_dir, tokenizer, train, evaluation = text_task(
+        args.model_dir, rows, args.train_size, args.eval_size, args.max_length
+    )
 
     def model_init(trial: Any) -> Any:
         return AutoModelForSequenceClassification.from_pretrained(

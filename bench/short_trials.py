@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from children import alternating, print_result  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,19 +68,12 @@ def run_one(args: argparse.Namespace) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.one:
-        print("RESULT " + json.dumps(run_one(args)), flush=True)
+        print_result(run_one(args))
         return
     passed = list(argv if argv is not None else sys.argv[1:])
-    runs = []
-    for repeat in range(args.repeats):
-        for n_jobs in (1, 2) if repeat % 2 == 0 else (2, 1):
-            done = subprocess.run(
-                [sys.executable, __file__, *passed, "--one", str(n_jobs)], capture_output=True, text=True
-            )
-            if done.returncode != 0:
-                raise SystemExit(f"n_jobs={n_jobs} failed:\n{done.stderr[-3000:]}")
-            runs.append(json.loads(next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))[7:]))
-            print(f"n_jobs={n_jobs}: {runs[-1]['wall_s']:.2f} s", flush=True)
+    runs = alternating(
+        __file__, passed, ("1", "2"), args.repeats, lambda r: f"n_jobs={r['n_jobs']}: {r['wall_s']:.2f} s"
+    )
     Path(args.out).write_text(json.dumps({"argv": passed, "runs": runs}, indent=1))
     one, two = (statistics.median(r["wall_s"] for r in runs if r["n_jobs"] == n) for n in (1, 2))
     print(f"| median of {args.repeats} | n_jobs=1 | n_jobs=2 | ratio |\n|---|---|---|---|")

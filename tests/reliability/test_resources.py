@@ -22,7 +22,8 @@ def lr_space(trial):
 
 
 class RunOutOfMemoryInTrial1(TrainerCallback):
-    """Asks the allocator for more memory than any machine has, at trial 1's second step."""
+    """Asks the allocator for more memory than any machine has, at trial 1's first step (before its first rung,
+    where the default pruning may stop it)."""
 
     def __init__(self):
         self.trial = -1
@@ -31,7 +32,7 @@ class RunOutOfMemoryInTrial1(TrainerCallback):
         self.trial += 1
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.trial == 1 and state.global_step == 2:
+        if self.trial == 1 and state.global_step == 1:
             torch.empty(2**60, dtype=torch.uint8)
 
 

@@ -1,0 +1,42 @@
+"""What the benchmarks share to run each measured search in a fresh process of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+RESULT = "RESULT "  # the line a child prints its result on, as JSON
+
+
+def run_child(script: str, argv: list[str], what: str, **environment: str) -> dict[str, Any]:
+    """Run `script` with `argv` in a fresh Python process; the result it printed (RuntimeError, with the end
+    of its stderr, if it failed). `what` names the run in that error."""
+    done = subprocess.run(
+        [sys.executable, script, *argv], capture_output=True, text=True, env={**os.environ, **environment}
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")
+    line = next(line for line in done.stdout.splitlines() if line.startswith(RESULT))
+    return json.loads(line[len(RESULT) :])
+
+
+def print_result(result: dict[str, Any]) -> None:
+    """A child's result, for `run_child`."""
+    print(RESULT + json.dumps(result), flush=True)
+
+
+def alternating(
+    script: str, argv: list[str], choices: tuple[str, ...], repeats: int, describe: Callable[[dict[str, Any]], str]
+) -> list[dict[str, Any]]:
+    """`repeats` rounds of one child per choice (`--one CHOICE`), the order reversed every other round (the machine
+    drifts); each result said in a line, `describe(result)`."""
+    runs = []
+    for repeat in range(repeats):
+        for choice in choices if repeat % 2 == 0 else choices[::-1]:
+            runs.append(run_child(script, [*argv, "--one", choice], choice))
+            print(f"{choice}: {describe(runs[-1])}", flush=True)
+    return runs
