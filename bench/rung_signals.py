@@ -43,7 +43,7 @@ DRAWS = 200
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=("rotten_tomatoes", "tweets"), default="tweets")
+    parser.add_argument("--dataset", choices=("rotten_tomatoes", "tweets", "convention"), default="tweets")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-size", type=int)
@@ -53,9 +53,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out")
     parser.add_argument("--report", metavar="RESULTS", help="print the analysis of a results file, run nothing")
     return parser.parse_args(argv)
-
-
-SIZES = {"rotten_tomatoes": (2000, 400), "tweets": (600, 200)}
 
 
 def points(count: int, seed: int) -> list[dict[str, Any]]:
@@ -82,25 +79,17 @@ def per_example(trainer: Any) -> dict[str, list]:
 
 def run_trials(args: argparse.Namespace) -> dict[str, Any]:
     import transformers
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from compare import DATASETS, text_task
+    from transformers import AutoModelForSequenceClassification
 
-    from hpsearch.demo import TextDataset, minilm_dir, rotten_tomatoes, text_trainer, training_arguments
+    from hpsearch.demo import text_trainer, training_arguments
     from hpsearch.fidelity import step_at
 
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    train_size, eval_size = args.train_size or SIZES[args.dataset][0], args.eval_size or SIZES[args.dataset][1]
-    model_dir = args.model_dir or str(minilm_dir())
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    if args.dataset == "rotten_tomatoes":
-        rows = rotten_tomatoes()
-    else:
-        from compare import tweets
-
-        rows = tweets()
+    load, train_size, eval_size, _ = DATASETS[args.dataset]
+    train_size, eval_size = args.train_size or train_size, args.eval_size or eval_size
+    rows = load()
     labels = len({label for _, label in rows})
-    train = TextDataset(tokenizer, rows[:train_size], args.max_length)
-    evaluation = TextDataset(tokenizer, rows[train_size : train_size + eval_size], args.max_length)
+    model_dir, tokenizer, train, evaluation = text_task(args.model_dir, rows, train_size, eval_size, args.max_length)
     eval_labels = [label for _, label in rows[train_size : train_size + eval_size]]
     majority = max(eval_labels.count(c) for c in set(eval_labels)) / len(eval_labels)
 
