@@ -69,13 +69,28 @@ def test_a_pruned_trial_stops_every_rank_at_the_same_step(tiny_model_dir, tmp_pa
     ]
 
 
+def test_a_paused_trial_resumes_from_its_checkpoint_on_every_rank(tiny_model_dir, tmp_path):
+    """optuna's seed example with the default pruning: trials 0 and 1 pause at their first rung; one trial resumes,
+    on both ranks, from the step it paused at, and only it runs to the end."""
+    run = torchrun("optuna", tmp_path, tiny_model_dir)
+    assert run.returncode == 0, run.stderr[-3000:]
+    by_rank = results(run)
+    assert by_rank[0]["trials"] == by_rank[1]["trials"]  # [number, step it ended at, planned steps] per run
+    runs = by_rank[0]["trials"]
+    numbers = [number for number, _, _ in runs]
+    (resumed,) = {n for n in numbers if numbers.count(n) > 1} & {0, 1, 2}
+    assert runs[numbers.index(resumed)][1] < runs[-1][1] == runs[-1][2] and runs[-1][0] == resumed
+    trials = hpsearch.load_trials(tmp_path)
+    assert sorted(t.state for t in trials) == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.PRUNED]
+
+
 def test_killing_one_rank_ends_the_other_within_a_minute(tiny_model_dir, tmp_path):
     start = time.monotonic()
     run = torchrun("optuna", tmp_path, tiny_model_dir, "kill")
     assert run.returncode != 0
     assert time.monotonic() - start < 60 + 20  # a minute for the ranks, plus torchrun's own start
-    trials = hpsearch.load_trials(tmp_path)  # the store stays readable: the dead trial is still running
-    assert [t.state for t in trials][:1] == [TrialState.COMPLETE]
+    trials = hpsearch.load_trials(tmp_path)  # the store stays readable: trial 0 waits at its rung, 1 is running
+    assert [t.state for t in trials][:2] == [TrialState.PAUSED, TrialState.RUNNING]
 
 
 def test_ray_under_torchrun_is_refused_on_every_rank(tiny_model_dir, tmp_path):

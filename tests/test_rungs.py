@@ -16,6 +16,7 @@ from transformers import AutoModelForSequenceClassification, TrainerCallback
 
 import hpsearch
 from hpsearch import TrialState
+from hpsearch.halving import PeerHalvingPruner
 from hpsearch.space import Categorical, Float
 
 
@@ -210,9 +211,9 @@ def test_the_users_pruning_rule_wins_over_the_default_successive_halving(backend
         assert isinstance(default, tune.schedulers.ASHAScheduler)
         assert default._time_attr == "hpsearch_step"  # the trial's progress
         assert [milestone for milestone, _ in default._brackets[0]._rungs] == [999, 333, 111]
-    else:
-        assert isinstance(default, optuna.pruners.SuccessiveHalvingPruner)
-        assert (default._min_resource, default._reduction_factor) == (111, 3)
+    else:  # at the rungs, halving that waits for peers, which only the Trainer's search (it resumes trials) pauses
+        assert isinstance(default, PeerHalvingPruner) and not default.pause
+        assert (default.rungs, default.reduction_factor) == ((111, 333), 3)
     (users,) = own.values()
     assert rule_of(**own) is users
 

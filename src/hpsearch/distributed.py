@@ -1,7 +1,7 @@
 """Search under DDP (torchrun): rank 0 decides, every rank follows.
 
 Only rank 0 talks to the backend and the study store. Every decision it takes is broadcast:
-the search's settings, each trial's number and parameters, "prune now" at each evaluation,
+the search's settings, each trial's number and parameters, "prune (or pause) now" at each evaluation,
 "search over" (or "search failed"). So all ranks train the same trial with the same arguments
 and stop at the same step, however many trials are pruned, time out or fail. Other ranks
 return None from `hyperparameter_search`, as in transformers.
@@ -43,9 +43,9 @@ class Coordinator:
         the checkpoint it continues from, if resumed)."""
         self.share(("trial", number, params, native, resume_from))
 
-    def decide(self, stop: bool | None) -> bool:
-        """Rank 0's answer to "stop this trial now?", on every rank."""
-        return bool(self.share(stop))
+    def decide(self, stop: bool | str | None) -> bool | str:
+        """Rank 0's answer to "stop this trial now?" (True, False, or PAUSE to pause it there), on every rank."""
+        return self.share(stop)
 
     def finish(self, error: BaseException | None = None) -> None:
         self.share(("stop", None) if error is None else ("abort", f"{type(error).__name__}: {error}"))

@@ -66,6 +66,7 @@ class Search:
             dead) is failed by the next worker that checks, its slot run again (optuna's heartbeats).
         retry_stale_trials: run such a trial again with its parameters up to this many times (optuna's
             `RetryHeartbeatStaleTrialCallback(max_retry=...)`), before any new trial.
+        pause_trials: a trial at a rung with no peers yet waits for them, resumed from `trial.resume_from` (`halving`).
         output_dir: where the best model (`best_model/`) and the backends' files go.
         warm_start: an earlier study (its search's `output_dir`, a storage URL, an `optuna.Study`) whose best
             trials (up to 3; for several directions, its Pareto front's first) run first in a new study, projected
@@ -103,6 +104,7 @@ class Search:
         coordinator: Any = None,
         define_by_run: bool = True,
         rungs: Sequence[int] = (),
+        pause_trials: bool = False,
         heartbeat_interval: int | None = None,
         grace_period: int | None = None,
         retry_stale_trials: int = 0,
@@ -136,6 +138,7 @@ class Search:
             max_consecutive_failed_trials=max_consecutive_failed_trials,
             show_progress=show_progress,
             rungs=tuple(rungs),
+            pause_trials=bool(pause_trials),
             **beats,
             **resources.worker_identity(),
         )
@@ -223,9 +226,7 @@ class Search:
         return [BestRun(str(t.number), list(t.values), t.params, run_summary) for t in front]
 
 
-def _check_search_arguments(
-    n_trials: Any, timeout: Any, gc_after_trial: Any, max_consecutive_failed_trials: Any
-) -> None:
+def _check_search_arguments(n_trials: Any, timeout: Any, gc_after_trial: Any, max_consecutive_failed_trials: Any):
     if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
         raise ConfigError(f"`n_trials` must be an int >= 1. Received: n_trials={n_trials!r}.")
     if timeout is not None and timeout <= 0:

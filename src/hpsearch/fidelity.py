@@ -4,7 +4,7 @@ rule that stops the worse trials there (asynchronous successive halving, ASHA).
 Intermediate values of a Trainer search are keyed by progress, the part of the trial's training
 done, in thousandths (333: a third), so that trials with different batch sizes or epochs are
 compared at the same point. The rungs form a geometric ladder (1/9, 1/3, then the end), as
-successive halving with a reduction factor of 3 wants them.
+successive halving with a reduction factor of 3 wants them (`hpsearch.halving`: the rule there).
 """
 
 from __future__ import annotations
@@ -46,10 +46,14 @@ def prunes(pruner: optuna.pruners.BasePruner) -> bool:
     return not isinstance(pruner, optuna.pruners.NopPruner)
 
 
-def default_pruner(settings: SearchSettings) -> optuna.pruners.BasePruner:
-    """Successive halving (optuna's, asynchronous), its first rung at the search's first rung point
-    (optuna estimates one from the first finished trial where the search has none)."""
+def default_pruner(settings: SearchSettings, pause: bool = True) -> optuna.pruners.BasePruner:
+    """Successive halving at the search's rungs, a trial reaching one before it has peers pausing there where
+    `pause` and the search's `pause_trials` say so (`hpsearch.halving`); without rungs, optuna's, its first rung
+    estimated from the first finished trial."""
     import optuna
 
-    first = settings.rungs[0] if settings.rungs else "auto"
-    return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=REDUCTION_FACTOR)
+    from hpsearch.halving import PeerHalvingPruner
+
+    if settings.rungs:
+        return PeerHalvingPruner(settings.rungs, REDUCTION_FACTOR, pause=pause and settings.pause_trials)
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource="auto", reduction_factor=REDUCTION_FACTOR)

@@ -27,11 +27,14 @@ def format_value(value: Any) -> str:
 
 
 # The leaderboard's order of states: finished trials first, the ones still to end last.
-_STATE_ORDER = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED, TrialState.RUNNING, TrialState.WAITING)
+_STATE_ORDER = (
+    *(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED),
+    *(TrialState.RUNNING, TrialState.PAUSED, TrialState.WAITING),
+)
 
 
 def leaderboard(records: Sequence[TrialRecord], directions: Sequence[str]) -> list[TrialRecord]:
-    """Completed trials best first (by the first direction), then pruned, failed, running and waiting ones;
+    """Completed trials best first (by the first direction), then pruned, failed, running, paused and waiting ones;
     ties by trial number."""
     sign = -1 if directions[0] == "maximize" else 1
     order = {state: i for i, state in enumerate(_STATE_ORDER)}

@@ -8,10 +8,12 @@ the store itself.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from hpsearch import liveness, store
 from hpsearch.best_model import BestModelKeeper
+from hpsearch.counts import StudyCounts
 from hpsearch.objective import is_better
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Space
-from hpsearch.trial import TrialRecord, TrialState
+from hpsearch.trial import CONTINUE, PAUSE, TrialState
 
 if TYPE_CHECKING:
     import optuna
@@ -44,7 +47,7 @@ class LiveTrial:
     resume_from: str | None = None  # a trial resumed after a crash: the checkpoint it continues from
 
 
-class Trials:
+class Trials(StudyCounts):
     """The study's trials and every change in their lives, and the best model they offer. The study is
     opened when first used (bad input found before leaves none); `study_options` go to `optuna.create_study`."""
 
@@ -111,17 +114,56 @@ class Trials:
         return self.storage.get_trial_number_from_id(self.storage.create_new_trial(self._study_id, waiting))
 
     def claim_queued(self) -> tuple[LiveTrial, dict[str, Any]] | None:
-        """A queued trial (a stale one retried, a warm start's, the user's `study.enqueue_trial`) claimed (optuna's
-        atomic WAITING -> RUNNING), and its parameters; None if none is. Stale trials are failed (and queued) first."""
+        """A queued trial (a stale one retried, a warm start's, the user's `study.enqueue_trial`) claimed, and its
+        parameters; None if none is. Stale trials are failed (and queued) first."""
         import optuna
 
         self._fail_stale(self.study)
         for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-            trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, frozen.number)
-            if self.storage.set_trial_state_values(trial_id, optuna.trial.TrialState.RUNNING):
-                self.storage.set_trial_user_attr(trial_id, store.OWNER, liveness.this_process())
+            if not store.fact(frozen, store.PAUSED) and (trial_id := self._claim(frozen)) is not None:
                 params = {**frozen.system_attrs.get("fixed_params", {}), **store.to_record(frozen).params}
                 return self._running(trial_id), params
+        return None
+
+    def _claim(self, waiting: optuna.trial.FrozenTrial) -> int | None:
+        """Own a waiting trial (optuna's atomic WAITING -> RUNNING); its id, None if another process was first."""
+        import optuna
+
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, waiting.number)
+        if not self.storage.set_trial_state_values(trial_id, optuna.trial.TrialState.RUNNING):
+            return None
+        self.storage.set_trial_user_attr(trial_id, store.OWNER, liveness.this_process())
+        return trial_id
+
+    def pause(self, live: LiveTrial) -> bool:
+        """Leave the trial waiting at its rung, to resume from its checkpoint (`claim_paused`); False if taken over."""
+        import optuna
+
+        self._stop_beating(live.trial_id)
+        if not live.taken_over:
+            self.storage.set_trial_user_attr(live.trial_id, store.PAUSED, True)
+            self.storage.set_trial_state_values(live.trial_id, optuna.trial.TrialState.WAITING)
+        return not live.taken_over
+
+    def claim_paused(self, judge: Callable[[optuna.trial.FrozenTrial], str]) -> tuple[LiveTrial, dict[str, Any]] | None:
+        """A paused trial that `judge` (`hpsearch.halving.judge`) now continues, claimed to resume from its checkpoint,
+        and its parameters; those it prunes are pruned on the way, their checkpoints deleted. None if none continues."""
+        import optuna
+
+        for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+            verdict = judge(frozen) if store.fact(frozen, store.PAUSED) else PAUSE
+            if verdict == PAUSE or (trial_id := self._claim(frozen)) is None:
+                continue
+            self.storage.set_trial_user_attr(trial_id, store.PAUSED, False)
+            checkpoint = store.fact(frozen, store.CHECKPOINT)
+            if verdict == CONTINUE:
+                resume_from = checkpoint if checkpoint and Path(checkpoint).is_dir() else None
+                return self._running(trial_id, resume_from), store.to_record(frozen).params
+            self._end(frozen.number, trial_id, TrialState.PRUNED, None, None, interrupted=False)
+            if checkpoint:  # the pause's own checkpoint, then its run directory if nothing else is left there
+                shutil.rmtree(checkpoint, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    Path(checkpoint).parent.rmdir()
         return None
 
     def claim_resumable(self) -> tuple[LiveTrial, dict[str, Any]] | None:
@@ -223,12 +265,10 @@ class Trials:
         self.study.tell(trial, values if state is TrialState.COMPLETE else None, state=optuna_state)
 
     def recover(self, own: bool = False) -> list[int]:
-        """Mark as failed (interrupted) the running trials with no live owner (none recorded, or a
-        process of this machine that is gone), and with `own` those of this process (after Ctrl-C).
-
-        Their slots run again; returns the numbers of the trials marked. A dead one that noted a checkpoint
-        that is still there is not marked: this process takes it over, to resume it there (`claim_resumable`).
-        """
+        """Mark as failed (interrupted) the running trials with no live owner (none recorded, or a process of this
+        machine that is gone), and with `own` those of this process (after Ctrl-C). Their slots run again; returns the
+        numbers of the trials marked. A dead one that noted a checkpoint that is still there is not marked: this
+        process takes it over, to resume it there (`claim_resumable`)."""
         import optuna
 
         liveness.fail_stale(self.study)
@@ -246,49 +286,10 @@ class Trials:
                 marked.append(frozen.number)
         return marked
 
-    def created(self) -> int:
-        """How many trials the study holds, in any state (where a resumed search's draws start)."""
-        return self.storage.get_n_trials(self._study_id)
-
-    def finished(self) -> int:
-        """How many trials of the study used a slot of `n_trials` (earlier runs' included)."""
-        import optuna
-
-        states = optuna.trial.TrialState
-        ended = self.storage.get_n_trials(self._study_id, (states.COMPLETE, states.PRUNED, states.FAIL))
-        return ended - len(self._not_run(states.FAIL))
-
-    def slots_taken_before(self, number: int) -> int:
-        """Slots of `n_trials` used or being used by the trials numbered below `number` (any worker)."""
-        import optuna
-
-        states = optuna.trial.TrialState
-        return number - sum(n < number for n in self._not_run(states.FAIL, states.WAITING))
-
-    def _not_run(self, *states: optuna.trial.TrialState) -> list[int]:
-        """The numbers of the trials in `states` that use no slot: interrupted failures, queued ones."""
-        trials = self.study.get_trials(deepcopy=False, states=states)
-        said = {t.number for t in trials if t.state.name == "WAITING" or store.fact(t, store.INTERRUPTED)}
-        if len(said) < len(trials):  # failures not said to be interrupted: some may be stale (a query)
-            said |= {t.number for t in trials} & liveness.stale_trials(self.study)
-        return sorted(said)
-
-    def best_value(self) -> float | None:
-        """The best objective so far (single objective; the storage's own query), None before any completed."""
-        if not self.settings.single_objective:
-            return None
-        try:
-            return self.study.best_value
-        except ValueError:  # no trial completed yet
-            return None
-
     def _beats(self, value: float | None, than: float | None) -> bool:
         return (
             value is not None and self.settings.single_objective and is_better(value, than, self.settings.directions[0])
         )
-
-    def records(self) -> list[TrialRecord]:
-        return store.records(self.study)
 
     def recall(self, name: str) -> Any:
         """A fact a backend keeps about the whole study (its experiment's or sweep's id), None if none."""

@@ -14,12 +14,14 @@ from tqdm.auto import tqdm
 from hpsearch.backends.base import Backend, Proposal
 from hpsearch.distributed import lead_definition
 from hpsearch.errors import ObjectiveError, SearchFailed
+from hpsearch.fidelity import REDUCTION_FACTOR
+from hpsearch.halving import PeerHalvingPruner, judge
 from hpsearch.leaderboard import format_value
 from hpsearch.lifecycle import LiveTrial, Trials
 from hpsearch.objective import check_values
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension
-from hpsearch.trial import Trial, TrialPruned, TrialState, check_searched
+from hpsearch.trial import PAUSE, PRUNE, Trial, TrialPruned, TrialState, check_searched
 
 logger = logging.getLogger("hpsearch")
 
@@ -45,6 +47,7 @@ class SearchLoop:
         self._taken = 0  # slots of `n_trials` used or being used, as of this process's latest trial
         self._failures: list[BaseException] = []  # this run's failed trials' errors
         self._in_a_row = 0
+        self._settling = False
         self._bar = tqdm(
             total=settings.n_trials,
             initial=trials.finished(),
@@ -65,14 +68,29 @@ class SearchLoop:
             if self.settings.workers > 1:  # the other workers may have taken the last slots meanwhile
                 self._taken = self.trials.slots_taken_before(self.trials.created())
                 if self._taken >= self.settings.n_trials:
-                    return
+                    break
+            if self._resume_paused():
+                continue
             queued = self.trials.claim_queued()  # run first, with their parameters
             proposal = Proposal(queued[1]) if queued else self.backend.ask()
             if proposal is None:
                 logger.info("Search stopped: the backend has no more trials to propose.")
-                return
+                break
             if not self.run_trial(proposal, queued[0] if queued else None):
-                return
+                break
+        self._settling = True  # no trial left to start: the paused are judged by the peers they have
+        while self._resume_paused():
+            pass
+
+    def _resume_paused(self) -> bool:
+        """Resume a paused trial that its rung now promotes (pruning those it never will); False if none."""
+        factor, study = getattr(self.backend.pruner, "reduction_factor", REDUCTION_FACTOR), self.trials.study
+        paused = self.trials.claim_paused(lambda frozen: judge(study, frozen, factor, not self._settling))
+        if paused is None:
+            return False
+        self.run_trial(Proposal(paused[1]), paused[0])
+        self._taken = self.trials.slots_taken_before(self.trials.created())
+        return True
 
     def run_trial(self, proposal: Proposal, live: LiveTrial | None = None) -> bool:
         """Record (unless `live`: a queued trial claimed), run and end one trial; False if other workers
@@ -101,7 +119,7 @@ class SearchLoop:
             check_searched(trial, "the objective")
             values, state = check_values(result, len(self.settings.directions)), TrialState.COMPLETE
         except TrialPruned:
-            state = TrialState.PRUNED
+            state = TrialState.PAUSED if trial.pausing else TrialState.PRUNED
         except KeyboardInterrupt:
             error, interrupted = "interrupted (Ctrl-C)", True
             self.interrupted.append(live.number)
@@ -113,14 +131,23 @@ class SearchLoop:
             logger.warning(f"Trial {live.number} failed: {e!r}")
             failure = e
         finally:
-            recorded = self.trials.finish(live, state, values, error, interrupted)
-            # a trial another worker failed meanwhile is a failure to the backend, as to the store
-            self.backend.tell(proposal, *((state, values) if recorded else (TrialState.FAILED, None)))
+            recorded = self._end(proposal, live, state, values, error, interrupted)
+        if state is TrialState.PAUSED:
+            return True
         if recorded:
             self._count(failure)
         else:  # this worker was frozen meanwhile: the others may have taken every slot since
             self._taken = self.trials.slots_taken_before(self.trials.created())
         return True
+
+    def _end(self, proposal: Proposal, live: LiveTrial, state: TrialState, *outcome: Any) -> bool:
+        """Record how the trial ended (paused: nothing told, it resumes later), tell the backend; False if another
+        worker failed it meanwhile, which is a failure to the backend as to the store."""
+        if state is TrialState.PAUSED:
+            return self.trials.pause(live)
+        recorded = self.trials.finish(live, state, *outcome)
+        self.backend.tell(proposal, *((state, outcome[0]) if recorded else (TrialState.FAILED, None)))
+        return recorded
 
     def _trial(self, proposal: Proposal, live: LiveTrial) -> Trial:
         """What the objective sees of the trial; under DDP, announced to the other ranks first."""
@@ -141,18 +168,30 @@ class SearchLoop:
             self.coordinator.announce(live.number, proposal.params, backend.portable_native(proposal), live.resume_from)
         return trial
 
-    def _report(self, proposal: Proposal, live: LiveTrial, step: int, value: float) -> bool:
+    def _report(self, proposal: Proposal, live: LiveTrial, step: int, value: float) -> bool | str:
         recorded = self.trials.report(live, step, value)  # not once another worker failed the trial: it stops
         stop = not recorded or (self.backend.report(proposal, step, value) if self.settings.single_objective else False)
+        if recorded:
+            stop = self._halving(live, stop)
         if self.coordinator is not None:
             stop = self.coordinator.decide(stop)
         self._show_progress(f"trial {live.number} at {step}: {format_value(value)}")
         return stop
 
+    def _halving(self, live: LiveTrial, stop: bool) -> bool | str:
+        """The pruner's `stop`, where it is the halving that pauses (`hpsearch.halving`): PAUSE for a trial to wait
+        at its rung for peers; once no trial is left to start, the verdict of the peers there are."""
+        pruner = self.backend.pruner
+        if not (stop and isinstance(pruner, PeerHalvingPruner) and pruner.pause):
+            return stop
+        frozen = self.trials.storage.get_trial(live.trial_id)
+        verdict = judge(self.trials.study, frozen, pruner.reduction_factor, can_wait=not self._settling)
+        return PAUSE if verdict == PAUSE else verdict == PRUNE
+
     def _count(self, failure: BaseException | None) -> None:
         """Progress, and the stop of a search whose trials keep failing (its code is likely broken)."""
         self._ran += 1
-        self._bar.update()
+        self._bar.update(self.trials.finished() - self._bar.n)  # with the paused trials pruned meanwhile
         self._show_progress()
         if failure is None:
             self._in_a_row = 0

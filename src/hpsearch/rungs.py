@@ -91,7 +91,8 @@ def rung_sources(trainer: transformers.Trainer, size: int | str | None, study_na
 
 class RungEvaluations(transformers.TrainerCallback):
     """Scores the trial at each rung point of its training and reports the score at that point's
-    progress; when the backend says prune, training stops there and nothing more is evaluated or saved."""
+    progress; when the backend says prune, training stops there and nothing more is evaluated or saved (but,
+    for a trial to pause there, the checkpoint it resumes from)."""
 
     def __init__(
         self,
@@ -115,7 +116,8 @@ class RungEvaluations(transformers.TrainerCallback):
         while self.pending and state.global_step >= step_at(self.pending[0], state.max_steps):
             if self.trial.report(self.pending.pop(0), self._score_at(state.global_step)):
                 control.should_training_stop = True
-                control.should_evaluate = control.should_save = False
+                control.should_evaluate = False
+                control.should_save = self.trial.pausing  # the checkpoint a paused trial resumes from
                 return
 
     def on_epoch_end(self, args, state, control, **kwargs):

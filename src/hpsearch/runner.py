@@ -188,7 +188,7 @@ class TrialRunner:
         failed = True
         try:
             trainer.train(resume_from_checkpoint=trial.resume_from)  # None, or the checkpoint a crash left
-            if trial.should_stop:  # pruned: the trial has no objective, its model is dropped
+            if trial.should_stop:  # pruned or paused: the trial has no objective (yet), its model is dropped
                 failed = False
                 return None
             if trainer.state.global_step not in reporter.values and not self._ends_at_best(reporter):
@@ -202,7 +202,7 @@ class TrialRunner:
             trainer.model_init = model_init
             trainer.args = self.base_args
             self._release()
-            if not self.keep_checkpoints:
+            if not (self.keep_checkpoints or trial.pausing):  # a paused trial resumes from its checkpoint there
                 shutil.rmtree(args.output_dir, ignore_errors=True)
 
     def _start(

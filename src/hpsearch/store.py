@@ -33,6 +33,7 @@ ERROR = "hpsearch:error"  # a failed trial's traceback
 INTERRUPTED = "hpsearch:interrupted"  # a failed trial that was stopped rather than run (its slot runs again)
 EXTRA_PARAMS = "hpsearch:extra_params"  # parameters outside the space (constants), beside optuna's
 CHECKPOINT = "hpsearch:checkpoint"  # a running trial's latest checkpoint, where a crash resumes it
+PAUSED = "hpsearch:paused"  # a trial waiting at a rung (optuna state WAITING) from its checkpoint (`hpsearch.halving`)
 BEST_MODEL = "hpsearch:best_model"  # beside the study: the kept model's trial and path
 _SPACE = "hpsearch.space"
 
@@ -179,13 +180,7 @@ def dimension(distribution: optuna.distributions.BaseDistribution | None) -> Dim
     return None
 
 
-_STATES = {
-    "WAITING": TrialState.WAITING,
-    "RUNNING": TrialState.RUNNING,
-    "COMPLETE": TrialState.COMPLETE,
-    "PRUNED": TrialState.PRUNED,
-    "FAIL": TrialState.FAILED,
-}
+_STATES = {**{state.name: state for state in TrialState}, "FAIL": TrialState.FAILED}  # by optuna's state names
 
 
 def to_record(frozen: optuna.trial.FrozenTrial, stale: bool = False) -> TrialRecord:
@@ -193,7 +188,7 @@ def to_record(frozen: optuna.trial.FrozenTrial, stale: bool = False) -> TrialRec
     error = fact(frozen, ERROR) or (liveness.STALE_ERROR if stale else None)
     return TrialRecord(
         number=frozen.number,
-        state=_STATES[frozen.state.name],
+        state=TrialState.PAUSED if fact(frozen, PAUSED) else _STATES[frozen.state.name],
         params={**frozen.params, **(fact(frozen, EXTRA_PARAMS) or {})},
         values=list(frozen.values) if frozen.values is not None else None,
         intermediate=dict(frozen.intermediate_values),

@@ -112,7 +112,9 @@ def hyperparameter_search(
             trial's checkpoints are kept either way, and its rerun resumes from the last one.
         **kwargs: `storage`, `study_name` (default store: `<output_dir>/hpsearch.db`; rerunning
             the same call continues it), `warm_start` (an earlier search's `output_dir`: its best trials
-            run first, on this data), the search's options (`Search`), the backend's own.
+            run first, on this data), `pause_trials` (default True: a trial that reaches a rung before
+            two others pauses there, its checkpoint kept, until it can be compared; `hpsearch.halving`),
+            the search's options (`Search`), the backend's own.
 
     Returns:
         The best run (`BestRun`; its `run_summary.best_model_dir` holds its model), or the Pareto
@@ -134,6 +136,7 @@ def hyperparameter_search(
         return _follow(coordinator, trainer, compute_objective, hp_name, objective_at)
     try:
         kwargs.setdefault("storage", store.storage_url(trainer.args.output_dir))
+        kwargs.setdefault("pause_trials", True)  # a trial resumes from the checkpoint it paused at
         kwargs.setdefault("output_dir", trainer.args.output_dir if trainer.args.should_save else None)
         define_by_run = number_of_arguments(trainer.model_init) == 1  # model_init may suggest on the trial
         rungs = rung_points(DEFAULT_EVALS_PER_TRIAL if evals_per_trial is None else evals_per_trial)

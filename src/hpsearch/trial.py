@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 from hpsearch.errors import ObjectiveError
 
 T = TypeVar("T")
+# a rung's verdicts on a trial (`hpsearch.halving`); PAUSE is also what a trial's `report` returns to pause it
+CONTINUE, PRUNE, PAUSE = "continue", "prune", "pause"
 
 
 class TrialState(str, enum.Enum):
@@ -18,6 +20,7 @@ class TrialState(str, enum.Enum):
 
     WAITING = "waiting"  # queued (optuna's `enqueue_trial`), not started
     RUNNING = "running"
+    PAUSED = "paused"  # stopped at a rung until it has peers (`hpsearch.halving`), its checkpoint kept
     COMPLETE = "complete"
     PRUNED = "pruned"
     FAILED = "failed"
@@ -78,7 +81,7 @@ class Trial:
         number: int,
         params: dict[str, Any],
         native: Any = None,
-        report: Callable[[int, float], bool] | None = None,
+        report: Callable[[int, float], bool | str] | None = None,
         offer_model: Callable[[float, Callable[[str], None]], None] | None = None,
         suggested: Callable[[], dict[str, Any]] | None = None,
         tracking_run: Any = None,
@@ -91,6 +94,7 @@ class Trial:
         self.resume_from = resume_from
         self._checkpointed = checkpointed
         self.should_stop = False
+        self.pausing = False  # stopped to pause at a rung: its checkpoint is kept there, it resumes later
         self._params = params
         self._suggested = suggested
         self._report = report
@@ -115,9 +119,10 @@ class Trial:
         return build(self.native)
 
     def report(self, step: int, value: float) -> bool:
-        """Record an intermediate objective at `step`; True when the backend says to stop this trial now."""
-        if self._report is not None and self._report(step, value):
-            self.should_stop = True
+        """Record an intermediate objective at `step`; True when the backend says to stop this trial now (to
+        prune it, or with PAUSE to pause it there)."""
+        if self._report is not None and (verdict := self._report(step, value)):
+            self.should_stop, self.pausing = True, verdict == PAUSE
         return self.should_stop
 
     def note_checkpoint(self, path: str) -> None:

@@ -128,7 +128,8 @@ class SigOptBackend(AskTellBackend):
         pruner: Any = None,
     ):
         super().__init__(hp_space, settings)
-        self.pruner = pruner or default_pruner(settings)
+        # no pausing: a paused trial resumes under a new proposal, which the experiment's suggestion does not know
+        self.pruner = pruner or default_pruner(settings, pause=False)
         self.parameters = sigopt_parameters(self.default_space() if hp_space is None else hp_space)
         self.space = {p["name"]: to_neutral(p) for p in self.parameters}
         self._choices = self._original_choices(hp_space)

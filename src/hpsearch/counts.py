@@ -1,0 +1,65 @@
+"""The study's trials counted: how many it holds, how many used a slot of `n_trials`, the best value so far.
+
+A trial uses a slot of `n_trials` once it runs, whatever its end, unless it was interrupted rather than run (a
+dead process's, a Ctrl-C's) or is queued and not started yet; a paused trial keeps the slot it took.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hpsearch import liveness, store
+from hpsearch.settings import SearchSettings
+from hpsearch.trial import TrialRecord
+
+if TYPE_CHECKING:
+    import optuna
+
+
+class StudyCounts:
+    """What `hpsearch.lifecycle.Trials` counts of its study, read from the storage (every worker's trials)."""
+
+    settings: SearchSettings
+    storage: optuna.storages.BaseStorage
+    study: optuna.Study
+    _study_id: int
+
+    def created(self) -> int:
+        """How many trials the study holds, in any state (where a resumed search's draws start)."""
+        return self.storage.get_n_trials(self._study_id)
+
+    def finished(self) -> int:
+        """How many trials of the study used a slot of `n_trials` (earlier runs' included)."""
+        import optuna
+
+        states = optuna.trial.TrialState
+        ended = self.storage.get_n_trials(self._study_id, (states.COMPLETE, states.PRUNED, states.FAIL))
+        return ended - len(self._not_run(states.FAIL))
+
+    def slots_taken_before(self, number: int) -> int:
+        """Slots of `n_trials` used or being used by the trials numbered below `number` (any worker)."""
+        import optuna
+
+        states = optuna.trial.TrialState
+        return number - sum(n < number for n in self._not_run(states.FAIL, states.WAITING))
+
+    def _not_run(self, *states: optuna.trial.TrialState) -> list[int]:
+        """The numbers of the trials in `states` that use no slot: interrupted failures, queued ones."""
+        trials = self.study.get_trials(deepcopy=False, states=states)
+        queued = {t.number for t in trials if t.state.name == "WAITING" and not store.fact(t, store.PAUSED)}
+        said = queued | {t.number for t in trials if store.fact(t, store.INTERRUPTED)}
+        if len(said) < len(trials):  # failures not said to be interrupted: some may be stale (a query)
+            said |= {t.number for t in trials} & liveness.stale_trials(self.study)
+        return sorted(said)
+
+    def best_value(self) -> float | None:
+        """The best objective so far (single objective; the storage's own query), None before any completed."""
+        if not self.settings.single_objective:
+            return None
+        try:
+            return self.study.best_value
+        except ValueError:  # no trial completed yet
+            return None
+
+    def records(self) -> list[TrialRecord]:
+        return store.records(self.study)

@@ -1,0 +1,94 @@
+"""Successive halving that waits for peers (`hpsearch.halving`): the rule, and a Trainer search in which the first
+trials pause at their rungs, are resumed from their checkpoints when their peers rank them best, and are pruned
+when not."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from transformers import TrainerCallback
+
+from hpsearch import TrialState
+from hpsearch.fidelity import step_at
+from hpsearch.halving import CONTINUE, PAUSE, PRUNE, verdict
+
+
+@pytest.mark.parametrize(
+    ("peers", "value", "maximize", "can_wait", "expected"),
+    [
+        ([0.5], 0.5, False, True, PAUSE),  # the first trial at a rung has nothing to be compared with
+        ([0.5, 0.4], 0.4, False, True, PAUSE),
+        ([0.5, 0.4], 0.4, False, False, CONTINUE),  # nothing left to wait for: the best of two goes on
+        ([0.5, 0.4], 0.5, False, False, PRUNE),
+        ([0.5, 0.4, 0.3], 0.3, False, True, CONTINUE),  # three peers: the best third goes on
+        ([0.5, 0.4, 0.3], 0.4, False, True, PRUNE),
+        ([0.5, 0.4, 0.3], 0.5, True, True, CONTINUE),  # maximising: the highest is the best
+        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 0.2, False, True, CONTINUE),  # six peers: the best two
+        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 0.3, False, True, PRUNE),
+        ([0.3, 0.3, 0.9], 0.3, False, True, CONTINUE),  # tied with the best: goes on too
+        ([0.3, 0.2, math.nan], math.nan, False, True, PRUNE),  # a diverged trial never waits
+    ],
+)
+def test_a_rung_pauses_a_trial_until_it_has_peers_then_keeps_the_best_third(peers, value, maximize, can_wait, expected):
+    assert verdict(peers, value, maximize, 3, can_wait) == expected
+
+
+class Starts(TrainerCallback):
+    """Per training run: its directory, the step it started from (above 0 for a resumed one), its max steps."""
+
+    def __init__(self):
+        self.runs = []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.runs.append((Path(args.output_dir).name, state.global_step, state.max_steps))
+
+
+def lr_space(trial):
+    return {"learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-2, log=True)}
+
+
+def search(make_trainer, **options):
+    trainer = make_trainer(
+        report_to=["tensorboard"],
+        save_strategy="epoch",
+        load_best_model_at_end=True,
+        eval_strategy="epoch",
+        metric_for_best_model="accuracy",
+    )
+    starts = Starts()
+    trainer.add_callback(starts)
+    best = trainer.hyperparameter_search(
+        hp_space=lr_space, n_trials=5, direction="maximize", seed=0, show_progress=False, **options
+    )
+    return trainer, best, best.run_summary.trials, starts.runs
+
+
+def rung_values(trials, point):
+    return {t.number: t.intermediate[point] for t in trials if point in t.intermediate}
+
+
+def test_the_first_trials_pause_at_a_rung_and_only_those_their_peers_rank_best_go_on(make_trainer):
+    """As users run it (checkpoints each epoch, the best one loaded at the end, TensorBoard): trials 0 and 1 pause at
+    1/9, then the best of the first three goes on from its checkpoint; one trial runs to the end, the best at 1/3."""
+    trainer, best, trials, runs = search(make_trainer)
+    assert sorted(t.state for t in trials) == [TrialState.COMPLETE] + [TrialState.PRUNED] * 4  # none left paused
+    at_1_9, at_1_3 = rung_values(trials, 111), rung_values(trials, 333)
+    first_three = {n: at_1_9[n] for n in (0, 1, 2)}
+    assert set(at_1_3) & {0, 1, 2} == {max(first_three, key=first_three.get)}  # of the first three, the best only
+    (complete,) = [t for t in trials if t.state is TrialState.COMPLETE]
+    assert complete.intermediate[333] == max(at_1_3.values())  # the one that ended: the best at 1/3
+    assert best.run_id == str(complete.number) and len(set(at_1_9.values())) == 5  # five distinct points searched
+    resumed = [(name, step, max_steps) for name, step, max_steps in runs if step > 0]
+    assert resumed, "no trial was resumed from the checkpoint it paused at"
+    assert all(step in (step_at(111, max_steps), step_at(333, max_steps)) for _, step, max_steps in resumed)
+    assert len(runs) == 5 + len(resumed)  # a resumed trial continues its training: it never starts over
+    output = Path(trainer.args.output_dir)
+    assert not list(output.glob("run-*/checkpoint-*"))  # every checkpoint of a paused trial is gone at the end
+    assert (output / "best_model" / "config.json").is_file()
+
+
+def test_without_pausing_the_first_trial_runs_to_the_end_as_optunas_halving_does(make_trainer):
+    _, _, trials, runs = search(make_trainer, pause_trials=False)
+    assert trials[0].state is TrialState.COMPLETE and all(step == 0 for _, step, _ in runs)
