@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from transformers import TrainerCallback
 
+import hpsearch
 from hpsearch import TrialState
 from hpsearch.fidelity import step_at
 from hpsearch.halving import CONTINUE, PAUSE, PRUNE, verdict
@@ -92,3 +93,33 @@ def test_the_first_trials_pause_at_a_rung_and_only_those_their_peers_rank_best_g
 def test_without_pausing_the_first_trial_runs_to_the_end_as_optunas_halving_does(make_trainer):
     _, _, trials, runs = search(make_trainer, pause_trials=False)
     assert trials[0].state is TrialState.COMPLETE and all(step == 0 for _, step, _ in runs)
+
+
+class InterruptThirdRun(TrainerCallback):
+    """Ctrl-C as the third training run starts, once."""
+
+    def __init__(self):
+        self.runs = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.runs += 1
+        if self.runs == 3:
+            raise KeyboardInterrupt
+
+
+def test_trials_paused_when_the_search_is_stopped_are_judged_on_its_rerun(make_trainer):
+    trainer = make_trainer(report_to="none")
+    trainer.add_callback(InterruptThirdRun())
+
+    def run():
+        return trainer.hyperparameter_search(hp_space=lr_space, n_trials=4, direction="maximize", seed=0)
+
+    with pytest.raises(hpsearch.SearchInterrupted):
+        run()
+    stopped = hpsearch.load_trials(trainer.args.output_dir)
+    assert [t.state for t in stopped] == [TrialState.PAUSED, TrialState.PAUSED, TrialState.FAILED]
+    assert len(list(Path(trainer.args.output_dir).glob("run-*/checkpoint-*"))) == 2  # where they resume from
+    best = run()
+    trials = [t for t in best.run_summary.trials if t.counts]
+    assert sorted(t.state for t in trials) == [TrialState.COMPLETE] + [TrialState.PRUNED] * 3
+    assert not list(Path(trainer.args.output_dir).glob("run-*/checkpoint-*"))

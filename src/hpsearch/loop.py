@@ -15,7 +15,6 @@ from hpsearch.backends.base import Backend, Proposal
 from hpsearch.distributed import lead_definition
 from hpsearch.errors import ObjectiveError, SearchFailed
 from hpsearch.fidelity import REDUCTION_FACTOR
-from hpsearch.halving import PeerHalvingPruner, judge
 from hpsearch.leaderboard import format_value
 from hpsearch.lifecycle import LiveTrial, Trials
 from hpsearch.objective import check_values
@@ -84,6 +83,8 @@ class SearchLoop:
 
     def _resume_paused(self) -> bool:
         """Resume a paused trial that its rung now promotes (pruning those it never will); False if none."""
+        from hpsearch.halving import judge  # optuna's, imported once a search runs
+
         factor, study = getattr(self.backend.pruner, "reduction_factor", REDUCTION_FACTOR), self.trials.study
         paused = self.trials.claim_paused(lambda frozen: judge(study, frozen, factor, not self._settling))
         if paused is None:
@@ -181,6 +182,8 @@ class SearchLoop:
     def _halving(self, live: LiveTrial, stop: bool) -> bool | str:
         """The pruner's `stop`, where it is the halving that pauses (`hpsearch.halving`): PAUSE for a trial to wait
         at its rung for peers; once no trial is left to start, the verdict of the peers there are."""
+        from hpsearch.halving import PeerHalvingPruner, judge
+
         pruner = self.backend.pruner
         if not (stop and isinstance(pruner, PeerHalvingPruner) and pruner.pause):
             return stop

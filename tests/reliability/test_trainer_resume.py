@@ -96,7 +96,8 @@ def test_rerunning_a_finished_search_runs_nothing(make_trainer, tiny_model_dir):
         return {"learning_rate": trial.suggest_float("learning_rate", 1e-3, 3e-2)}
 
     trainer = make_trainer(model_init=model_init, max_steps=2)
-    for _ in range(2):  # the same call again: its n_trials have finished
-        trainer.hyperparameter_search(hp_space=hp_space, n_trials=2, show_progress=False)
-    assert started == [0, 1]
+    trainer.hyperparameter_search(hp_space=hp_space, n_trials=2, show_progress=False)
+    first = list(started)  # each training run (a paused trial resumed is a second run of it)
+    trainer.hyperparameter_search(hp_space=hp_space, n_trials=2, show_progress=False)  # its n_trials have finished
+    assert started == first and set(first) == {0, 1}
     assert len(hpsearch.load_trials(trainer.args.output_dir)) == 2
