@@ -7,7 +7,9 @@ The docs' set-up ("Hyperparameter Search using Trainer API"): all-MiniLM-L6-v2, 
 - transformers: `transformers.Trainer.hyperparameter_search(backend="optuna")`, its defaults
   (`TPESampler(seed)`);
 - hpsearch: `hpsearch.Trainer.hyperparameter_search`, its defaults (rungs at 1/9 and 1/3 of a
-  trial's training, successive halving, its own TPE) with `seed=`;
+  trial's training, successive halving that waits for peers, its own TPE) with `seed=`;
+- hpsearch-tpe: hpsearch's engine with transformers' sampler (`TPESampler(seed)`): the same first
+  points as transformers, so that the engine alone (rungs, halving, pauses) is compared;
 - optuna-hyperband: transformers' search with optuna's `HyperbandPruner()`, evaluating every
   quarter epoch (a pruner needs intermediate values; the docs' one evaluation an epoch has none);
 - ray-asha: transformers' search on Ray Tune with `ASHAScheduler()`, the same evaluations, random
@@ -59,7 +61,7 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 import transformers  # noqa: E402  (after the offline settings)
 from children import print_result, run_child  # noqa: E402  (bench/ is on the path: this script's folder)
 
-SYSTEMS = ("transformers", "hpsearch", "optuna-hyperband", "ray-asha", "random")
+SYSTEMS = ("transformers", "hpsearch", "hpsearch-tpe", "optuna-hyperband", "ray-asha", "random")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -213,7 +215,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         return model
 
     intermediate = {"eval_strategy": "steps", "eval_steps": 0.25} if system in ("optuna-hyperband", "ray-asha") else {}
-    trainer_class = hpsearch.Trainer if system == "hpsearch" else transformers.Trainer
+    trainer_class = hpsearch.Trainer if system.startswith("hpsearch") else transformers.Trainer
     output_dir = tempfile.mkdtemp(prefix=f"bench-{system}-")
     arguments = training_arguments(output_dir, 1, **{"eval_strategy": "epoch", **intermediate})
     trainer = text_trainer(trainer_class, arguments, tokenizer, train, evaluation, model_init, [Timeline(events)])
@@ -256,6 +258,8 @@ def _options(system: str, seed: int) -> dict[str, Any]:
         return {"backend": "optuna", "seed": seed, "show_progress": False}
     sampler = optuna.samplers.RandomSampler(seed=seed) if system == "random" else optuna.samplers.TPESampler(seed=seed)
     options: dict[str, Any] = {"backend": "optuna", "sampler": sampler}
+    if system == "hpsearch-tpe":
+        options["show_progress"] = False
     if system == "optuna-hyperband":
         options["pruner"] = optuna.pruners.HyperbandPruner()
     return options
@@ -422,6 +426,7 @@ def report(runs: list[dict[str, Any]]) -> str:
 COLOURS = {
     "transformers": "tab:blue",
     "hpsearch": "tab:red",
+    "hpsearch-tpe": "tab:pink",
     "optuna-hyperband": "tab:green",
     "ray-asha": "tab:purple",
     "random": "tab:gray",

@@ -29,8 +29,8 @@ def test_the_benchmark_runs_in_parts_that_merge_into_one_results_file(compare, t
         compare.main([*common, "--systems", *systems, *files])
         return {(r["dataset"], r["seed"], r["system"]): r for r in json.loads(out.read_text())["runs"]}
 
-    first = part("transformers", "hpsearch")
-    assert sorted(first) == [("tweets", 0, s) for s in ("hpsearch", "transformers")]
+    first = part("transformers", "hpsearch", "hpsearch-tpe")
+    assert sorted(first) == [("tweets", 0, s) for s in ("hpsearch", "hpsearch-tpe", "transformers")]
     merged = part("random", "optuna-hyperband", "ray-asha")  # a second part adds its runs, keeps the others
     assert sorted(s for _, _, s in merged) == sorted(compare.SYSTEMS)
     assert all(merged[key] == run for key, run in first.items())

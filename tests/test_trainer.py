@@ -213,7 +213,9 @@ def test_each_trial_trains_under_a_deepspeed_config_of_its_own_arguments(make_tr
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)  # its DeepSpeed plugin is process-wide
     trials = hpsearch.load_trials(trainer.args.output_dir)
-    assert seen.runs == [(t.params["learning_rate"], t.params["per_device_train_batch_size"]) for t in trials]
+    # every training run under its trial's own config (a trial paused at a rung and resumed runs twice)
+    assert set(seen.runs) == {(t.params["learning_rate"], t.params["per_device_train_batch_size"]) for t in trials}
+    assert len(trials) == 2 and len(seen.runs) >= 2
 
 
 def test_the_trainer_keeps_nothing_of_the_last_trial(make_trainer):
