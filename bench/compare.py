@@ -435,8 +435,8 @@ COLOURS = {
 
 def plot(runs: list[dict[str, Any]], path: str) -> None:
     """The anytime plot: a panel per dataset, the best final accuracy so far against wall time, a line per
-    system (the median over seeds, where every seed has a trial ended) in its min-max band, and the
-    majority class dotted."""
+    system (the median over seeds, where every seed has a trial ended) in its min-max band, ending in a dot,
+    and the majority class dotted."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -460,6 +460,7 @@ def plot(runs: list[dict[str, Any]], path: str) -> None:
             colour = COLOURS[system]
             ax.fill_between(times, low, high, where=some, step="post", color=colour, alpha=0.12, linewidth=0)
             (shown[system],) = ax.plot(times, middle, drawstyle="steps-post", color=colour, linewidth=1.6)
+            ax.plot(times[-1:], middle[-1:], marker="o", markersize=5, color=colour)  # where the search ended
         majority = statistics.median(r["majority"] for r in mine)
         shown["majority class"] = ax.axhline(majority, linestyle=":", color="black")
         size, seeds = mine[0]["sizes"], len({r["seed"] for r in mine})
@@ -475,7 +476,7 @@ def plot(runs: list[dict[str, Any]], path: str) -> None:
         ncol=len(shown),
         fontsize="small",
         frameon=False,
-        title="line: the median over seeds; shaded: their min-max",
+        title="line: the median over seeds; shaded: their min-max; dot: the (longest) search's end",
         title_fontsize="small",
     )
     figure.tight_layout(rect=(0, 0.1, 1, 1))
