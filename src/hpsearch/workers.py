@@ -65,7 +65,7 @@ def run(search: Search, objective: Callable[..., Any], while_running: Callable[[
         pool = _Pool(search, Path(folder))
         first = search.trials.created()
         try:
-            with logging_redirect_tqdm(loggers=[logging.root, logger]):  # log lines above the bar
+            with logging_redirect_tqdm(loggers=[logging.root, logger]), _ctrl_c_noted(pool.ctrl_c):
                 pool.watch()
         except KeyboardInterrupt:
             running = pool.running_trials()
@@ -75,6 +75,20 @@ def run(search: Search, objective: Callable[..., Any], while_running: Callable[[
         finally:
             pool.stop()
     _check_failures(search, first)
+
+
+@contextlib.contextmanager
+def _ctrl_c_noted(ctrl_c: threading.Event):
+    """Ctrl-C noted for the watch loop to act on at its next look, not raised wherever this process is: a
+    KeyboardInterrupt raised in a garbage collector's callback is printed and dropped, and the search ran on."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda number, frame: ctrl_c.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _check_failures(search: Search, first: int) -> None:
@@ -94,6 +108,7 @@ class _Pool:
         self.workers: dict[int, subprocess.Popen] = {}  # worker index -> its process
         self.tails: dict[int, collections.deque] = {}  # worker index -> its last lines (for an error)
         self.quiet = False  # after Ctrl-C: the workers' last words are not the user's business
+        self.ctrl_c = threading.Event()
         self.deaths_in_a_row, self.finished_at_death = 0, -1
         self.bar = tqdm(
             total=self.n_trials,
@@ -137,6 +152,8 @@ class _Pool:
         shares = {share.index: share for share in self.search.shares}
         shown = 0.0
         while self.workers:
+            if self.ctrl_c.is_set():
+                raise KeyboardInterrupt
             for index, process in list(self.workers.items()):
                 code = process.poll()
                 if code is None:
