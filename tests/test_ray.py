@@ -224,7 +224,7 @@ def test_population_based_training_exploits_a_trial_from_another_trials_checkpoi
         if trial.resume_from is not None:  # Ray restored it, from its own checkpoint or another trial's
             state = json.loads((Path(trial.resume_from) / "state.json").read_text())
             step, total, origin = state["step"], state["total"], state["trial"]
-        while step < 12:
+        while step < 11:  # the last step not a perturbation point: the edge there is left alone (issue 23's note)
             step, total = step + 1, total + trial.params["rate"]
             checkpoint = Path(tempfile.mkdtemp(dir=tmp_path))
             (checkpoint / "state.json").write_text(json.dumps({"step": step, "total": total, "trial": trial.number}))
