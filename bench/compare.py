@@ -10,6 +10,8 @@ The docs' set-up ("Hyperparameter Search using Trainer API"): all-MiniLM-L6-v2, 
   trial's training, successive halving that waits for peers, its own TPE) with `seed=`;
 - hpsearch-tpe: hpsearch's engine with transformers' sampler (`TPESampler(seed)`): the same first
   points as transformers, so that the engine alone (rungs, halving, pauses) is compared;
+- hpsearch-warm: hpsearch's defaults with `warm_start=` an earlier hpsearch study (`--warm-start`: another
+  dataset's search, kept with `--stores`), whose best trials run first;
 - optuna-hyperband: transformers' search with optuna's `HyperbandPruner()`, evaluating every
   quarter epoch (a pruner needs intermediate values; the docs' one evaluation an epoch has none);
 - ray-asha: transformers' search on Ray Tune with `ASHAScheduler()`, the same evaluations, random
@@ -46,6 +48,7 @@ import csv
 import datetime
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -61,7 +64,7 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 import transformers  # noqa: E402  (after the offline settings)
 from children import print_result, run_child  # noqa: E402  (bench/ is on the path: this script's folder)
 
-SYSTEMS = ("transformers", "hpsearch", "hpsearch-tpe", "optuna-hyperband", "ray-asha", "random")
+SYSTEMS = ("transformers", "hpsearch", "hpsearch-tpe", "hpsearch-warm", "optuna-hyperband", "ray-asha", "random")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -121,8 +124,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
-    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
+    default = [system for system in SYSTEMS if system != "hpsearch-warm"]  # that one needs --warm-start
+    parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=default)
     parser.add_argument("--plot", default="bench/anytime.png", help="the anytime plot (default: %(default)s)")
+    parser.add_argument("--stores", help="keep each hpsearch search's output_dir (its study) here, named after its run")
+    parser.add_argument("--warm-start", help="hpsearch-warm's earlier study: an hpsearch output_dir (see --stores)")
     add_run_arguments(parser, "bench/results.json", "all-MiniLM-L6-v2 from PyPI")
     return parser.parse_args(argv)
 
@@ -216,10 +222,16 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
 
     intermediate = {"eval_strategy": "steps", "eval_steps": 0.25} if system in ("optuna-hyperband", "ray-asha") else {}
     trainer_class = hpsearch.Trainer if system.startswith("hpsearch") else transformers.Trainer
-    output_dir = tempfile.mkdtemp(prefix=f"bench-{system}-")
+    if args.stores and system.startswith("hpsearch"):
+        output_dir = str(Path(args.stores, f"{dataset}-seed{seed}-{system}"))
+        shutil.rmtree(output_dir, ignore_errors=True)  # a run again: a new study, not the earlier one resumed
+    else:
+        output_dir = tempfile.mkdtemp(prefix=f"bench-{system}-")
     arguments = training_arguments(output_dir, 1, **{"eval_strategy": "epoch", **intermediate})
     trainer = text_trainer(trainer_class, arguments, tokenizer, train, evaluation, model_init, [Timeline(events)])
     options = _options(system, seed)
+    if system == "hpsearch-warm":
+        options["warm_start"] = args.warm_start
     start = time.time()
     best = trainer.hyperparameter_search(
         direction="maximize",
@@ -240,6 +252,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
         "start": start,
         "wall_s": wall,
         "search_objective": best.objective,  # what the search returned (for the anchors: maybe not final)
+        **({"warm_start": Path(args.warm_start).name} if system == "hpsearch-warm" else {}),
     }
 
 
@@ -254,7 +267,7 @@ def _options(system: str, seed: int) -> dict[str, Any]:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
         scheduler = ASHAScheduler(metric="objective", mode="max")
         return {"backend": "ray", "scheduler": scheduler, "search_alg": BasicVariantGenerator(random_state=seed)}
-    if system == "hpsearch":  # its defaults, its sampler included, seeded
+    if system in ("hpsearch", "hpsearch-warm"):  # its defaults, its sampler included, seeded
         return {"backend": "optuna", "seed": seed, "show_progress": False}
     sampler = optuna.samplers.RandomSampler(seed=seed) if system == "random" else optuna.samplers.TPESampler(seed=seed)
     options: dict[str, Any] = {"backend": "optuna", "sampler": sampler}
@@ -427,6 +440,7 @@ COLOURS = {
     "transformers": "tab:blue",
     "hpsearch": "tab:red",
     "hpsearch-tpe": "tab:pink",
+    "hpsearch-warm": "tab:orange",
     "optuna-hyperband": "tab:green",
     "ray-asha": "tab:purple",
     "random": "tab:gray",
@@ -525,6 +539,8 @@ def commit() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if "hpsearch-warm" in args.systems and not args.report and not args.warm_start:
+        sys.exit("hpsearch-warm searches from an earlier study: pass --warm-start OUTPUT_DIR (kept with --stores).")
     if args.one:
         result = run_one(args)
         with open(os.environ["BENCH_EVENTS"]) as events:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import hpsearch
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
@@ -23,7 +25,8 @@ def test_the_benchmark_runs_in_parts_that_merge_into_one_results_file(compare, t
     out, plot = tmp_path / "results.json", tmp_path / "anytime.png"
     tiny = ["--trials", "2", "--train-size", "48", "--eval-size", "16", "--max-length", "16"]
     common = [*tiny, "--seeds", "0", "--datasets", "tweets", "--model-dir", str(tiny_model_dir)]
-    files = ["--out", str(out), "--plot", str(plot)]
+    stores = tmp_path / "stores"
+    files = ["--out", str(out), "--plot", str(plot), "--stores", str(stores)]
 
     def part(*systems: str) -> dict[tuple, dict]:
         compare.main([*common, "--systems", *systems, *files])
@@ -31,8 +34,15 @@ def test_the_benchmark_runs_in_parts_that_merge_into_one_results_file(compare, t
 
     first = part("transformers", "hpsearch", "hpsearch-tpe")
     assert sorted(first) == [("tweets", 0, s) for s in ("hpsearch", "hpsearch-tpe", "transformers")]
-    merged = part("random", "optuna-hyperband", "ray-asha")  # a second part adds its runs, keeps the others
+    source = stores / "tweets-seed0-hpsearch"  # kept by --stores: the study a later search warm-starts from
+    files += ["--warm-start", str(source)]
+    merged = part("random", "optuna-hyperband", "ray-asha", "hpsearch-warm")  # a second part adds its runs
     assert sorted(s for _, _, s in merged) == sorted(compare.SYSTEMS)
+    assert merged[("tweets", 0, "hpsearch-warm")]["warm_start"] == source.name
+    (best, *_) = sorted(
+        (t for t in hpsearch.load_trials(source) if t.state is hpsearch.TrialState.COMPLETE), key=lambda t: -t.values[0]
+    )
+    assert hpsearch.load_trials(stores / "tweets-seed0-hpsearch-warm")[0].params == best.params  # its best runs first
     assert all(merged[key] == run for key, run in first.items())
     tables = capsys.readouterr().out
     again = {**merged[("tweets", 0, "random")], "wall_s": 12345.0}  # a part run again replaces exactly its own
