@@ -4,7 +4,9 @@ when not."""
 
 from __future__ import annotations
 
+import collections
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -41,9 +43,14 @@ class Starts(TrainerCallback):
 
     def __init__(self):
         self.runs = []
+        self.trained = collections.Counter()  # run directory -> seconds spent training, over its runs
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.runs.append((Path(args.output_dir).name, state.global_step, state.max_steps))
+        self.began = time.monotonic()
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.trained[Path(args.output_dir).name] += time.monotonic() - self.began
 
 
 def lr_space(trial):
@@ -63,7 +70,7 @@ def search(make_trainer, **options):
     best = trainer.hyperparameter_search(
         hp_space=lr_space, n_trials=5, direction="maximize", seed=0, show_progress=False, **options
     )
-    return trainer, best, best.run_summary.trials, starts.runs
+    return trainer, best, best.run_summary.trials, starts
 
 
 def rung_values(trials, point):
@@ -73,7 +80,8 @@ def rung_values(trials, point):
 def test_the_first_trials_pause_at_a_rung_and_only_those_their_peers_rank_best_go_on(make_trainer):
     """As users run it (checkpoints each epoch, the best one loaded at the end, TensorBoard): trials 0 and 1 pause at
     1/9, then the best of the first three goes on from its checkpoint; one trial runs to the end, the best at 1/3."""
-    trainer, best, trials, runs = search(make_trainer)
+    trainer, best, trials, starts = search(make_trainer)
+    runs = starts.runs
     assert sorted(t.state for t in trials) == [TrialState.COMPLETE] + [TrialState.PRUNED] * 4  # none left paused
     at_1_9, at_1_3 = rung_values(trials, 111), rung_values(trials, 333)
     first_three = {n: at_1_9[n] for n in (0, 1, 2)}
@@ -85,14 +93,16 @@ def test_the_first_trials_pause_at_a_rung_and_only_those_their_peers_rank_best_g
     assert resumed, "no trial was resumed from the checkpoint it paused at"
     assert all(step in (step_at(111, max_steps), step_at(333, max_steps)) for _, step, max_steps in resumed)
     assert len(runs) == 5 + len(resumed)  # a resumed trial continues its training: it never starts over
+    for trial in trials:  # a trial's duration sums its runs, before its pause and after (or none, pruned while paused)
+        assert trial.duration >= starts.trained[f"run-{trial.number}"], trial
     output = Path(trainer.args.output_dir)
     assert not list(output.glob("run-*/checkpoint-*"))  # every checkpoint of a paused trial is gone at the end
     assert (output / "best_model" / "config.json").is_file()
 
 
 def test_without_pausing_the_first_trial_runs_to_the_end_as_optunas_halving_does(make_trainer):
-    _, _, trials, runs = search(make_trainer, pause_trials=False)
-    assert trials[0].state is TrialState.COMPLETE and all(step == 0 for _, step, _ in runs)
+    _, _, trials, starts = search(make_trainer, pause_trials=False)
+    assert trials[0].state is TrialState.COMPLETE and all(step == 0 for _, step, _ in starts.runs)
 
 
 class InterruptThirdRun(TrainerCallback):

@@ -140,7 +140,9 @@ class Trials(StudyCounts):
         import optuna
 
         self._stop_beating(live.trial_id)
-        if not live.taken_over:
+        if not live.taken_over:  # the time it ran so far counts in its duration
+            ran = store.to_record(self.storage.get_trial(live.trial_id)).ran_until(datetime.datetime.now())
+            self.storage.set_trial_user_attr(live.trial_id, store.RAN, ran)
             self.storage.set_trial_user_attr(live.trial_id, store.PAUSED, True)
             self.storage.set_trial_state_values(live.trial_id, optuna.trial.TrialState.WAITING)
         return not live.taken_over
@@ -265,10 +267,9 @@ class Trials(StudyCounts):
         self.study.tell(trial, values if state is TrialState.COMPLETE else None, state=optuna_state)
 
     def recover(self, own: bool = False) -> list[int]:
-        """Mark as failed (interrupted) the running trials with no live owner (none recorded, or a process of this
-        machine that is gone), and with `own` those of this process (after Ctrl-C). Their slots run again; returns the
-        numbers of the trials marked. A dead one that noted a checkpoint that is still there is not marked: this
-        process takes it over, to resume it there (`claim_resumable`)."""
+        """Mark as failed (interrupted) the running trials with no live owner (none recorded, or a gone process of this
+        machine), and with `own` this process's (after Ctrl-C); their numbers. Their slots run again. A dead one whose
+        checkpoint is still there is not marked: this process takes it over, to resume it there (`claim_resumable`)."""
         import optuna
 
         liveness.fail_stale(self.study)

@@ -34,6 +34,7 @@ INTERRUPTED = "hpsearch:interrupted"  # a failed trial that was stopped rather t
 EXTRA_PARAMS = "hpsearch:extra_params"  # parameters outside the space (constants), beside optuna's
 CHECKPOINT = "hpsearch:checkpoint"  # a running trial's latest checkpoint, where a crash resumes it
 PAUSED = "hpsearch:paused"  # a trial waiting at a rung (optuna state WAITING) from its checkpoint (`hpsearch.halving`)
+RAN = "hpsearch:ran_s"  # a trial paused at a rung: the seconds it ran before its latest start (optuna's)
 BEST_MODEL = "hpsearch:best_model"  # beside the study: the kept model's trial and path
 _SPACE = "hpsearch.space"
 
@@ -195,6 +196,7 @@ def to_record(frozen: optuna.trial.FrozenTrial, stale: bool = False) -> TrialRec
         error=error,
         interrupted=stale or bool(fact(frozen, INTERRUPTED)),
         started=frozen.datetime_start,
+        ran_before=fact(frozen, RAN) or 0.0,
         finished=frozen.datetime_complete,
     )
 

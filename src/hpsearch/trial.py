@@ -43,6 +43,7 @@ class TrialRecord:
     interrupted: bool = False
     started: datetime.datetime | None = None
     finished: datetime.datetime | None = None
+    ran_before: float = 0.0  # a trial paused at a rung: the seconds it ran before `started`, its latest start
 
     @property
     def objective(self) -> float | list[float] | None:
@@ -54,10 +55,12 @@ class TrialRecord:
 
     @property
     def duration(self) -> float | None:
-        """Seconds from start to end, None while running."""
-        if self.started is None or self.finished is None:
-            return None
-        return (self.finished - self.started).total_seconds()
+        """Seconds it ran, None until it ends: from start to end, and a trial paused at a rung its runs summed."""
+        return None if self.finished is None else self.ran_until(self.finished)
+
+    def ran_until(self, moment: datetime.datetime) -> float | None:
+        """Seconds it has run by `moment` (None if it never started)."""
+        return None if self.started is None else self.ran_before + (moment - self.started).total_seconds()
 
     @property
     def counts(self) -> bool:
