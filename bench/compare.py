@@ -7,7 +7,8 @@ The docs' set-up ("Hyperparameter Search using Trainer API"): all-MiniLM-L6-v2, 
 - transformers: `transformers.Trainer.hyperparameter_search(backend="optuna")`, its defaults
   (`TPESampler(seed)`);
 - hpsearch: `hpsearch.Trainer.hyperparameter_search`, its defaults (rungs at 1/9 and 1/3 of a
-  trial's training, successive halving that waits for peers, its own TPE) with `seed=`;
+  trial's training, successive halving that waits for peers, optuna's TPE) with `seed=`, from which
+  its sampler's seed is derived (5 random start-up trials, not optuna's 10, before 2026-12-03);
 - hpsearch-tpe: hpsearch's engine with transformers' sampler (`TPESampler(seed)`): the same first
   points as transformers, so that the engine alone (rungs, halving, pauses) is compared;
 - hpsearch-warm: hpsearch's defaults with `warm_start=` an earlier hpsearch study (`--warm-start`: another

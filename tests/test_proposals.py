@@ -85,13 +85,12 @@ def test_proposals_ignore_the_global_random_state_and_follow_seed(backend, tmp_p
     assert resumed[:3] == first and len(set(resumed)) == 5, resumed
 
 
-def test_optunas_default_sampler_is_tpe_with_a_short_random_start_and_the_users_own_wins(tmp_path):
-    """A Trainer search runs few trials: TPE starts modelling after 5 random ones (optuna's default: 10); a seeded
-    search proposes the same points again; a sampler passed in is used."""
+def test_optunas_default_sampler_is_optunas_tpe_seeded_and_the_users_own_wins(tmp_path):
+    """The default is optuna's TPE with its own settings (as transformers' search makes it); a seeded search
+    proposes the same points again; a sampler passed in is used."""
     import optuna
 
     from hpsearch import Search
-    from hpsearch.backends.optuna import STARTUP_TRIALS
     from hpsearch.space import Categorical, Float
 
     space = {"lr": Float(1e-6, 1e-4, log=True), "batch": Categorical([16, 32, 64, 128])}
@@ -106,8 +105,8 @@ def test_optunas_default_sampler_is_tpe_with_a_short_random_start_and_the_users_
 
     seeded = run("a", seed=3, show_progress=False)
     sampler = seeded.sampler
-    assert isinstance(sampler, optuna.samplers.TPESampler) and STARTUP_TRIALS == 5
-    assert sampler._n_startup_trials == STARTUP_TRIALS  # optuna's own setting
+    assert isinstance(sampler, optuna.samplers.TPESampler)
+    assert sampler._n_startup_trials == optuna.samplers.TPESampler()._n_startup_trials == 10  # optuna's own
     again = run("b", seed=3, show_progress=False)
     assert [t.params for t in again.trials] == [t.params for t in seeded.trials]
     assert len({(t.params["lr"], t.params["batch"]) for t in seeded.trials}) == 8  # a search that searches
