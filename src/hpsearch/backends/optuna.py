@@ -62,10 +62,9 @@ class _Named:
 
 
 def default_sampler(seed: int | None, parallel: bool) -> optuna.samplers.TPESampler:
-    """optuna's TPE as transformers' search makes it, its 10 random start-up trials included: on real trials it
-    ended at least as well as with 5 and ran 20 trials in 0.47-0.62x the time, fewer of its points being good
-    enough to run to the end (BENCHMARKS.md, "Which sampler"). With workers, the running trials count as if bad
-    (optuna's constant liar), so that workers try apart."""
+    """optuna's TPE as transformers' search makes it, its 10 random start-up trials included: on the benchmark's
+    real trials it ended as well as or better than with 5, in less time (BENCHMARKS.md, "Which sampler"). With
+    workers, the running trials count as if bad (optuna's constant liar), so that workers try apart."""
     return optuna.samplers.TPESampler(seed=seed, constant_liar=parallel)
 
 
