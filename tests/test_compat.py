@@ -42,6 +42,39 @@ def dropout_model_init(model_dir, read):
     return model_init
 
 
+@pytest.mark.parametrize("backend", ["optuna", "wandb"])
+def test_searched_model_keys_the_model_never_gets_are_named_once_before_training(
+    backend, make_trainer, tiny_model_dir, caplog
+):
+    """`classifier_dropout_rate` is nowhere in the model (BERT's is `classifier_dropout`), and `model_init(trial)`
+    passes `attention_probs_dropout_prob` on but not `hidden_dropout_prob`: the two unread keys are named once."""
+    keys = ("classifier_dropout_rate", "hidden_dropout_prob", "attention_probs_dropout_prob")
+
+    def read(trial):
+        return (trial.params if backend == "optuna" else trial)["attention_probs_dropout_prob"]
+
+    def model_init(trial):
+        dropout = read(trial) if trial is not None else 0.1
+        return AutoModelForSequenceClassification.from_pretrained(
+            tiny_model_dir, num_labels=2, attention_probs_dropout_prob=dropout
+        )
+
+    if backend == "optuna":
+        space = lambda trial: {key: trial.suggest_float(key, 0.2, 0.3) for key in keys}  # noqa: E731
+    else:
+        space = {"method": "random", "metric": {}, "parameters": {key: {"min": 0.2, "max": 0.3} for key in keys}}
+    trainer = make_trainer(model_init=model_init, max_steps=2)
+    with caplog.at_level("WARNING", logger="hpsearch"):
+        trainer.hyperparameter_search(hp_space=space, backend=backend, n_trials=2, show_progress=False)
+    unread = [m for m in caplog.messages if m.startswith("hp_space searches")]
+    assert len(unread) == 2, unread  # once per key, not per trial
+    assert "'classifier_dropout_rate', which is neither a `TrainingArguments` field nor in the model" in unread[0]
+    assert "Did you mean the config's 'classifier_dropout'?" in unread[0]
+    assert "'hidden_dropout_prob', but the first trial's model has config.hidden_dropout_prob=0.1" in unread[1]
+    trials = hpsearch.load_trials(trainer.args.output_dir)  # told, not refused: a key may be used in a way of one's own
+    assert TrialState.COMPLETE in {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+
+
 def test_define_by_run_model_init_is_searched_and_named_after(make_trainer, tiny_model_dir):
     named = []
 

@@ -104,10 +104,21 @@ def test_a_backend_that_cannot_begin_a_trial_stops_the_search_with_its_error_rec
 
 def test_trials_failing_in_a_row_stop_the_search_with_the_first_error():
     search, backend = run([1.0, 3.0, 3.0, 3.0, 1.0], n_trials=5, max_consecutive_failed_trials=3)
-    with pytest.raises(hpsearch.SearchFailed, match="The last 3 trials .* failed") as info:
+    with pytest.raises(hpsearch.SearchFailed, match="The last 3 trials .* failed; every one had x=3.0;") as info:
         search.run(by_point)
     assert isinstance(info.value.__cause__, KeyError)
     assert [state for _, state, _ in backend.told] == [TrialState.COMPLETE] + [TrialState.FAILED] * 3
+
+
+def test_failures_in_a_row_that_spend_the_budget_end_the_search_with_its_best_and_a_warning(caplog):
+    """`n_trials=5`, the last 3 fail: every trial ran, so the search returns its best, warning with what the failed
+    trials had in common."""
+    search, _ = run([1.0, 1.0, 3.0, 3.0, 3.0], n_trials=5)
+    records = search.run(by_point)
+    assert [r.state for r in records] == [TrialState.COMPLETE] * 2 + [TrialState.FAILED] * 3
+    assert search.best().objective == 1.0
+    (warning,) = [r.message for r in caplog.records if "trials of this search failed" in r.message]
+    assert warning.startswith("3 of 5 trials of this search failed; every one had x=3.0; the first error: KeyError")
 
 
 def test_with_no_limit_failures_in_a_row_do_not_stop_the_search():

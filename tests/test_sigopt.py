@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from transformers import TrainingArguments
 
 import hpsearch
 from hpsearch import TrialState
@@ -43,6 +44,10 @@ def test_seed_sigopt_example_runs_as_written_embedded(make_trainer):
     assert all(t.params["per_device_train_batch_size"] in ("16", "32", "64", "128") for t in trials)
     assert best_trial.objective == max(t.objective for t in trials if t.state is TrialState.COMPLETE)
     assert Path(best_trial.run_summary.best_model_dir, "model.safetensors").is_file()
+    # SigOpt's categorical values are strings; the best run's are typed as the fields they set
+    assert type(best_trial.hyperparameters["per_device_train_batch_size"]) is int
+    args = TrainingArguments(output_dir=str(Path(trainer.args.output_dir, "again")), **best_trial.hyperparameters)
+    assert args.per_device_train_batch_size == int(trials[int(best_trial.run_id)].params["per_device_train_batch_size"])
 
 
 def test_the_same_search_runs_against_a_sigopt_api_server(make_trainer, monkeypatch):

@@ -52,6 +52,31 @@ def check_params(space: Mapping[str, Dimension | None], model_init: Callable[...
     log(f"hp_space key(s) {model_keys} are model hyperparameters: `model_init(trial)` must read them.{hints}")
 
 
+def warn_unread(searched: Mapping[str, Any], model: Any) -> None:
+    """After the first trial's `model_init(trial)`, before it trains: warn of each searched model hyperparameter
+    that its model does not show (not in its config, or there with another value), which then changes nothing."""
+    config, fields = getattr(model, "config", None), argument_types()
+    if config is None:
+        return
+    for name, value in searched.items():
+        if name in fields:
+            continue
+        if hasattr(config, name):
+            if getattr(config, name) != value and str(getattr(config, name)) != str(value):
+                logger.warning(
+                    f"hp_space searches {name!r}, but the first trial's model has config.{name}="
+                    f"{getattr(config, name)!r}, not the trial's {value!r}: `model_init(trial)` does not pass it on "
+                    f"(e.g. `from_pretrained(..., {name}=trial.params[{name!r}])` for optuna)."
+                )
+            continue
+        close = difflib.get_close_matches(name, list(config.to_dict()), n=1, cutoff=0.6)
+        logger.warning(
+            f"hp_space searches {name!r}, which is neither a `TrainingArguments` field nor in the model's config "
+            f"({type(config).__name__}): unless `model_init(trial)` uses it in a way of its own, it changes nothing."
+            + (f" Did you mean the config's {close[0]!r}?" if close else "")
+        )
+
+
 def _check_field_values(name: str, dim: Dimension) -> None:
     target = _field_type(name)
     if target is int and isinstance(dim, Float):
@@ -96,6 +121,13 @@ def cast(name: str, value: Any) -> Any:
     if target is int and not number.is_integer():
         raise ValueError(f"{value!r} is not a whole number")
     return int(number) if target is int else number
+
+
+def typed(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's parameters with each `TrainingArguments` field's value cast to its type (SigOpt's categorical "16"
+    -> 16), so that `TrainingArguments(**params)` takes them; model hyperparameters as they are."""
+    fields = argument_types()
+    return {name: cast(name, value) if name in fields else value for name, value in params.items()}
 
 
 _BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}

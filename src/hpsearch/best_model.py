@@ -93,6 +93,7 @@ class BestModelKeeper:
             for old in self._models.iterdir():
                 if old.name != kept:
                     shutil.rmtree(old)
+        self._drop_empty_staging()
 
     def kept_trial(self) -> int | None:
         """The number of the trial whose model is kept, None if none is."""
@@ -101,6 +102,12 @@ class BestModelKeeper:
 
     def discard(self, number: int) -> None:
         shutil.rmtree(self.staging_dir(number), ignore_errors=True)
+        self._drop_empty_staging()
+
+    def _drop_empty_staging(self) -> None:
+        """No empty `.staging` left in `output_dir` (another worker staging meanwhile keeps it, and makes it anew)."""
+        with contextlib.suppress(OSError):
+            self._staging.rmdir()
 
     def _finish_swap(self) -> None:
         """Settle a swap a killed `promote` left: keep its new link if `best_model` is gone, else drop it."""

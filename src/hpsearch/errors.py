@@ -7,7 +7,7 @@ built-in error a caller would expect (a bad argument is a `ValueError`), as optu
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
@@ -29,8 +29,8 @@ class MissingExtra(HpsearchError, ImportError):
 
 
 class SearchFailed(HpsearchError, RuntimeError):
-    """Every trial of the search failed, or `max_consecutive_failed_trials` in a row: the code is
-    likely broken. Raised from the first of those trials' errors."""
+    """Every trial of the search failed, or `max_consecutive_failed_trials` in a row while trials remained:
+    the code is likely broken. Raised from the first of those trials' errors."""
 
 
 class RankFailed(HpsearchError, RuntimeError):
@@ -66,3 +66,14 @@ def interrupted_message(trials: Sequence[int]) -> str:
     """The one line a Ctrl-C'd search ends with (`SearchInterrupted`), naming the trials it stopped."""
     during = f"during trial {', '.join(map(str, trials))}" if trials else "between trials"
     return f"Search interrupted {during}; rerun the same call to resume it."
+
+
+def failures_message(failed: Sequence[Mapping[str, Any]], ran: int, first_error: str, which: str = "") -> str:
+    """What to tell of failed trials (`failed`: their parameters, of `ran`; `which` of them: default "All 3",
+    "2 of 8"): the values every one of them had where two or more failed (a batch size that runs out of memory),
+    and the first error."""
+    which = which or (f"All {ran}" if len(failed) == ran else f"{len(failed)} of {ran}")
+    shared = {k: v for k, v in failed[0].items() if all(k in p and p[k] == v for p in failed[1:])}
+    had = ", ".join(f"{k}={v!r}" for k, v in shared.items())
+    also = f"; every one had {had}" if had and len(failed) > 1 else ""
+    return f"{which} trials of this search failed{also}; the first error: {first_error}"

@@ -14,6 +14,7 @@ import functools
 import json
 import logging
 import shutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,7 @@ class Trials(StudyCounts):
         self._heartbeats: dict[int, liveness.Heartbeat] = {}  # trial id -> the beat of a trial this process runs
         self._fail_stale = liveness.StaleCheck(settings.heartbeat_interval)
         self._resumable: list[tuple[int, str]] = []  # crashed trials this process took over: id, checkpoint
+        self._named = False  # whether this process named the study's objectives
 
     @functools.cached_property
     def storage(self) -> optuna.storages.BaseStorage:
@@ -291,6 +293,19 @@ class Trials(StudyCounts):
         return (
             value is not None and self.settings.single_objective and is_better(value, than, self.settings.directions[0])
         )
+
+    def name_objectives(self, names: list[str]) -> None:
+        """Name the study's objectives (optuna's metric names: optuna-dashboard's axes) where none are yet; once."""
+        import optuna
+
+        if self._named:
+            return
+        self._named = True
+        if self.study.metric_names is not None or len(names) != len(self.settings.directions):
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study.set_metric_names(names)
 
     def recall(self, name: str) -> Any:
         """A fact a backend keeps about the whole study (its experiment's or sweep's id), None if none."""

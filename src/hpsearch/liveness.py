@@ -11,6 +11,7 @@ its slot of `n_trials` runs again.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import socket
 import threading
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import psutil
+import sqlalchemy
 
 from hpsearch.errors import ConfigError
 
@@ -115,24 +117,60 @@ class Heartbeat:
 
 
 class StaleCheck:
-    """`fail_stale` at most once a heartbeat interval (it costs a query), never without heartbeats."""
+    """`fail_stale` at most once a heartbeat interval (it costs a query), never without heartbeats. Also fails the
+    running trials that never beat once this process has seen them so for a grace period and a first beat: optuna's
+    check sees only trials that have beaten once, and a worker that froze or died in its trial's first second (one
+    killed while it loads its model) never beats. Timed by this process's clock: another machine's may differ."""
 
     def __init__(self, interval: int | None):
         self.interval, self.last = interval, -math.inf
+        self._unbeaten_since: dict[int, float] = {}  # trial id -> when this process first saw it running, unbeaten
 
     def __call__(self, study: optuna.Study) -> None:
         if self.interval is not None and time.monotonic() - self.last >= self.interval:
             self.last = time.monotonic()
             fail_stale(study)
+            self._fail_never_beaten(study)
+
+    def _fail_never_beaten(self, study: optuna.Study) -> None:
+        import optuna
+
+        storage = getattr(study._storage, "_backend", study._storage)  # optuna's cache in front of the database
+        if not isinstance(storage, optuna.storages.RDBStorage) or storage.heartbeat_interval is None:
+            return
+        unbeaten, now = _never_beaten(study, storage), time.monotonic()
+        self._unbeaten_since = {trial_id: self._unbeaten_since.get(trial_id, now) for trial_id in unbeaten}
+        grace = (storage.grace_period or 2 * storage.heartbeat_interval) + FIRST_BEAT_AFTER
+        callback = storage.get_heartbeat_stale_trial_callback()
+        for trial_id, since in self._unbeaten_since.items():
+            if now - since > grace:
+                with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # another worker was first
+                    if storage.set_trial_state_values(trial_id, state=optuna.trial.TrialState.FAIL) and callback:
+                        callback(study, storage.get_trial(trial_id))
 
 
 def fail_stale(study: optuna.Study) -> None:
-    """Fail the running trials whose workers stopped beating (`mark_stale` marks them)."""
+    """Fail the running trials whose workers stopped beating (`on_stale` marks them)."""
     import optuna
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+
+
+def _never_beaten(study: optuna.Study, storage: optuna.storages.RDBStorage) -> list[int]:
+    """The ids of the study's running trials that have not beaten yet."""
+    import optuna
+
+    running = [t._trial_id for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))]
+    if not running:
+        return []
+    query = sqlalchemy.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
+        sqlalchemy.bindparam("ids", expanding=True)
+    )
+    with storage.engine.connect() as connection:  # optuna's schema: a trial's beat is its row in trial_heartbeats
+        beaten = {row[0] for row in connection.execute(query, {"ids": running})}
+    return [trial_id for trial_id in running if trial_id not in beaten]
 
 
 def on_stale(retries: int) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from hpsearch.backends.base import Backend, Proposal
 from hpsearch.distributed import lead_definition
-from hpsearch.errors import ObjectiveError, SearchFailed
+from hpsearch.errors import ObjectiveError, SearchFailed, failures_message
 from hpsearch.fidelity import REDUCTION_FACTOR
 from hpsearch.leaderboard import format_value
 from hpsearch.lifecycle import LiveTrial, Trials
@@ -44,7 +44,7 @@ class SearchLoop:
         self.interrupted: list[int] = []  # trials Ctrl-C stopped
         self._ran = 0
         self._taken = 0  # slots of `n_trials` used or being used, as of this process's latest trial
-        self._failures: list[BaseException] = []  # this run's failed trials' errors
+        self._failed: list[tuple[dict[str, Any], BaseException]] = []  # this run's failed trials: params, error
         self._in_a_row = 0
         self._settling = False
         self._bar = tqdm(
@@ -136,7 +136,7 @@ class SearchLoop:
         if state is TrialState.PAUSED:
             return True
         if recorded:
-            self._count(failure)
+            self._count(failure, proposal.params)
         else:  # this worker was frozen meanwhile: the others may have taken every slot since
             self._taken = self.trials.slots_taken_before(self.trials.created())
         return True
@@ -163,6 +163,7 @@ class SearchLoop:
             tracking_run=proposal.tracking_run,
             resume_from=live.resume_from,
             checkpointed=lambda path: self.trials.note_checkpoint(live, path),
+            named=self.trials.name_objectives,
         )
         if self.coordinator is not None:
             trial.sync_definition = lead_definition(self.coordinator, lambda: backend.portable_native(proposal))
@@ -191,30 +192,35 @@ class SearchLoop:
         verdict = judge(self.trials.study, frozen, pruner.reduction_factor, can_wait=not self._settling)
         return PAUSE if verdict == PAUSE else verdict == PRUNE
 
-    def _count(self, failure: BaseException | None) -> None:
-        """Progress, and the stop of a search whose trials keep failing (its code is likely broken)."""
+    def _count(self, failure: BaseException | None, params: dict[str, Any]) -> None:
+        """Progress, and the stop of a search whose trials keep failing while trials remain (its code is likely
+        broken); once the budget is spent, the search ends as it would have (`check_failures`)."""
         self._ran += 1
         self._bar.update(self.trials.finished() - self._bar.n)  # with the paused trials pruned meanwhile
         self._show_progress()
         if failure is None:
             self._in_a_row = 0
             return
-        self._failures.append(failure)
+        self._failed.append((params, failure))
         self._in_a_row += 1
         limit = self.settings.max_consecutive_failed_trials
-        if limit is not None and self._in_a_row >= limit:
-            first = self._failures[-self._in_a_row]
-            which = "All" if self._in_a_row == self._ran else "The last"
+        if limit is not None and self._in_a_row >= limit and self._taken < self.settings.n_trials:
+            in_a_row = self._failed[-self._in_a_row :]
+            which = f"{'All' if self._in_a_row == self._ran else 'The last'} {self._in_a_row}"
+            message = failures_message([p for p, _ in in_a_row], self._ran, repr(in_a_row[0][1]), which)
             raise SearchFailed(
-                f"{which} {self._in_a_row} trials of this search failed (max_consecutive_failed_trials={limit}), "
-                f"so it stopped; the first error: {first!r}"
-            ) from first
+                f"{message} (max_consecutive_failed_trials={limit}), so it stopped with trials left; rerun to go on."
+            ) from in_a_row[0][1]
 
     def check_failures(self) -> None:
-        """After the run: raise if every trial of it failed."""
-        if self._ran and len(self._failures) == self._ran:
-            first = self._failures[0]
-            raise SearchFailed(f"All {self._ran} trials of this search failed; the first error: {first!r}") from first
+        """After the run: raise if every trial of it failed; if some did, warn with what they had in common."""
+        if not self._failed:
+            return
+        first = self._failed[0][1]
+        message = failures_message([p for p, _ in self._failed], self._ran, repr(first))
+        if len(self._failed) == self._ran:
+            raise SearchFailed(message) from first
+        logger.warning(message)
 
     def _show_progress(self, current: str = "") -> None:
         """The line beside the bar (whose own part estimates the time left): the running trial, its latest

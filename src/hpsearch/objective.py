@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from hpsearch.errors import ConfigError, ObjectiveError
@@ -16,12 +16,33 @@ def default_compute_objective(metrics: Mapping[str, float]) -> float:
 
     `eval_loss`, `epoch` and the speed metrics (`*_runtime`, `*_per_second`) are not metrics here.
     """
-    rest = {
+    summed = _summed(metrics)
+    return metrics.get("eval_loss") if not summed else sum(summed.values())
+
+
+def _summed(metrics: Mapping[str, float]) -> dict[str, float]:
+    return {
         name: value
         for name, value in metrics.items()
         if name not in ("eval_loss", "epoch") and not name.endswith(("_runtime", "_per_second"))
     }
-    return metrics.get("eval_loss") if not rest else sum(rest.values())
+
+
+def objective_names(compute_objective: Callable[..., Any], metrics: Mapping[str, Any], result: Any) -> list[str]:
+    """What each objective of `result` (`compute_objective(metrics)`) is, for the study's metric names (the
+    dashboard's axes): the metrics the default objective sums, else the metric an objective equals ("eval_accuracy",
+    or "-eval_loss" for its negation), else "objective" (several: "objective_0", ...)."""
+    if compute_objective is default_compute_objective:
+        return [" + ".join(_summed(metrics)) or "eval_loss"]
+    values = list(result) if isinstance(result, (list, tuple)) else [result]
+    numbers = {name: value for name, value in metrics.items() if isinstance(value, (int, float))}
+    names = []
+    for i, value in enumerate(values):
+        same = [name for name, metric in numbers.items() if metric == value]
+        negated = [f"-{name}" for name, metric in numbers.items() if metric == -value and metric != 0]
+        found = same if len(same) == 1 else negated if not same and len(negated) == 1 else []
+        names.append(found[0] if found else "objective" if len(values) == 1 else f"objective_{i}")
+    return names
 
 
 def check_directions(direction: str | Sequence[str]) -> list[str]:

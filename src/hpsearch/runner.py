@@ -23,10 +23,10 @@ from typing import Any
 import transformers
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, number_of_arguments
 
-from hpsearch.arguments import argument_types, cast
+from hpsearch.arguments import argument_types, typed, warn_unread
 from hpsearch.errors import ConfigError
 from hpsearch.fidelity import progress
-from hpsearch.objective import check_values, is_better
+from hpsearch.objective import check_values, is_better, objective_names
 from hpsearch.rungs import AUTO, DEFAULT_RUNG_METRIC, RungEvaluations, rung_score, rung_sources
 from hpsearch.tracking import TrialTracking
 from hpsearch.trial import Trial, check_searched
@@ -60,6 +60,7 @@ class _Reporter(transformers.TrainerCallback):
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         value = self.runner.compute_objective(dict(metrics or {}))
         self.values[state.global_step] = value
+        self.trial.name_objectives(objective_names(self.runner.compute_objective, metrics or {}, value))
         if len(self.runner.directions) > 1:
             return
         (number,) = check_values(value, 1)
@@ -143,6 +144,7 @@ class TrialRunner:
         self.keep_checkpoints = keep_checkpoints  # a finished trial's run directory: kept, or deleted
         self.base_args = trainer.args
         self.output_dir = Path(trainer.args.output_dir)
+        self._model_checked = False  # whether the searched model hyperparameters were looked for in a model yet
 
     def __reduce__(self) -> tuple:
         names = ("compute_objective", "directions", "hp_name", "objective_at", "rungs", "rung_eval_size", "rung_metric")
@@ -158,7 +160,7 @@ class TrialRunner:
         """The trial's `TrainingArguments`: the user's, with the trial's fields (its run directory is
         named once its model is built)."""
         fields = argument_types()
-        values = {name: cast(name, value) for name, value in trial.params.items() if name in fields}
+        values = {name: value for name, value in typed(trial.params).items() if name in fields}
         values["output_dir"] = str(self.output_dir / f"run-{trial.number}")
         # A copy, not a new TrainingArguments: building one resets the accelerator state in use.
         args = copy.copy(self.base_args)
@@ -213,9 +215,12 @@ class TrialRunner:
         tracking: TrialTracking,
     ) -> Any:
         """The trial's model, then (its parameters all known) its name, run directory and tracking."""
-        takes_trial = number_of_arguments(model_init) == 1
+        takes_trial, searched = number_of_arguments(model_init) == 1, dict(trial.params)
         model = trial.define(lambda native: model_init(native) if takes_trial else model_init())
         check_searched(trial, "`model_init(trial)`")
+        if not self._model_checked and self.trainer.is_world_process_zero():
+            warn_unread(searched, model)
+            self._model_checked = True
         name = run_name(self.hp_name, trial)
         args.output_dir = str(self.output_dir / name)
         args.run_name = name  # what the report_to integrations call the trial's run

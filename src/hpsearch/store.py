@@ -8,10 +8,11 @@ crash-safe, and `load_trials` reads it back the same way for every backend. Only
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,8 @@ PAUSED = "hpsearch:paused"  # a trial waiting at a rung (optuna state WAITING) f
 RAN = "hpsearch:ran_s"  # a trial paused at a rung: the seconds it ran before its latest start (optuna's)
 BEST_MODEL = "hpsearch:best_model"  # beside the study: the kept model's trial and path
 _SPACE = "hpsearch.space"
+_BACKEND = "hpsearch:backend"
+SETUP = "hpsearch:setup"  # beside the study: what its first run trained on (`hpsearch.fingerprint`)
 
 
 def fact(frozen: optuna.trial.FrozenTrial, name: str) -> Any:
@@ -135,13 +138,14 @@ def open_study(
     """Create the study, or load it to continue a search; its directions must not have changed."""
     import optuna
 
-    study = optuna.create_study(
-        storage=open_storage(storage),
-        study_name=study_name,
-        directions=list(directions),
-        load_if_exists=load_if_exists,
-        **create_kwargs,
-    )
+    with quiet_optuna():
+        study = optuna.create_study(
+            storage=open_storage(storage),
+            study_name=study_name,
+            directions=list(directions),
+            load_if_exists=load_if_exists,
+            **create_kwargs,
+        )
     stored = study_directions(study)
     if stored != list(directions):
         raise ConfigError(
@@ -149,6 +153,22 @@ def open_study(
             "Pass the same `direction`, or a new `study_name` / `output_dir`."
         )
     return study
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """optuna's INFO lines ("A new study created in memory", "Using an existing study") unsaid: hpsearch opens
+    studies for its own bookkeeping. A verbosity the user chose (`optuna.logging.set_verbosity`) stays."""
+    import optuna
+
+    default = optuna.logging.get_verbosity() == optuna.logging.INFO
+    if default:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        if default:
+            optuna.logging.set_verbosity(optuna.logging.INFO)
 
 
 def study_directions(study: optuna.Study) -> list[str]:
@@ -212,26 +232,39 @@ def best_record(study: optuna.Study, kept: int | None = None) -> TrialRecord:
     return to_record(next((t for t in tied if t.number == kept), min(tied, key=lambda t: t.number)))
 
 
-def check_space(study: optuna.Study, space: Mapping[str, Dimension | None]) -> None:
-    """Record the space of a new study; refuse, naming what changed, a space another than the one
-    an earlier run of the study searched (its trials would not be comparable)."""
+def check_space(study: optuna.Study, space: Mapping[str, Dimension | None], backend: str) -> None:
+    """Record the space and backend of a new study; refuse, naming what changed, another space or backend than an
+    earlier run of the study searched with (its trials would not be comparable, its proposals not the backend's)."""
     described = {name: repr(dim) if dim is not None else "fixed" for name, dim in space.items()}
-    earlier = study.user_attrs.get(_SPACE)
-    if earlier is None:
-        study.set_user_attr(_SPACE, described)
-        return
-    changes = [f"{name!r} is new" for name in described if name not in earlier]
-    changes += [f"{name!r} is gone" for name in earlier if name not in described]
-    changes += [
-        f"{name!r} was {earlier[name]}, now {dim}"
-        for name, dim in described.items()
-        if name in earlier and earlier[name] != dim
-    ]
+    changes = changed_since(study, _SPACE, described)
     if changes:
         raise ConfigError(
             f"The study {study.study_name!r} in this storage was searched over another space: {'; '.join(changes)}. "
             "Search it over the same space to continue it, or pass a new `study_name` (or `output_dir`) for this one."
         )
+    if changed_since(study, _BACKEND, {"backend": backend}):
+        earlier = study.user_attrs[_BACKEND]["backend"]
+        raise ConfigError(
+            f"The study {study.study_name!r} in this storage was searched with backend={earlier!r}, not {backend!r}. "
+            f"Continue it with backend={earlier!r}, or pass a new `study_name` (or `output_dir`) for this search."
+        )
+
+
+def changed_since(study: optuna.Study, key: str, described: Mapping[str, str]) -> list[str]:
+    """What differs in `described` (name -> its description) from what the study's first run recorded under `key`;
+    on that first run, records it and returns nothing."""
+    earlier = study.user_attrs.get(key)
+    if earlier is None:
+        study.set_user_attr(key, dict(described))
+        return []
+    changes = [f"{name!r} is new" for name in described if name not in earlier]
+    changes += [f"{name!r} is gone" for name in earlier if name not in described]
+    changes += [
+        f"{name!r} was {earlier[name]}, now {now}"
+        for name, now in described.items()
+        if name in earlier and earlier[name] != now
+    ]
+    return changes
 
 
 def records(study: optuna.Study) -> list[TrialRecord]:

@@ -6,6 +6,7 @@ become `TrainingArguments` fields or model hyperparameters (`hpsearch.arguments`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,16 +14,19 @@ import transformers
 from transformers.trainer_utils import number_of_arguments
 
 from hpsearch import store
-from hpsearch.arguments import check_params
+from hpsearch.arguments import check_params, typed
 from hpsearch.backends.base import AskTellBackend
 from hpsearch.distributed import Coordinator, follow
 from hpsearch.engine import Search
 from hpsearch.errors import ConfigError, RankFailed
 from hpsearch.fidelity import DEFAULT_EVALS_PER_TRIAL, rung_points
+from hpsearch.fingerprint import describe_setup
 from hpsearch.objective import default_compute_objective
 from hpsearch.result import BestRun
 from hpsearch.rungs import AUTO, DEFAULT_RUNG_METRIC, RUNG_METRICS
 from hpsearch.runner import TrialRunner
+
+logger = logging.getLogger("hpsearch")
 
 
 class Trainer(transformers.Trainer):
@@ -151,6 +155,7 @@ def hyperparameter_search(
             **kwargs,
         )
         _check_search(search, trainer, coordinator, objective_at)
+        _tell_a_changed_setup(search, trainer)
         settings = {
             "directions": search.directions,
             "rungs": rungs if search.backend.can_prune else (),  # scores no pruner looks at: not worth their time
@@ -170,7 +175,14 @@ def hyperparameter_search(
         raise
     if coordinator is not None:
         coordinator.finish()
-    return search.best()
+    return _typed(search.best())
+
+
+def _typed(best: BestRun | list[BestRun]) -> BestRun | list[BestRun]:
+    """The best run(s) with values typed as the `TrainingArguments` fields they set (`hpsearch.arguments.typed`)."""
+    if isinstance(best, list):
+        return [_typed(run) for run in best]
+    return best._replace(hyperparameters=typed(best.hyperparameters))
 
 
 def _check_arguments(
@@ -214,6 +226,17 @@ def _check_search(search: Search, trainer: transformers.Trainer, coordinator: An
             "the search as one process (Ray gives each trial `resources_per_trial`, GPUs included)."
         )
     check_params(search.param_space, trainer.model_init)
+
+
+def _tell_a_changed_setup(search: Search, trainer: transformers.Trainer) -> None:
+    """Warn, before the first trial, where the study's earlier runs trained on other data or fixed arguments."""
+    changes = store.changed_since(search.study, store.SETUP, describe_setup(trainer, search.param_space))
+    if changes:
+        logger.warning(
+            f"The study {search.study.study_name!r} in this storage was searched on another set-up: "
+            f"{'; '.join(changes)}. Its earlier trials count in this search as they are; to start a new study "
+            "instead, pass a new `study_name` (or another `output_dir`)."
+        )
 
 
 def _follow(

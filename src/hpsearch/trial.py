@@ -90,6 +90,7 @@ class Trial:
         tracking_run: Any = None,
         resume_from: str | None = None,
         checkpointed: Callable[[str], None] | None = None,
+        named: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.number = number
         self.native = native
@@ -102,6 +103,7 @@ class Trial:
         self._suggested = suggested
         self._report = report
         self._offer_model = offer_model
+        self._named = named
         # under DDP: runs `define` so that every rank builds with rank 0's parameters (distributed.py)
         self.sync_definition: Callable[[Trial, Callable[[Any], Any]], Any] | None = None
 
@@ -132,6 +134,11 @@ class Trial:
         """Record `path` as the trial's latest checkpoint (a directory that resumes its training)."""
         if self._checkpointed is not None:
             self._checkpointed(path)
+
+    def name_objectives(self, names: list[str]) -> None:
+        """Say what the objective(s) are ("eval_accuracy"): the study's metric names, where it has none yet."""
+        if self._named is not None:
+            self._named(names)
 
     def offer_model(self, value: float, save: Callable[[str], None]) -> None:
         """Offer the model that scored `value`: `save(directory)` is called if it may become the best model."""

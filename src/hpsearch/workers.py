@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from hpsearch import store
-from hpsearch.errors import ConfigError, SearchFailed, SearchInterrupted, interrupted_message
+from hpsearch.errors import ConfigError, SearchFailed, SearchInterrupted, failures_message, interrupted_message
 from hpsearch.leaderboard import format_value
 from hpsearch.resources import WorkerShare
 from hpsearch.trial import TrialState
@@ -92,11 +92,16 @@ def _ctrl_c_noted(ctrl_c: threading.Event):
 
 
 def _check_failures(search: Search, first: int) -> None:
-    """After the workers: raise if every trial they ran failed."""
+    """After the workers: raise if every trial they ran failed; if some did, warn with what they had in common."""
     ran = [r for r in search.trials.records() if r.number >= first and r.state is not TrialState.RUNNING]
     ran = [r for r in ran if not r.interrupted]
-    if ran and all(r.state is TrialState.FAILED for r in ran):
-        raise SearchFailed(f"All {len(ran)} trials of this search failed; the first error: {ran[0].error}")
+    failed = [r for r in ran if r.state is TrialState.FAILED]
+    if not failed:
+        return
+    message = failures_message([r.params for r in failed], len(ran), failed[0].error)
+    if len(failed) == len(ran):
+        raise SearchFailed(message)
+    logger.warning(message)
 
 
 class _Pool:

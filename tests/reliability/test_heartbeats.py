@@ -36,12 +36,13 @@ def wait_until(check, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def frozen_worker_search(storage: str, tmp_path: Path) -> None:
+def frozen_worker_search(storage: str, tmp_path: Path, frozen_at: int = 4) -> None:
+    """The first worker frozen in trial 0 at step `frozen_at`: 4 (1.2 s in, it has beaten) or 1 (at once: never)."""
     frozen_log, other_log = tmp_path / "frozen.log", tmp_path / "other.log"
     frozen = worker(storage, frozen_log, tmp_path / "frozen.out")
     other = None
     try:
-        wait_until(lambda: (0, 4) in lines(frozen_log), 60, "the first worker's trial 0 at step 4 (it has beaten)")
+        wait_until(lambda: (0, frozen_at) in lines(frozen_log), 60, f"the first worker's trial 0 at step {frozen_at}")
         os.kill(frozen.pid, signal.SIGSTOP)  # mid-trial: its heartbeat stops with it
         steps_before = len(lines(frozen_log))
         other = worker(storage, other_log, tmp_path / "other.out")
@@ -74,6 +75,12 @@ def test_a_frozen_worker_on_sqlite_is_taken_for_dead_and_its_slot_runs_again(tmp
 
 def test_a_frozen_worker_on_postgresql_is_taken_for_dead_and_its_slot_runs_again(postgres_url, tmp_path):
     frozen_worker_search(postgres_url, tmp_path)
+
+
+def test_a_worker_frozen_before_its_first_beat_is_taken_for_dead_too(tmp_path):
+    """Frozen in its trial's first second, the worker never beat: the other fails the trial once it has seen it
+    unbeaten for the grace period and a first beat, and runs its slot again."""
+    frozen_worker_search(f"sqlite:///{tmp_path / 'shared.db'}", tmp_path, frozen_at=1)
 
 
 @pytest.mark.parametrize(

@@ -110,7 +110,8 @@ class OptunaBackend(AskTellBackend):
 
     def param_space(self) -> dict[str, Dimension | None]:
         """Samples `hp_space` once on a probe trial, so that its mistakes show before any training."""
-        probe = optuna.create_study(directions=self.directions, sampler=optuna.samplers.RandomSampler(0)).ask()
+        with store.quiet_optuna():
+            probe = optuna.create_study(directions=self.directions, sampler=optuna.samplers.RandomSampler(0)).ask()
         return {name: store.dimension(probe.distributions.get(name)) for name in self._sample(_Named(probe))}
 
     def drive(self, loop: Loop) -> None:
