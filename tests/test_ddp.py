@@ -71,8 +71,8 @@ def test_a_pruned_trial_stops_every_rank_at_the_same_step(tiny_model_dir, tmp_pa
 
 def test_a_paused_trial_resumes_from_its_checkpoint_on_every_rank(tiny_model_dir, tmp_path):
     """optuna's seed example with the default pruning: trials 0 and 1 pause at their first rung; the best at the rung
-    resumes, on both ranks, and runs to the end. (The tiny task's losses differ in their sixth digit: on another
-    CPU two may tie, and both then go on to the next rung, where one is pruned.)"""
+    resumes, on both ranks, and runs to the end. (The tiny task's losses differ in their sixth digit or not at all:
+    trials that tie at a rung all go on, so how many end pruned varies.)"""
     run = torchrun("optuna", tmp_path, tiny_model_dir)
     assert run.returncode == 0, run.stderr[-3000:]
     by_rank = results(run)
@@ -87,7 +87,6 @@ def test_a_paused_trial_resumes_from_its_checkpoint_on_every_rank(tiny_model_dir
     assert [t.state for t in trials] == [
         TrialState.COMPLETE if t.number in finished else TrialState.PRUNED for t in trials
     ], runs
-    assert len(finished) < len(trials)  # the rung stopped at least one
 
 
 def test_killing_one_rank_ends_the_other_within_a_minute(tiny_model_dir, tmp_path):

@@ -53,6 +53,7 @@ METRICS = {"eval_loss": 0.5, "eval_accuracy": 0.8, "eval_f1": 0.7, "eval_runtime
         (lambda m: -m["eval_loss"], METRICS, ["-eval_loss"]),
         (lambda m: m["eval_accuracy"] * 2, METRICS, ["objective"]),
         (lambda m: (m["eval_loss"], m["eval_accuracy"] + 1), METRICS, ["eval_loss", "objective_1"]),
+        (lambda m: {"not": "a number"}, METRICS, ["objective"]),  # `check_values` says what is wrong
     ],
 )
 def test_an_objective_is_named_after_the_metric_it_is(compute_objective, metrics, names):

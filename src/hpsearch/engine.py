@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpsearch import liveness, resources, store, workers
+from hpsearch import continuity, liveness, resources, store, workers
 from hpsearch.backends.base import Backend, get_backend
 from hpsearch.errors import ConfigError, SearchFailed, SearchInterrupted, interrupted_message
 from hpsearch.leaderboard import print_leaderboard
@@ -176,7 +176,7 @@ class Search:
         Returns every trial of the study. Raises `SearchFailed` when every trial of this run failed
         (or `max_consecutive_failed_trials` in a row), `SearchInterrupted` on Ctrl-C.
         """
-        store.check_space(self.study, self.param_space, self.backend.name)
+        continuity.check_space(self.study, self.param_space, self.backend.name)
         if self.warm_start is not None:  # the earlier study's best trials, queued in a new study
             self.warm_start.enqueue(self.trials)
         if self.shares:  # the first worker recovers: the process that resumes a crashed trial runs it

@@ -77,3 +77,12 @@ def failures_message(failed: Sequence[Mapping[str, Any]], ran: int, first_error:
     had = ", ".join(f"{k}={v!r}" for k, v in shared.items())
     also = f"; every one had {had}" if had and len(failed) > 1 else ""
     return f"{which} trials of this search failed{also}; the first error: {first_error}"
+
+
+_OUT_OF_MEMORY = ("OutOfMemoryError", "out of memory", "can't allocate memory", "MemoryError")
+
+
+def out_of_memory(error: str) -> bool:
+    """Whether a trial's error (its traceback) is running out of memory: torch's `OutOfMemoryError` (CUDA, MPS),
+    the CPU allocator's, Python's `MemoryError`."""
+    return any(marker in error for marker in _OUT_OF_MEMORY)

@@ -14,7 +14,6 @@ import functools
 import json
 import logging
 import shutil
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from hpsearch import liveness, store
 from hpsearch.best_model import BestModelKeeper
 from hpsearch.counts import StudyCounts
+from hpsearch.errors import out_of_memory
 from hpsearch.objective import is_better
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Space
@@ -60,7 +60,6 @@ class Trials(StudyCounts):
         self._heartbeats: dict[int, liveness.Heartbeat] = {}  # trial id -> the beat of a trial this process runs
         self._fail_stale = liveness.StaleCheck(settings.heartbeat_interval)
         self._resumable: list[tuple[int, str]] = []  # crashed trials this process took over: id, checkpoint
-        self._named = False  # whether this process named the study's objectives
 
     @functools.cached_property
     def storage(self) -> optuna.storages.BaseStorage:
@@ -208,8 +207,8 @@ class Trials(StudyCounts):
     def _taken_over(self, live: LiveTrial) -> None:
         live.taken_over = True
         logger.warning(
-            f"Trial {live.number} was failed by another worker: this one had stopped beating for "
-            "longer than grace_period (frozen, or asleep). It stops here, and nothing more of it is written."
+            f"Trial {live.number} was failed by another worker: this one had stopped beating for longer than "
+            "grace_period (frozen, or asleep). It stops here, and nothing more of it is written."
         )
 
     def offer_model(self, live: LiveTrial, value: float, save: Callable[[str], None]) -> None:
@@ -241,9 +240,7 @@ class Trials(StudyCounts):
             self._taken_over(live)  # failed by another worker meanwhile
         keeper = self.keeper
         if keeper is not None and keeper.offered(live.number):
-            keep = (
-                not live.taken_over and state is TrialState.COMPLETE and not self._beats(self.best_value(), values[0])
-            )
+            keep = state is TrialState.COMPLETE and not (live.taken_over or self._beats(self.best_value(), values[0]))
             keeper.settle(live.number, keep, values[0] if keep else None, live.optuna_trial.params)
             if keep:  # as the link says (another worker may have promoted since): for the dashboard and `show`
                 self.remember(store.BEST_MODEL, {"trial": keeper.kept_trial(), "path": str(keeper.dir.absolute())})
@@ -265,7 +262,9 @@ class Trials(StudyCounts):
             self.storage.set_trial_user_attr(trial_id, store.ERROR, error)
         if interrupted:
             self.storage.set_trial_user_attr(trial_id, store.INTERRUPTED, True)
-        optuna_state = optuna.trial.TrialState[_OPTUNA_STATES[state]]
+        if infeasible := state is TrialState.FAILED and not interrupted and out_of_memory(error or ""):
+            optuna.Trial(self.study, trial_id).set_constraint(store.OUT_OF_MEMORY, 1.0)
+        optuna_state = optuna.trial.TrialState["PRUNED" if infeasible else _OPTUNA_STATES[state]]
         self.study.tell(trial, values if state is TrialState.COMPLETE else None, state=optuna_state)
 
     def recover(self, own: bool = False) -> list[int]:
@@ -290,22 +289,8 @@ class Trials(StudyCounts):
         return marked
 
     def _beats(self, value: float | None, than: float | None) -> bool:
-        return (
-            value is not None and self.settings.single_objective and is_better(value, than, self.settings.directions[0])
-        )
-
-    def name_objectives(self, names: list[str]) -> None:
-        """Name the study's objectives (optuna's metric names: optuna-dashboard's axes) where none are yet; once."""
-        import optuna
-
-        if self._named:
-            return
-        self._named = True
-        if self.study.metric_names is not None or len(names) != len(self.settings.directions):
-            return
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self.study.set_metric_names(names)
+        settings = self.settings
+        return value is not None and settings.single_objective and is_better(value, than, settings.directions[0])
 
     def recall(self, name: str) -> Any:
         """A fact a backend keeps about the whole study (its experiment's or sweep's id), None if none."""

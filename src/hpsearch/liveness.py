@@ -135,10 +135,11 @@ class StaleCheck:
     def _fail_never_beaten(self, study: optuna.Study) -> None:
         import optuna
 
-        storage = getattr(study._storage, "_backend", study._storage)  # optuna's cache in front of the database
+        # optuna's private `_storage`, and its cache's `_backend`: no public API gives the database a study is on
+        storage = getattr(study._storage, "_backend", study._storage)
         if not isinstance(storage, optuna.storages.RDBStorage) or storage.heartbeat_interval is None:
             return
-        unbeaten, now = _never_beaten(study, storage), time.monotonic()
+        unbeaten, now = _never_beaten(storage, storage.get_study_id_from_name(study.study_name)), time.monotonic()
         self._unbeaten_since = {trial_id: self._unbeaten_since.get(trial_id, now) for trial_id in unbeaten}
         grace = (storage.grace_period or 2 * storage.heartbeat_interval) + FIRST_BEAT_AFTER
         callback = storage.get_heartbeat_stale_trial_callback()
@@ -158,19 +159,15 @@ def fail_stale(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
-def _never_beaten(study: optuna.Study, storage: optuna.storages.RDBStorage) -> list[int]:
-    """The ids of the study's running trials that have not beaten yet."""
-    import optuna
-
-    running = [t._trial_id for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))]
-    if not running:
-        return []
-    query = sqlalchemy.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
-        sqlalchemy.bindparam("ids", expanding=True)
+def _never_beaten(storage: optuna.storages.RDBStorage, study_id: int) -> list[int]:
+    """The ids of the study's running trials that have not beaten yet: in optuna's schema, those with no row in
+    `trial_heartbeats`."""
+    query = sqlalchemy.text(
+        "SELECT trial_id FROM trials WHERE study_id = :study AND state = 'RUNNING' AND NOT EXISTS "
+        "(SELECT 1 FROM trial_heartbeats WHERE trial_heartbeats.trial_id = trials.trial_id)"
     )
-    with storage.engine.connect() as connection:  # optuna's schema: a trial's beat is its row in trial_heartbeats
-        beaten = {row[0] for row in connection.execute(query, {"ids": running})}
-    return [trial_id for trial_id in running if trial_id not in beaten]
+    with storage.engine.connect() as connection:
+        return [row[0] for row in connection.execute(query, {"study": study_id})]
 
 
 def on_stale(retries: int) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:

@@ -17,7 +17,7 @@ from hpsearch.errors import ObjectiveError, SearchFailed, failures_message
 from hpsearch.fidelity import REDUCTION_FACTOR
 from hpsearch.leaderboard import format_value
 from hpsearch.lifecycle import LiveTrial, Trials
-from hpsearch.objective import check_values
+from hpsearch.objective import check_values, name_objectives
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension
 from hpsearch.trial import PAUSE, PRUNE, Trial, TrialPruned, TrialState, check_searched
@@ -163,7 +163,7 @@ class SearchLoop:
             tracking_run=proposal.tracking_run,
             resume_from=live.resume_from,
             checkpointed=lambda path: self.trials.note_checkpoint(live, path),
-            named=self.trials.name_objectives,
+            named=lambda names: name_objectives(self.trials.study, names),
         )
         if self.coordinator is not None:
             trial.sync_definition = lead_definition(self.coordinator, lambda: backend.portable_native(proposal))

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpsearch.errors import ConfigError, ObjectiveError
+
+if TYPE_CHECKING:
+    import optuna
 
 DIRECTIONS = ("minimize", "maximize")
 
@@ -38,8 +42,9 @@ def objective_names(compute_objective: Callable[..., Any], metrics: Mapping[str,
     numbers = {name: value for name, value in metrics.items() if isinstance(value, (int, float))}
     names = []
     for i, value in enumerate(values):
-        same = [name for name, metric in numbers.items() if metric == value]
-        negated = [f"-{name}" for name, metric in numbers.items() if metric == -value and metric != 0]
+        number = value if isinstance(value, (int, float)) else None  # not a number: `check_values` says so
+        same = [name for name, metric in numbers.items() if number is not None and metric == number]
+        negated = [f"-{name}" for name, metric in numbers.items() if number is not None and metric == -number != 0]
         found = same if len(same) == 1 else negated if not same and len(negated) == 1 else []
         names.append(found[0] if found else "objective" if len(values) == 1 else f"objective_{i}")
     return names
@@ -84,3 +89,13 @@ def is_better(value: float, than: float | None, direction: str) -> bool:
     if than is None:
         return True
     return value > than if direction == "maximize" else value < than
+
+
+def name_objectives(study: optuna.Study, names: list[str]) -> None:
+    """Name the study's objectives (optuna's metric names: optuna-dashboard's axes) where none are yet."""
+    import optuna
+
+    if study.metric_names is None and len(names) == len(study.directions):
+        with warnings.catch_warnings():  # optuna calls `set_metric_names` experimental, since 3.2
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import functools
 import gc
 import shutil
@@ -27,6 +26,7 @@ from hpsearch.arguments import argument_types, typed, warn_unread
 from hpsearch.errors import ConfigError
 from hpsearch.fidelity import progress
 from hpsearch.objective import check_values, is_better, objective_names
+from hpsearch.recipe import rebuild_trainer, trainer_recipe
 from hpsearch.rungs import AUTO, DEFAULT_RUNG_METRIC, RungEvaluations, rung_score, rung_sources
 from hpsearch.tracking import TrialTracking
 from hpsearch.trial import Trial, check_searched
@@ -70,46 +70,8 @@ class _Reporter(transformers.TrainerCallback):
             control.should_save = False
 
 
-def _trainer_recipe(trainer: transformers.Trainer) -> dict[str, Any]:
-    """What rebuilds `trainer` in another process (a Ray worker): its constructor's inputs (the Trainer
-    does not travel); the callbacks, except those the Trainer makes for itself, afresh there."""
-    args = trainer.args
-    own = (
-        *transformers.trainer.DEFAULT_CALLBACKS,
-        transformers.trainer_callback.ProgressCallback,
-        transformers.trainer_callback.PrinterCallback,
-        *transformers.integrations.get_reporting_integration_callbacks(args.report_to),
-    )
-    return {
-        "trainer_class": type(trainer),
-        "args_class": type(args),
-        "args": {f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.init},
-        "callbacks": [type(c) if isinstance(c, own) else c for c in trainer.callback_handler.callbacks],
-        "kwargs": {
-            name: getattr(trainer, name)
-            for name in (
-                "model_init",
-                "data_collator",
-                "train_dataset",
-                "eval_dataset",
-                "processing_class",
-                "compute_metrics",
-                "preprocess_logits_for_metrics",
-                "compute_loss_func",
-            )
-        },
-    }
-
-
-def _rebuild_trainer(recipe: dict[str, Any]) -> transformers.Trainer:
-    trainer = recipe["trainer_class"](model=None, args=recipe["args_class"](**recipe["args"]), **recipe["kwargs"])
-    fresh = {type(c): c for c in trainer.callback_handler.callbacks}
-    trainer.callback_handler.callbacks = [fresh.get(c, c) if isinstance(c, type) else c for c in recipe["callbacks"]]
-    return trainer
-
-
 def _rebuild_runner(recipe: dict[str, Any], options: dict[str, Any]) -> TrialRunner:
-    return TrialRunner(_rebuild_trainer(recipe), **options)
+    return TrialRunner(rebuild_trainer(recipe), **options)
 
 
 class TrialRunner:
@@ -149,7 +111,7 @@ class TrialRunner:
     def __reduce__(self) -> tuple:
         names = ("compute_objective", "directions", "hp_name", "objective_at", "rungs", "rung_eval_size", "rung_metric")
         options = {name: getattr(self, name) for name in (*names, "study_name", "keep_checkpoints")}
-        return _rebuild_runner, (_trainer_recipe(self.trainer), options)
+        return _rebuild_runner, (trainer_recipe(self.trainer), options)
 
     @functools.cached_property
     def _rung_sources(self) -> list[tuple[str, Any]]:

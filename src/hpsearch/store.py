@@ -12,7 +12,7 @@ import contextlib
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,11 +35,11 @@ INTERRUPTED = "hpsearch:interrupted"  # a failed trial that was stopped rather t
 EXTRA_PARAMS = "hpsearch:extra_params"  # parameters outside the space (constants), beside optuna's
 CHECKPOINT = "hpsearch:checkpoint"  # a running trial's latest checkpoint, where a crash resumes it
 PAUSED = "hpsearch:paused"  # a trial waiting at a rung (optuna state WAITING) from its checkpoint (`hpsearch.halving`)
+# a trial that ran out of memory: failed, and to optuna pruned and infeasible (this constraint > 0), which its
+# samplers learn from (`hpsearch.backends.out_of_memory`)
+OUT_OF_MEMORY = "out_of_memory"
 RAN = "hpsearch:ran_s"  # a trial paused at a rung: the seconds it ran before its latest start (optuna's)
 BEST_MODEL = "hpsearch:best_model"  # beside the study: the kept model's trial and path
-_SPACE = "hpsearch.space"
-_BACKEND = "hpsearch:backend"
-SETUP = "hpsearch:setup"  # beside the study: what its first run trained on (`hpsearch.fingerprint`)
 
 
 def fact(frozen: optuna.trial.FrozenTrial, name: str) -> Any:
@@ -207,9 +207,10 @@ _STATES = {**{state.name: state for state in TrialState}, "FAIL": TrialState.FAI
 def to_record(frozen: optuna.trial.FrozenTrial, stale: bool = False) -> TrialRecord:
     """The store's view of one optuna trial (`stale`: failed by the heartbeat check)."""
     error = fact(frozen, ERROR) or (liveness.STALE_ERROR if stale else None)
+    state = "FAIL" if frozen.constraints.get(OUT_OF_MEMORY) else frozen.state.name  # pruned to optuna only
     return TrialRecord(
         number=frozen.number,
-        state=TrialState.PAUSED if fact(frozen, PAUSED) else _STATES[frozen.state.name],
+        state=TrialState.PAUSED if fact(frozen, PAUSED) else _STATES[state],
         params={**frozen.params, **(fact(frozen, EXTRA_PARAMS) or {})},
         values=list(frozen.values) if frozen.values is not None else None,
         intermediate=dict(frozen.intermediate_values),
@@ -230,41 +231,6 @@ def best_record(study: optuna.Study, kept: int | None = None) -> TrialRecord:
         t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)) if t.value == best_value
     ]
     return to_record(next((t for t in tied if t.number == kept), min(tied, key=lambda t: t.number)))
-
-
-def check_space(study: optuna.Study, space: Mapping[str, Dimension | None], backend: str) -> None:
-    """Record the space and backend of a new study; refuse, naming what changed, another space or backend than an
-    earlier run of the study searched with (its trials would not be comparable, its proposals not the backend's)."""
-    described = {name: repr(dim) if dim is not None else "fixed" for name, dim in space.items()}
-    changes = changed_since(study, _SPACE, described)
-    if changes:
-        raise ConfigError(
-            f"The study {study.study_name!r} in this storage was searched over another space: {'; '.join(changes)}. "
-            "Search it over the same space to continue it, or pass a new `study_name` (or `output_dir`) for this one."
-        )
-    if changed_since(study, _BACKEND, {"backend": backend}):
-        earlier = study.user_attrs[_BACKEND]["backend"]
-        raise ConfigError(
-            f"The study {study.study_name!r} in this storage was searched with backend={earlier!r}, not {backend!r}. "
-            f"Continue it with backend={earlier!r}, or pass a new `study_name` (or `output_dir`) for this search."
-        )
-
-
-def changed_since(study: optuna.Study, key: str, described: Mapping[str, str]) -> list[str]:
-    """What differs in `described` (name -> its description) from what the study's first run recorded under `key`;
-    on that first run, records it and returns nothing."""
-    earlier = study.user_attrs.get(key)
-    if earlier is None:
-        study.set_user_attr(key, dict(described))
-        return []
-    changes = [f"{name!r} is new" for name in described if name not in earlier]
-    changes += [f"{name!r} is gone" for name in earlier if name not in described]
-    changes += [
-        f"{name!r} was {earlier[name]}, now {now}"
-        for name, now in described.items()
-        if name in earlier and earlier[name] != now
-    ]
-    return changes
 
 
 def records(study: optuna.Study) -> list[TrialRecord]:

@@ -136,9 +136,11 @@ class Trial:
             self._checkpointed(path)
 
     def name_objectives(self, names: list[str]) -> None:
-        """Say what the objective(s) are ("eval_accuracy"): the study's metric names, where it has none yet."""
+        """Say what the objective(s) are ("eval_accuracy"): the study's metric names, where it has none yet. Once a
+        trial: the later evaluations say the same."""
         if self._named is not None:
             self._named(names)
+            self._named = None
 
     def offer_model(self, value: float, save: Callable[[str], None]) -> None:
         """Offer the model that scored `value`: `save(directory)` is called if it may become the best model."""

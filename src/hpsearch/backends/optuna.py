@@ -9,6 +9,7 @@ import optuna
 
 from hpsearch import store
 from hpsearch.backends.base import AskTellBackend, Loop, Proposal
+from hpsearch.backends.out_of_memory import AvoidOutOfMemory
 from hpsearch.backends.randomness import stream_seed
 from hpsearch.errors import ConfigError
 from hpsearch.fidelity import default_pruner
@@ -61,11 +62,12 @@ class _Named:
         return suggest
 
 
-def default_sampler(seed: int | None, parallel: bool) -> optuna.samplers.TPESampler:
+def default_sampler(seed: int | None, parallel: bool) -> AvoidOutOfMemory:
     """optuna's TPE as transformers' search makes it, its 10 random start-up trials included: on the benchmark's
     real trials it ended as well as or better than with 5, in less time (BENCHMARKS.md, "Which sampler"). With
-    workers, the running trials count as if bad (optuna's constant liar), so that workers try apart."""
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=parallel)
+    workers, the running trials count as if bad (optuna's constant liar), so that workers try apart. The discrete
+    values of a trial that ran out of memory are not drawn again (`AvoidOutOfMemory`)."""
+    return AvoidOutOfMemory(optuna.samplers.TPESampler(seed=seed, constant_liar=parallel), seed)
 
 
 class OptunaBackend(AskTellBackend):
