@@ -6,11 +6,15 @@ dead process's, a Ctrl-C's) or is queued and not started yet; a paused trial kee
 
 from __future__ import annotations
 
+import math
+import time
 from typing import TYPE_CHECKING
 
 from hpsearch import liveness, store
 from hpsearch.settings import SearchSettings
 from hpsearch.trial import TrialRecord
+
+_READ_EVERY = 1.0  # seconds between reads of the queued trials, while none is queued
 
 if TYPE_CHECKING:
     import optuna
@@ -23,6 +27,8 @@ class StudyCounts:
     storage: optuna.storages.BaseStorage
     study: optuna.Study
     _study_id: int
+    _read: list[optuna.trial.FrozenTrial] | None = None  # what `waiting_and_failed` read last, and when
+    _read_at = -math.inf
 
     def created(self) -> int:
         """How many trials the study holds, in any state (where a resumed search's draws start)."""
@@ -37,15 +43,43 @@ class StudyCounts:
         return ended - len(self._not_run(states.FAIL))
 
     def slots_taken_before(self, number: int) -> int:
-        """Slots of `n_trials` used or being used by the trials numbered below `number` (any worker)."""
+        """Slots of `n_trials` used or being used by the trials numbered below `number` (any worker). Where the last
+        `waiting_and_failed` found no queued trial, at most what it read says (trials made since count as taking
+        slots), while that leaves room for the next trial: no query but near the end of the search."""
         import optuna
 
+        read = self._read
+        if read is not None and not any(t.state.name == "WAITING" for t in read):
+            at_most = number - sum(n < number for n in self._not_run_of(read))
+            if at_most + 1 < self.settings.n_trials:  # enough to go on by; to stop, the count is exact
+                return at_most
         states = optuna.trial.TrialState
         return number - sum(n < number for n in self._not_run(states.FAIL, states.WAITING))
 
+    def waiting_and_failed(self, fresh: bool = False) -> list[optuna.trial.FrozenTrial]:
+        """The queued, paused and failed trials, in a read that `slots_taken_before` counts from too. While none is
+        queued (and not `fresh`), read at most once a second: another process's queued trial waits that long."""
+        import optuna
+
+        queued = self._read is None or any(t.state.name == "WAITING" for t in self._read)
+        if fresh or queued or time.monotonic() - self._read_at >= _READ_EVERY:
+            states = optuna.trial.TrialState
+            self._read = self.study.get_trials(deepcopy=False, states=(states.FAIL, states.WAITING))
+            self._read_at = time.monotonic()
+        return self._read
+
+    def paused(self) -> int:
+        """How many trials wait at a rung to resume (`hpsearch.halving`)."""
+        import optuna
+
+        trials = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        return sum(bool(store.fact(t, store.PAUSED)) for t in trials)
+
     def _not_run(self, *states: optuna.trial.TrialState) -> list[int]:
         """The numbers of the trials in `states` that use no slot: interrupted failures, queued ones."""
-        trials = self.study.get_trials(deepcopy=False, states=states)
+        return self._not_run_of(self.study.get_trials(deepcopy=False, states=states))
+
+    def _not_run_of(self, trials: list[optuna.trial.FrozenTrial]) -> list[int]:
         queued = {t.number for t in trials if t.state.name == "WAITING" and not store.fact(t, store.PAUSED)}
         said = queued | {t.number for t in trials if store.fact(t, store.INTERRUPTED)}
         if len(said) < len(trials):  # failures not said to be interrupted: some may be stale (a query)

@@ -117,11 +117,9 @@ class Trials(StudyCounts):
     def claim_queued(self) -> tuple[LiveTrial, dict[str, Any]] | None:
         """A queued trial (a stale one retried, a warm start's, the user's `study.enqueue_trial`) claimed, and its
         parameters; None if none is. Stale trials are failed (and queued) first."""
-        import optuna
-
-        self._fail_stale(self.study)
-        for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-            if not store.fact(frozen, store.PAUSED) and (trial_id := self._claim(frozen)) is not None:
+        for frozen in self.waiting_and_failed(fresh=self._fail_stale(self.study)):  # a stale trial queued again
+            waiting = frozen.state.name == "WAITING" and not store.fact(frozen, store.PAUSED)
+            if waiting and (trial_id := self._claim(frozen)) is not None:
                 params = {**frozen.system_attrs.get("fixed_params", {}), **store.to_record(frozen).params}
                 return self._running(trial_id), params
         return None

@@ -126,11 +126,14 @@ class StaleCheck:
         self.interval, self.last = interval, -math.inf
         self._unbeaten_since: dict[int, float] = {}  # trial id -> when this process first saw it running, unbeaten
 
-    def __call__(self, study: optuna.Study) -> None:
-        if self.interval is not None and time.monotonic() - self.last >= self.interval:
-            self.last = time.monotonic()
-            fail_stale(study)
-            self._fail_never_beaten(study)
+    def __call__(self, study: optuna.Study) -> bool:
+        """Whether it checked (and may have queued a stale trial again)."""
+        if self.interval is None or time.monotonic() - self.last < self.interval:
+            return False
+        self.last = time.monotonic()
+        fail_stale(study)
+        self._fail_never_beaten(study)
+        return True
 
     def _fail_never_beaten(self, study: optuna.Study) -> None:
         import optuna

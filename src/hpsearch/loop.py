@@ -4,6 +4,7 @@ backend, record and run the trial, decide once how it ended, tell the backend on
 from __future__ import annotations
 
 import logging
+import math
 import time
 import traceback
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from hpsearch.space import Dimension
 from hpsearch.trial import PAUSE, PRUNE, Trial, TrialPruned, TrialState, check_searched
 
 logger = logging.getLogger("hpsearch")
+_COUNT_EVERY = 0.5  # seconds between the progress bar's counts of the finished trials
 
 
 class SearchLoop:
@@ -47,6 +49,8 @@ class SearchLoop:
         self._failed: list[tuple[dict[str, Any], BaseException]] = []  # this run's failed trials: params, error
         self._in_a_row = 0
         self._settling = False
+        self._counted_at = -math.inf  # when the progress bar last counted the study's finished trials, and its best
+        self._best: float | None = None
         self._bar = tqdm(
             total=settings.n_trials,
             initial=trials.finished(),
@@ -57,6 +61,7 @@ class SearchLoop:
 
     def run(self) -> None:
         start = time.monotonic()
+        self._resumes = self.settings.pause_trials or self.trials.paused() > 0  # an earlier run's paused trials too
         while resumed := self.trials.claim_resumable():  # trials a crash cut short: their slots are taken already
             self.run_trial(Proposal(resumed[1]), resumed[0])
         self._taken = self.trials.slots_taken_before(self.trials.created())
@@ -82,8 +87,12 @@ class SearchLoop:
             pass
 
     def _resume_paused(self) -> bool:
-        """Resume a paused trial that its rung now promotes (pruning those it never will); False if none."""
+        """Resume a paused trial that its rung now promotes (pruning those it never will); False if none (at once,
+        with no query, where no trial pauses)."""
         from hpsearch.halving import judge  # optuna's, imported once a search runs
+
+        if not self._resumes:
+            return False
 
         factor, study = getattr(self.backend.pruner, "reduction_factor", REDUCTION_FACTOR), self.trials.study
         paused = self.trials.claim_paused(lambda frozen: judge(study, frozen, factor, not self._settling))
@@ -196,7 +205,9 @@ class SearchLoop:
         """Progress, and the stop of a search whose trials keep failing while trials remain (its code is likely
         broken); once the budget is spent, the search ends as it would have (`check_failures`)."""
         self._ran += 1
-        self._bar.update(self.trials.finished() - self._bar.n)  # with the paused trials pruned meanwhile
+        if not self._bar.disable and time.monotonic() - self._counted_at >= _COUNT_EVERY:  # three queries
+            self._bar.update(self.trials.finished() - self._bar.n)  # every worker's, the paused pruned included
+            self._best, self._counted_at = self.trials.best_value(), time.monotonic()
         self._show_progress()
         if failure is None:
             self._in_a_row = 0
@@ -227,9 +238,11 @@ class SearchLoop:
         intermediate value (at its step, or progress in thousandths of training), the best so far."""
         if self._bar.disable:
             return
-        best = self.trials.best_value()
+        best = self._best
         parts = [current, f"best={format_value(best)}" if best is not None else ""]
         self._bar.set_postfix_str(", ".join(p for p in parts if p))
 
     def close(self) -> None:
+        if not self._bar.disable:  # the last count, however recent the one before
+            self._bar.update(self.trials.finished() - self._bar.n)
         self._bar.close()
