@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -263,3 +264,23 @@ def test_population_based_training_exploits_a_trial_from_another_trials_checkpoi
         assert step["step"] == source + 1  # it went on from the source trial's step, not from 0
     trials = hpsearch.load_trials(tmp_path / "out")
     assert len(trials) == 2 and all(t.state is TrialState.COMPLETE for t in trials)  # one store trial each
+
+
+def test_store_trial_n_is_run_n_in_its_run_directory_and_arguments_and_reports_each_step_once(make_trainer, recwarn):
+    """Two trials at once on 2 CPUs: Ray may start its trial 1 before its trial 0; the store numbers them in
+    Ray's order all the same, so that each trial's run (directory, `run_name`, tracking) bears its store number."""
+    trainer = make_trainer(max_steps=2, save_strategy="steps", save_steps=1)
+    trainer.hyperparameter_search(
+        backend="ray",
+        hp_space={"learning_rate": tune.loguniform(1e-5, 1e-2)},
+        n_trials=4,
+        keep_checkpoints=True,  # each trial's run directory stays, its arguments in each checkpoint
+        show_progress=False,
+    )
+    trials = hpsearch.load_trials(trainer.args.output_dir)
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    for trial in trials:
+        (checkpoint, *_) = sorted((Path(trainer.args.output_dir) / f"run-{trial.number}").glob("checkpoint-*"))
+        args = torch.load(checkpoint / "training_args.bin", weights_only=False)
+        assert (args.run_name, args.learning_rate) == (f"run-{trial.number}", trial.params["learning_rate"])
+    assert not [w for w in recwarn if "is already reported" in str(w.message)]  # optuna's, for a step told twice

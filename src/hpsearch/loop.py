@@ -18,7 +18,7 @@ from hpsearch.errors import ObjectiveError, SearchFailed, failures_message
 from hpsearch.fidelity import REDUCTION_FACTOR
 from hpsearch.leaderboard import format_value
 from hpsearch.lifecycle import LiveTrial, Trials
-from hpsearch.objective import check_values, name_objectives
+from hpsearch.objective import check_values, is_better, name_objectives
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension
 from hpsearch.trial import PAUSE, PRUNE, Trial, TrialPruned, TrialState, check_searched
@@ -145,7 +145,7 @@ class SearchLoop:
         if state is TrialState.PAUSED:
             return True
         if recorded:
-            self._count(failure, proposal.params)
+            self._count(failure, proposal.params, values)
         else:  # this worker was frozen meanwhile: the others may have taken every slot since
             self._taken = self.trials.slots_taken_before(self.trials.created())
         return True
@@ -201,14 +201,11 @@ class SearchLoop:
         verdict = judge(self.trials.study, frozen, pruner.reduction_factor, can_wait=not self._settling)
         return PAUSE if verdict == PAUSE else verdict == PRUNE
 
-    def _count(self, failure: BaseException | None, params: dict[str, Any]) -> None:
+    def _count(self, failure: BaseException | None, params: dict[str, Any], values: list[float] | None) -> None:
         """Progress, and the stop of a search whose trials keep failing while trials remain (its code is likely
         broken); once the budget is spent, the search ends as it would have (`check_failures`)."""
         self._ran += 1
-        if not self._bar.disable and time.monotonic() - self._counted_at >= _COUNT_EVERY:  # three queries
-            self._bar.update(self.trials.finished() - self._bar.n)  # every worker's, the paused pruned included
-            self._best, self._counted_at = self.trials.best_value(), time.monotonic()
-        self._show_progress()
+        self._progress(values)
         if failure is None:
             self._in_a_row = 0
             return
@@ -232,6 +229,21 @@ class SearchLoop:
         if len(self._failed) == self._ran:
             raise SearchFailed(message) from first
         logger.warning(message)
+
+    def _progress(self, values: list[float] | None) -> None:
+        """The bar after a trial: one more finished, and its value if best; counted from the study (every worker's
+        trials, the paused ones pruned meanwhile: three queries) at most every `_COUNT_EVERY` seconds."""
+        if self._bar.disable:
+            return
+        if time.monotonic() - self._counted_at >= _COUNT_EVERY:
+            self._bar.update(self.trials.finished() - self._bar.n)
+            self._best, self._counted_at = self.trials.best_value(), time.monotonic()
+        else:
+            self._bar.update(1)
+            if values is not None and self.settings.single_objective:
+                direction = self.settings.directions[0]
+                self._best = values[0] if is_better(values[0], self._best, direction) else self._best
+        self._show_progress()
 
     def _show_progress(self, current: str = "") -> None:
         """The line beside the bar (whose own part estimates the time left): the running trial, its latest

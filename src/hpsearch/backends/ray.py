@@ -25,14 +25,8 @@ from ray.tune.search import BasicVariantGenerator, sample
 from hpsearch.backends.base import Backend, Loop
 from hpsearch.backends.randomness import stream_seed
 from hpsearch.backends.ray_client import mirroring
-from hpsearch.backends.ray_tune import (
-    PROGRESS,
-    Mirror,
-    Recorder,
-    ctrl_c_raises,
-    finished_ray_trials,
-    ray_trial,
-)
+from hpsearch.backends.ray_trainable import NEXT, PROGRESS, ray_trial
+from hpsearch.backends.ray_tune import Mirror, Recorder, ctrl_c_raises, finished_ray_trials, ray_numbers
 from hpsearch.errors import ConfigError, SearchFailed
 from hpsearch.fidelity import PROGRESS_END, REDUCTION_FACTOR
 from hpsearch.settings import SearchSettings
@@ -233,6 +227,7 @@ class RayBackend(Backend):
                     objective=loop.objective,
                     direction=self.directions[0],
                     finished=finished_ray_trials(trials.study),
+                    numbers={**ray_numbers(trials.study), NEXT: trials.created()},
                     checkpoints=isinstance(self.scheduler, PAUSING_SCHEDULERS),
                 )
                 trainable = tune.with_resources(trainable, self.resources or {"cpu": 1, "gpu": gpus})
@@ -255,6 +250,7 @@ class RayBackend(Backend):
                 with ctrl_c_raises(), mirroring(mirror):
                     results = tuner.fit()
                 mirror.reconcile(results)
+                mirror.unstarted()
         finally:
             if connected:
                 ray.shutdown()

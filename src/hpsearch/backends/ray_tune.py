@@ -1,5 +1,5 @@
-"""Tune's side of the Ray backend: the trainable each Ray worker runs, and how Tune's trials reach
-the study.
+"""Tune's side of the Ray backend: how Tune's trials reach the study (the trainable they run is
+`ray_trainable`).
 
 A Tune callback (`Recorder`) runs wherever Tune's loop runs; it tells the driver's `Mirror`
 what Tune does with each trial, directly or (Ray Client, where Tune runs on the cluster)
@@ -12,11 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import signal
-import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,81 +24,22 @@ from ray import tune
 
 from hpsearch import store
 from hpsearch.backends.ray_client import mirrors, outbox_name
+from hpsearch.backends.ray_trainable import PROGRESS, place
 from hpsearch.errors import ObjectiveError, SearchFailed
 from hpsearch.lifecycle import LiveTrial, Trials
-from hpsearch.objective import check_values, is_better
 from hpsearch.space import Space, plain
-from hpsearch.trial import Trial, TrialPruned, TrialState
-
-PROGRESS = "hpsearch_step"  # what a trial's intermediate values are keyed by (a Trainer's: its progress)
+from hpsearch.trial import TrialState
 
 RAY_TRIAL_ID = "hpsearch:ray_trial_id"  # Ray's id of a trial, beside it in the store
 
 
-def ray_trial(
-    config: dict[str, Any],
-    objective: Callable[[Trial], Any],
-    direction: str,
-    finished: dict[str, float | None],
-    checkpoints: bool = False,
-) -> None:
-    """One trial, in a Ray worker: the objective reports each evaluation; the last report carries
-    the objective and, as its checkpoint, the trial's model if it offered one.
-
-    `finished` holds the trials the store saw end (their objective, None if not completed): a
-    restored experiment can be behind the store, and those must not run again. With `checkpoints`
-    (a scheduler that pauses or exploits trials: PBT, HyperBand), each report also carries the
-    trial's latest checkpoint (`Trial.note_checkpoint`), and a trial Ray restarts, restores or
-    exploits resumes from the one `tune.get_checkpoint()` gives it (`Trial.resume_from`).
-    """
-    ray_trial_id = tune.get_context().get_trial_id()
-    if ray_trial_id in finished:
-        if finished[ray_trial_id] is not None:
-            tune.report({"objective": finished[ray_trial_id], "hpsearch_final": True})
-        return
-    params = {name: plain(value) for name, value in config.items()}
-    kept: dict[str, Any] = {}
-    noted: dict[str, Any] = {}  # the latest step reported, and the latest checkpoint not yet reported
-    given = tune.get_checkpoint() if checkpoints else None
-    if given is not None and PROGRESS in given.get_metadata():
-        noted["step"] = given.get_metadata()[PROGRESS]
-
-    def report(step: int, value: float) -> bool:
-        noted["step"], path = step, noted.pop("path", None)
-        checkpoint = tune.Checkpoint.from_directory(path) if path else None
-        if checkpoint is not None:
-            checkpoint.set_metadata({PROGRESS: step})  # where a trial resumed from it stands
-        tune.report({"objective": value, PROGRESS: step}, checkpoint=checkpoint)
-        return False  # a scheduler stops the trial by ending its worker
-
-    def offer_model(value: float, save: Callable[[str], None]) -> None:
-        if is_better(value, kept.get("value"), direction):
-            kept["dir"] = kept.get("dir") or tempfile.mkdtemp(prefix="hpsearch-model-")
-            shutil.rmtree(kept["dir"], ignore_errors=True)
-            save(kept["dir"])
-            kept["value"] = value
-
-    number = int(ray_trial_id.rsplit("_", 1)[-1])
-    trial = Trial(
-        number,
-        params,
-        native=params,
-        report=report,
-        offer_model=offer_model,
-        resume_from=given.to_directory() if given is not None else None,
-        checkpointed=(lambda path: noted.update(path=path)) if checkpoints else None,
-    )
-    try:
-        (value,) = check_values(objective(trial), 1)
-    except TrialPruned:
-        return
-    checkpoint = tune.Checkpoint.from_directory(kept["dir"]) if "dir" in kept else None
-    final = {"objective": value, "hpsearch_final": True, "hpsearch_model": checkpoint is not None}
-    if "step" in noted:  # at its last step: schedulers keyed by the step (PBT) need one, and decide nothing anew
-        final[PROGRESS] = noted["step"]
-    tune.report(final, checkpoint=checkpoint)
-    if "dir" in kept:
-        shutil.rmtree(kept["dir"], ignore_errors=True)
+def ray_numbers(study: optuna.Study) -> dict[str, int]:
+    """Ray's id of each trial the store holds, with its number there."""
+    return {
+        store.fact(frozen, RAY_TRIAL_ID): frozen.number
+        for frozen in study.get_trials(deepcopy=False)
+        if store.fact(frozen, RAY_TRIAL_ID) is not None
+    }
 
 
 _ctrl_c = threading.Event()
@@ -163,6 +102,7 @@ class Mirror:
         self.trials, self.space = trials, space
         self.finished = finished_ray_trials(trials.study)  # as the store saw them before this run
         self._live: dict[str, LiveTrial] = {}
+        self._steps: dict[str, set[int]] = {}  # the steps each trial reported
 
     def _record(self, ray_trial_id: str, config: dict[str, Any]) -> LiveTrial:
         params = {name: plain(value) for name, value in config.items()}
@@ -175,7 +115,9 @@ class Mirror:
             self._live[ray_trial_id] = self._record(ray_trial_id, config)
 
     def reported(self, ray_trial_id: str, step: int, value: float) -> None:
-        if ray_trial_id in self._live:
+        steps = self._steps.setdefault(ray_trial_id, set())
+        if ray_trial_id in self._live and step not in steps:  # once a step: the final report repeats the last
+            steps.add(step)
             self.trials.report(self._live[ray_trial_id], step, value)
 
     def completed(self, ray_trial_id: str, result: dict[str, Any], checkpoint: tune.Checkpoint | None) -> None:
@@ -202,7 +144,7 @@ class Mirror:
             ray_trial_id = result.metrics.get("trial_id")
             if ray_trial_id is None or ray_trial_id in finished:
                 continue
-            live = self._record(ray_trial_id, result.config)
+            live = self._live.pop(ray_trial_id, None) or self._record(ray_trial_id, result.config)
             history = result.metrics_dataframe
             if history is not None and PROGRESS in history:
                 for step, value in history[[PROGRESS, "objective"]].dropna().itertuples(index=False):
@@ -213,6 +155,13 @@ class Mirror:
                 self.trials.finish(live, TrialState.COMPLETE, [result.metrics["objective"]])
             else:
                 self.trials.finish(live, TrialState.PRUNED)
+
+    def unstarted(self) -> None:
+        """After the experiment: the trials told before their turn (`Recorder.on_trial_start`) that never started
+        (its time ran out, or it stopped) are failed as not run: their slots of `n_trials` are free."""
+        for live in self._live.values():
+            self.trials.finish(live, TrialState.FAILED, error="not run: the search ended first", interrupted=True)
+        self._live.clear()
 
 
 class Recorder(tune.Callback):
@@ -227,9 +176,10 @@ class Recorder(tune.Callback):
         self.stop: Exception | None = None  # what ends the search at Tune's next step
         self._failed: list[str] = []  # the errors of the trials that failed in a row
         self._outbox: Any = None
+        self._announced: set[str] = set()  # the trials told as started
 
     def __getstate__(self) -> dict[str, Any]:  # a rerun starts with the code fixed
-        return {**self.__dict__, "_outbox": None, "stop": None, "_failed": []}
+        return {**self.__dict__, "_outbox": None, "stop": None, "_failed": [], "_announced": set()}
 
     def _send(self, method: str, *args: Any) -> None:
         mirror = mirrors.get(self.study_name)
@@ -247,7 +197,14 @@ class Recorder(tune.Callback):
             raise self.stop
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._send("started", trial.trial_id, dict(trial.config))
+        """The trial, and before it those of its experiment that Ray made before it and has not started yet: the
+        store numbers them in Ray's order (`store_number`)."""
+        experiment, index = place(trial.trial_id)
+        earlier = [t for t in trials if place(t.trial_id)[0] == experiment and place(t.trial_id)[1] <= index]
+        for each in sorted(earlier, key=lambda t: place(t.trial_id)[1]):
+            if each.trial_id not in self._announced:
+                self._announced.add(each.trial_id)
+                self._send("started", each.trial_id, dict(each.config))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if PROGRESS in result:
