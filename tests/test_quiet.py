@@ -5,6 +5,8 @@ left in `output_dir`, and the study's objective named after its metric (optuna-d
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -58,3 +60,15 @@ METRICS = {"eval_loss": 0.5, "eval_accuracy": 0.8, "eval_f1": 0.7, "eval_runtime
 )
 def test_an_objective_is_named_after_the_metric_it_is(compute_objective, metrics, names):
     assert objective_names(compute_objective, metrics, compute_objective(metrics)) == names
+
+
+def test_the_demo_prints_its_search_and_nothing_else(tmp_path):
+    """`hpsearch demo` (the README's first command) at a toy size: no optuna study lines, no DeepSpeed warning
+    about a GPU nobody asked for."""
+    demo = [str(Path(sys.executable).with_name("hpsearch")), "demo", "--trials", "2", "--train-size", "24"]
+    demo += ["--eval-size", "16", "--max-length", "16", "--output-dir", str(tmp_path / "demo")]
+    run = subprocess.run(demo, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Best run: trial" in run.stdout
+    for unasked in ("Setting accelerator", "A new study created", "Using an existing study", "[W "):
+        assert unasked not in run.stderr, run.stderr

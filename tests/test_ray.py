@@ -275,6 +275,7 @@ def test_store_trial_n_is_run_n_in_its_run_directory_and_arguments_and_reports_e
         hp_space={"learning_rate": tune.loguniform(1e-5, 1e-2)},
         n_trials=4,
         keep_checkpoints=True,  # each trial's run directory stays, its arguments in each checkpoint
+        scheduler=tune.schedulers.FIFOScheduler(),  # no trial stopped before its first checkpoint
         show_progress=False,
     )
     trials = hpsearch.load_trials(trainer.args.output_dir)
@@ -284,3 +285,28 @@ def test_store_trial_n_is_run_n_in_its_run_directory_and_arguments_and_reports_e
         args = torch.load(checkpoint / "training_args.bin", weights_only=False)
         assert (args.run_name, args.learning_rate) == (f"run-{trial.number}", trial.params["learning_rate"])
     assert not [w for w in recwarn if "is already reported" in str(w.message)]  # optuna's, for a step told twice
+
+
+def test_trials_ray_starts_out_of_order_are_numbered_in_rays_order():
+    """Tune may start its trial 1 before its trial 0 (two at once): the store still numbers them 0 and 1, as
+    the worker names their runs (`store_number`); trial 0, told before its turn, is recorded with its own config."""
+    from types import SimpleNamespace
+
+    from hpsearch.backends.ray_client import mirroring
+    from hpsearch.backends.ray_trainable import NEXT, store_number
+    from hpsearch.backends.ray_tune import Mirror, Recorder, ray_numbers
+    from hpsearch.lifecycle import Trials
+    from hpsearch.settings import SearchSettings
+    from hpsearch.space import Float
+
+    trials = Trials(SearchSettings(directions=("minimize",), study_name="out-of-order"))
+    numbers = {**ray_numbers(trials.study), NEXT: trials.created()}
+    tune_trials = [SimpleNamespace(trial_id=f"a1b2c_0000{i}", config={"x": i / 10}) for i in range(3)]
+    recorder = Recorder("out-of-order", None)
+    with mirroring(Mirror(trials, {"x": Float(0, 1)})):
+        recorder.on_trial_start(0, tune_trials, tune_trials[1])
+        recorder.on_trial_start(0, tune_trials, tune_trials[0])  # told already: recorded once
+        recorder.on_trial_start(0, tune_trials, tune_trials[2])
+    recorded = {t.number: t.params["x"] for t in trials.records()}
+    assert recorded == {0: 0.0, 1: 0.1, 2: 0.2}
+    assert [store_number(t.trial_id, numbers) for t in tune_trials] == [0, 1, 2]

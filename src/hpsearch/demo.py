@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     import hpsearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # DeepSpeed, imported by transformers as a model loads, warns that it found no GPU: the demo asked for none
+    logging.getLogger("DeepSpeed").addFilter(lambda record: record.levelno >= logging.ERROR)
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     logging.basicConfig(level=logging.WARNING)
