@@ -8,6 +8,8 @@ export MPLBACKEND := Agg
 # A local Ray listens on 127.0.0.1 only, and writes no token under ~/.ray.
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export RAY_AUTH_MODE := disabled
+# Test processes (pytest-xdist): the suite keeps 2 cores busy with 2; `make test TEST_WORKERS=0` runs it in one.
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint
 
@@ -23,7 +25,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
-	$(PY) -m pytest -q --durations=15 $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15 $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

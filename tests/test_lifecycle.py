@@ -136,3 +136,25 @@ def test_with_no_limit_failures_in_a_row_do_not_stop_the_search():
 def test_bad_lifecycle_arguments_fail_before_any_trial(kwargs, message):
     with pytest.raises(hpsearch.ConfigError, match=message):
         run([1.0], n_trials=1, **kwargs)
+
+
+def test_a_paused_trial_another_process_resumed_and_ended_meanwhile_is_passed_over(tmp_path):
+    """Two workers look at the same paused trial: the one that reads it first, then finds it ended by the
+    other before its own claim, goes on without it (optuna raises on a finished trial's update)."""
+    from hpsearch.lifecycle import Trials
+    from hpsearch.settings import SearchSettings
+    from hpsearch.trial import CONTINUE
+
+    settings = SearchSettings(directions=("minimize",), study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}")
+    first, second = Trials(settings), Trials(settings)
+    live = first.create({"x": 1.0}, {"x": Float(0.0, 10.0)})
+    first.report(live, 1, 1.0)
+    assert first.pause(live)
+
+    def judged_while_the_first_worker_ends_it(frozen):
+        resumed, params = first.claim_paused(lambda _: CONTINUE)
+        first.finish(resumed, TrialState.COMPLETE, [params["x"]])
+        return CONTINUE
+
+    assert second.claim_paused(judged_while_the_first_worker_ends_it) is None
+    assert [t.state for t in hpsearch.load_trials(storage=settings.storage)] == [TrialState.COMPLETE]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from accelerate.state import AcceleratorState
 from transformers import AutoModelForSequenceClassification, TrainerCallback
 
@@ -214,6 +215,8 @@ def test_each_trial_trains_under_a_deepspeed_config_of_its_own_arguments(make_tr
         trainer.hyperparameter_search(hp_space=space, n_trials=2, seed=1, show_progress=False)
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)  # its DeepSpeed plugin is process-wide
+        if torch.distributed.is_initialized():  # DeepSpeed's process group of one, or later tests see it
+            torch.distributed.destroy_process_group()
     trials = hpsearch.load_trials(trainer.args.output_dir)
     # every training run under its trial's own config (a trial paused at a rung and resumed runs twice)
     assert set(seen.runs) == {(t.params["learning_rate"], t.params["per_device_train_batch_size"]) for t in trials}

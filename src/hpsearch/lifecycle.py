@@ -129,10 +129,11 @@ class Trials(StudyCounts):
         import optuna
 
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, waiting.number)
-        if not self.storage.set_trial_state_values(trial_id, optuna.trial.TrialState.RUNNING):
-            return None
-        self.storage.set_trial_user_attr(trial_id, store.OWNER, liveness.this_process())
-        return trial_id
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # another claimed and ended it since
+            if self.storage.set_trial_state_values(trial_id, optuna.trial.TrialState.RUNNING):
+                self.storage.set_trial_user_attr(trial_id, store.OWNER, liveness.this_process())
+                return trial_id
+        return None
 
     def pause(self, live: LiveTrial) -> bool:
         """Leave the trial waiting at its rung, to resume from its checkpoint (`claim_paused`); False if taken over."""

@@ -144,11 +144,13 @@ class Mirror:
             ray_trial_id = result.metrics.get("trial_id")
             if ray_trial_id is None or ray_trial_id in finished:
                 continue
-            live = self._live.pop(ray_trial_id, None) or self._record(ray_trial_id, result.config)
+            if ray_trial_id not in self._live:
+                self._live[ray_trial_id] = self._record(ray_trial_id, result.config)
             history = result.metrics_dataframe
             if history is not None and PROGRESS in history:
                 for step, value in history[[PROGRESS, "objective"]].dropna().itertuples(index=False):
-                    self.trials.report(live, int(step), float(value))
+                    self.reported(ray_trial_id, int(step), float(value))  # once a step, as while it ran
+            live = self._live.pop(ray_trial_id)
             if result.error is not None:
                 self.trials.finish(live, TrialState.FAILED, error=str(result.error))
             elif result.metrics.get("hpsearch_final"):
