@@ -12,11 +12,13 @@ from typing import Any
 RESULT = "RESULT "  # the line a child prints its result on, as JSON
 
 
-def run_child(script: str, argv: list[str], what: str, **environment: str) -> dict[str, Any]:
-    """Run `script` with `argv` in a fresh Python process; the result it printed (RuntimeError, with the end
-    of its stderr, if it failed). `what` names the run in that error."""
+def run_child(
+    script: str, argv: list[str], what: str, wrapper: tuple[str, ...] = (), **environment: str
+) -> dict[str, Any]:
+    """Run `script` with `argv` in a fresh Python process (under `wrapper`, a command such as valgrind's); the
+    result it printed (RuntimeError, with the end of its stderr, if it failed). `what` names the run in that error."""
     done = subprocess.run(
-        [sys.executable, script, *argv], capture_output=True, text=True, env={**os.environ, **environment}
+        [*wrapper, sys.executable, script, *argv], capture_output=True, text=True, env={**os.environ, **environment}
     )
     if done.returncode != 0:
         raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")

@@ -9,6 +9,13 @@ which also pays the search's set-up, is shown apart.
 
     .venv/bin/python bench/full_trial.py --repeats 3        # writes bench/full_trial.json
     .venv/bin/python bench/full_trial.py --report bench/full_trial.json
+
+Seconds on a shared machine vary by 30% from trial to trial, more than the gap measured; instructions
+do not. `--instructions` counts them under valgrind (callgrind: ~50x slower, so at a small size), each
+system's search of `--trials` trials less its search of one, per trial:
+
+    .venv/bin/python bench/full_trial.py --instructions --trials 2 --train-size 96 --eval-size 32 \
+        --out bench/full_trial-instructions.json
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from children import alternating, print_result  # noqa: E402
+from children import alternating, print_result, run_child  # noqa: E402
 
 SYSTEMS = ("transformers", "hpsearch")
 POINT = {"learning_rate": 5e-5, "per_device_train_batch_size": 16}
@@ -42,6 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--model-dir", help="the model to fine-tune (default: all-MiniLM-L6-v2 from PyPI)")
     parser.add_argument("--option", action="append", default=[], help="an hpsearch option, NAME=JSON")
+    parser.add_argument("--instructions", action="store_true", help="count instructions (valgrind), not seconds")
     parser.add_argument("--out", default="bench/full_trial.json")
     parser.add_argument("--report", metavar="RESULTS", help="print the table of a results file, run nothing")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # a child: the system it runs
@@ -109,6 +117,39 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def count_instructions(args: argparse.Namespace, passed: list[str]) -> list[dict[str, Any]]:
+    """Each system's instructions per full trial: its search of `--trials` trials less its search of one, under
+    callgrind, on one thread. hpsearch's work on a clock (heartbeats, the progress bar's reads) runs ~50 times as
+    often per trial under valgrind's slowdown as without it, so its count is an upper bound."""
+    runs = []
+    for system in SYSTEMS:
+        counts = {}
+        for trials in (1, args.trials):
+            with tempfile.NamedTemporaryFile(suffix=".callgrind") as out:
+                wrapper = ("valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}")
+                child = [*passed, "--trials", str(trials), "--one", system]
+                run_child(__file__, child, system, wrapper, OMP_NUM_THREADS="1", PYTHONHASHSEED="0")
+                lines = Path(out.name).read_text().splitlines()
+                counts[trials] = next(int(line.split()[1]) for line in lines if line.startswith("summary:"))
+        per_trial = (counts[args.trials] - counts[1]) / (args.trials - 1)
+        runs.append({"system": system, "instructions": counts, "per_trial": per_trial})
+        print(f"{system}: {per_trial / 1e9:.2f} billion instructions a trial ({counts})", flush=True)
+    return runs
+
+
+def instructions_table(runs: list[dict[str, Any]]) -> str:
+    per_trial = {r["system"]: r["per_trial"] for r in runs}
+    ratio = per_trial["hpsearch"] / per_trial["transformers"]
+    return "\n".join(
+        [
+            "| instructions a full trial (billions) | transformers | hpsearch | hpsearch / transformers |",
+            "|---|---|---|---|",
+            f"| callgrind, one thread | {per_trial['transformers'] / 1e9:.2f} | {per_trial['hpsearch'] / 1e9:.2f} "
+            f"| **{ratio:.3f}** |",
+        ]
+    )
+
+
 def table(runs: list[dict[str, Any]]) -> str:
     """Medians over the repeats: a trial's time after the first, the first's, and the ratio."""
 
@@ -136,12 +177,18 @@ def table(runs: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.report:
-        print(table(json.loads(Path(args.report).read_text())["runs"]))
+        runs = json.loads(Path(args.report).read_text())["runs"]
+        print(instructions_table(runs) if "per_trial" in runs[0] else table(runs))
         return
     if args.one:
         print_result(run_one(args))
         return
     passed = list(argv if argv is not None else sys.argv[1:])
+    if args.instructions:
+        runs = count_instructions(args, [a for a in passed if a != "--instructions"])
+        Path(args.out).write_text(json.dumps({"argv": passed, "runs": runs}, indent=1))
+        print(instructions_table(runs))
+        return
     runs = alternating(
         __file__, passed, SYSTEMS, args.repeats, lambda r: f"trials {[round(t, 1) for t in r['trial_s']]}"
     )
