@@ -43,8 +43,8 @@ def kept(output: Path) -> tuple[int, str] | None:
 
 
 def assert_settled(output: Path) -> None:
-    """One model in `.models`, the one `best_model` names, and no swap left half done."""
-    models = list((output / ".models").iterdir())
+    """One model in `.models` (beside its lock), the one `best_model` names, and no swap left half done."""
+    models = [path for path in (output / ".models").iterdir() if path.name != ".lock"]
     assert len(models) == 1 and (output / "best_model").resolve() == models[0].resolve()
     assert not os.path.lexists(output / ".best_model.new")
 

@@ -4,6 +4,7 @@
 `hyperparameter_search` load it when first used.
 """
 
+from importlib import metadata
 from typing import Any
 
 from hpsearch import space
@@ -13,6 +14,11 @@ from hpsearch.objective import default_compute_objective
 from hpsearch.result import BestRun, SearchSummary
 from hpsearch.store import load_trials
 from hpsearch.trial import Trial, TrialPruned, TrialRecord, TrialState
+
+try:
+    __version__ = metadata.version("hpsearch")
+except metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "BestRun",

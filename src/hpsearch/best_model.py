@@ -17,7 +17,6 @@ the directory links the new model.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -26,11 +25,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import filelock
+
 from hpsearch.objective import is_better
 
 BEST_MODEL_DIR = "best_model"
 TRIAL_INFO = "hpsearch_trial.json"
 MODELS_DIR = ".models"
+MODELS_LOCK = ".lock"  # in MODELS_DIR
 
 
 class BestModelKeeper:
@@ -91,7 +93,7 @@ class BestModelKeeper:
                 self.dir.rename(self._models / f"unlinked-{uuid.uuid4().hex[:8]}")
             os.replace(self._new_link, self.dir)
             for old in self._models.iterdir():
-                if old.name != kept:
+                if old.name not in (kept, MODELS_LOCK):
                     shutil.rmtree(old)
         self._drop_empty_staging()
 
@@ -120,12 +122,8 @@ class BestModelKeeper:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """Hold the lock on `.models`: processes sharing the output directory swap one at a time, and
-        none removes a model another is about to link."""
+        """Hold `.models/.lock` (a file lock, on any OS): processes sharing the output directory swap one
+        at a time, and none removes a model another is about to link."""
         self._models.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._models, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with filelock.FileLock(self._models / MODELS_LOCK):
             yield
-        finally:
-            os.close(fd)

@@ -28,6 +28,7 @@ def _load(directory: str, study_name: str | None) -> Any:
 
 
 @click.group()
+@click.version_option(package_name="hpsearch", prog_name="hpsearch")
 def main() -> None:
     """Hyperparameter search for 🤗 Transformers: inspect and report searches."""
 

@@ -50,7 +50,8 @@ class Machine:
 
     @classmethod
     def here(cls) -> Machine:
-        return cls(cores=len(os.sched_getaffinity(0)), gpus=_gpu_count())
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()  # not on macOS
+        return cls(cores=cores or 1, gpus=_gpu_count())
 
 
 def _gpu_count() -> int:
