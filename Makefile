@@ -11,7 +11,7 @@ export RAY_AUTH_MODE := disabled
 # Test processes (pytest-xdist): the suite keeps 2 cores busy with 2; `make test TEST_WORKERS=0` runs it in one.
 TEST_WORKERS ?= 2
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint docs
 
 $(STAMP): pyproject.toml constraints.txt scripts/setup.sh
 	bash scripts/setup.sh
@@ -23,10 +23,14 @@ demo: $(STAMP)
 	$(VENV)/bin/hpsearch demo $(ARGS)
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench docs/hooks.py
+	$(VENV)/bin/ruff format --check src tests bench docs/hooks.py
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15 $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench docs/hooks.py
+	$(VENV)/bin/ruff format --check src tests bench docs/hooks.py
+
+# The docs site, into site/ (warnings are errors: mkdocs.yml's `strict`); tests/test_docs.py builds it too.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --site-dir site

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 pip=(.venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt)
-"${pip[@]}" -e ".[dev,ray,wandb,sigopt,dashboard]"
+"${pip[@]}" -e ".[dev,docs,ray,wandb,sigopt,dashboard]"
 
 # W&B's sweep engine: its metadata pins numpy<2 (it runs on numpy 2), so it comes without its
 # dependencies; the `wandb` extra above brings the ones it really needs.

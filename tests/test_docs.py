@@ -1,11 +1,21 @@
-"""The examples in the public API's docstrings run, and say what they return."""
+"""The documentation works as a reader uses it: the docstrings' examples run and say what they return, the
+README's Quickstart runs as written from an empty folder, and the docs site builds with no warning."""
 
 from __future__ import annotations
 
 import doctest
 import importlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+
+import hpsearch
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # where the public API (`search`, `Search`, `hyperparameter_search`, `Trainer`, `load_trials`,
 # the backend base classes) is documented; the Trainer's examples need a model and data: skipped
@@ -19,3 +29,35 @@ def test_docstring_examples_run(name):
     assert result.failed == 0
     if name != "hpsearch.transformers":
         assert result.attempted > 0
+
+
+def readme_block(section: str) -> str:
+    """The first ```python block under the README's `## <section>` heading."""
+    text = (ROOT / "README.md").read_text()
+    body = text.split(f"\n## {section}\n", 1)[1]
+    return re.search(r"```python\n(.*?)```", body, flags=re.DOTALL).group(1)
+
+
+def test_the_readme_quickstart_runs_as_written_in_an_empty_folder(tmp_path):
+    script = tmp_path / "quickstart.py"
+    script.write_text(readme_block("Quickstart"))
+    done = subprocess.run([sys.executable, script.name], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    best_model_dir = Path(done.stdout.splitlines()[-1])
+    assert (best_model_dir / "config.json").is_file() and (best_model_dir / "tokenizer.json").is_file()
+    trials = hpsearch.load_trials(tmp_path / "quickstart")
+    assert len({t.params["learning_rate"] for t in trials}) == len(trials) >= 4  # it searched: distinct points
+
+
+def test_the_docs_site_builds_with_no_warning(tmp_path):
+    site = tmp_path / "site"
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)]
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    reference = (site / "reference" / "index.html").read_text()
+    assert "hyperparameter_search" in reference and "warm_start" in reference  # the docstrings, rendered
+    assert 'src="../bench/anytime.png"' in (site / "benchmarks" / "index.html").read_text()
+    assert (site / "bench" / "anytime.png").is_file()
+    assert "Coming from transformers" in (site / "index.html").read_text()  # the README's part, included

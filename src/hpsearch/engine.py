@@ -60,10 +60,10 @@ class Search:
         trials_per_gpu: on a GPU machine, how many workers share each GPU (default: the workers spread evenly).
         threads_per_trial: each worker's CPU threads (default: the cores split evenly between the workers).
         gc_after_trial: True (memory is always released between trials).
-        heartbeat_interval, grace_period: with a database storage URL (SQLite, PostgreSQL, MySQL), each
-            running trial beats every `heartbeat_interval` seconds (default 60), and one that has not
-            beaten for `grace_period` seconds (default 600: a process paused for minutes is not taken for
-            dead) is failed by the next worker that checks, its slot run again (optuna's heartbeats).
+        heartbeat_interval: with a database storage URL (SQLite, PostgreSQL, MySQL), each running trial
+            beats every `heartbeat_interval` seconds (default 60; optuna's heartbeats).
+        grace_period: a trial that has not beaten for this many seconds (default 600: a process paused for
+            minutes is not taken for dead) is failed by the next worker that checks, its slot run again.
         retry_stale_trials: run such a trial again with its parameters up to this many times (optuna's
             `RetryHeartbeatStaleTrialCallback(max_retry=...)`), before any new trial.
         pause_trials: a trial at a rung with no peers yet waits for them, resumed from `trial.resume_from` (`halving`).
@@ -77,7 +77,7 @@ class Search:
         ConfigError: a bad argument, before any trial (it names the argument, the value and the fix).
         MissingExtra: the backend's library is not installed.
 
-    Example:
+    Examples:
         >>> from hpsearch import Search
         >>> from hpsearch.space import Float
         >>> run = Search({"x": Float(-2.0, 2.0)}, n_trials=5, show_progress=False, seed=0)
@@ -274,18 +274,23 @@ def search(
             `trial.report(step, value)` (True: stop the trial now) and returns the objective (a
             list of them for several directions). Raising `TrialPruned` ends the trial as pruned.
         space: an `hpsearch.space` dict, or the backend's native format.
-        n_trials, direction, backend, storage, **kwargs: as `Search` takes them.
+        n_trials: how many trials the study ends with (`Search`).
+        direction: "minimize" (default) or "maximize"; a list: several objectives.
+        backend: "optuna" (default), "sigopt", "ray" or "wandb".
+        storage: the study's storage (`Search`).
+        **kwargs: the search's and the backend's options, as `Search` takes them.
 
     Returns:
         The best run (`BestRun`: `run_id`, `objective`, `hyperparameters`, `run_summary`), or the
         Pareto front (a list of them) when `direction` is a list.
 
     Raises:
-        ConfigError: bad input, before any trial. SearchFailed: every trial failed (or
-        `max_consecutive_failed_trials` in a row); its cause is the first trial's error.
+        ConfigError: bad input, before any trial.
+        SearchFailed: every trial failed (or `max_consecutive_failed_trials` in a row); its cause is
+            the first trial's error.
         SearchInterrupted: Ctrl-C; rerun the same call to resume.
 
-    Example:
+    Examples:
         >>> import hpsearch
         >>> from hpsearch.space import Float
         >>> best = hpsearch.search(lambda trial: (trial.params["x"] - 1) ** 2, {"x": Float(-3.0, 3.0)},

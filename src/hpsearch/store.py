@@ -282,9 +282,10 @@ def load_trials(
         `intermediate` (step -> value), `error`, `interrupted`, `duration`.
 
     Raises:
-        FileNotFoundError: no study in `output_dir`. ConfigError: neither given, or which study is unclear.
+        FileNotFoundError: no study in `output_dir`.
+        ConfigError: neither given, or which study is unclear.
 
-    Example:
+    Examples:
         >>> import tempfile, hpsearch
         >>> from hpsearch.space import Float
         >>> out = tempfile.mkdtemp()

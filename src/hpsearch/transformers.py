@@ -38,7 +38,9 @@ class Trainer(transformers.Trainer):
     Raises:
         ConfigError: both `tokenizer` and `processing_class` given.
 
-    Example (as the transformers docs write it; `model_init` builds a fresh model per trial):
+    Examples:
+        As the transformers docs write it; `model_init` builds a fresh model per trial:
+
         >>> trainer = Trainer(model=None, args=training_args, train_dataset=train, eval_dataset=valid,
         ...                   tokenizer=tokenizer, model_init=model_init)  # doctest: +SKIP
         >>> best_run = trainer.hyperparameter_search(direction="maximize", backend="optuna",
@@ -99,7 +101,9 @@ def hyperparameter_search(
         hp_space: the space in the backend's native format (as the transformers docs show it per
             backend) or an `hpsearch.space` dict; None: transformers' default for the backend.
         compute_objective: metrics -> objective; default: the sum of the metrics, else the loss.
-        n_trials, direction, backend: as transformers takes them (`direction` a list: several objectives).
+        n_trials: how many trials the study ends with, finished ones of earlier runs included.
+        direction: "minimize" or "maximize", as transformers takes it; a list: several objectives.
+        backend: "optuna" (default), "sigopt", "ray" or "wandb", as transformers takes it.
         hp_name: trial -> the name of its run directory and of its tracking runs.
         objective_at: "last" (the trial's last evaluation, as transformers) or "best" (its best).
         evals_per_trial: how often the pruner looks at a trial: rung evaluations at 1/9, 1/3... of its
@@ -128,7 +132,7 @@ def hyperparameter_search(
         ConfigError: bad input, before any training. SearchFailed: every trial failed (or
         `max_consecutive_failed_trials` in a row). SearchInterrupted: Ctrl-C; rerun to resume.
 
-    Example:
+    Examples:
         >>> best_run = hyperparameter_search(trainer, direction="maximize", backend="optuna",
         ...                                  hp_space=optuna_hp_space, n_trials=20)  # doctest: +SKIP
         >>> best_run.hyperparameters  # doctest: +SKIP
