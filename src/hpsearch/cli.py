@@ -104,6 +104,23 @@ def dashboard_command(target: str, host: str, port: int) -> None:
         raise click.ClickException(str(e)) from None
 
 
+@main.command()
+@click.option("--storage", default=None, help="Also check that this storage URL is reachable.")
+@click.option("--fix", "fix_", is_flag=True, help="Install what pip cannot from the extras (the --no-deps libraries).")
+def doctor(storage: str | None, fix_: bool) -> None:
+    """What this environment can run: each backend, torch's build and GPUs, a storage."""
+    from hpsearch import doctor as checkup
+
+    click.echo(checkup.header())
+    for done in checkup.fix() if fix_ else ():
+        click.echo(f"fix      {done}")
+    found = checkup.checks(storage)
+    for check in found:
+        click.echo(check.line())
+    if any(not check.ok and check.required for check in found):
+        raise SystemExit(1)
+
+
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
 @click.pass_context
 def demo(ctx: click.Context) -> None:

@@ -12,7 +12,7 @@ import os
 import wsgiref.simple_server
 from pathlib import Path
 
-from hpsearch import store
+from hpsearch import extras, store
 from hpsearch.errors import ConfigError, MissingExtra
 
 DEFAULT_HOST = "127.0.0.1"  # this machine only: a dashboard can change a study (notes, deletions)
@@ -42,13 +42,14 @@ def serve(target: str | os.PathLike, host: str = DEFAULT_HOST, port: int = DEFAU
     (optuna-dashboard's WSGI app on the standard library's server, as its `run_server` does, bound
     before the address is printed.)"""
     url = storage_of(target)
-    try:
-        import optuna_dashboard
-    except ImportError as e:
+    (library,) = extras.EXTRAS["dashboard"]
+    if error := extras.import_error(library):
         raise MissingExtra(
-            "`hpsearch dashboard` needs optuna-dashboard, which is not installed: pip install 'hpsearch[dashboard]' "
-            "(or pip install optuna-dashboard)."
-        ) from e
+            f"`hpsearch dashboard` needs optuna-dashboard, which is not installed: "
+            f"{extras.install_command('dashboard', library)}."
+        ) from error
+    import optuna_dashboard
+
     app = optuna_dashboard.wsgi(store.open_storage(url))
     try:
         server = wsgiref.simple_server.make_server(host, port, app, handler_class=_QuietHandler)

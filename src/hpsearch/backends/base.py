@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from hpsearch import extras
 from hpsearch.errors import ConfigError, MissingExtra
 from hpsearch.fidelity import prunes
 from hpsearch.settings import SearchSettings
@@ -202,20 +203,12 @@ class AskTellBackend(Backend):
         loop.run()
 
 
-# name -> (module, class, {library it imports: the pip install that brings it})
-_REGISTRY: dict[str, tuple[str, str, dict[str, str]]] = {
-    "optuna": ("hpsearch.backends.optuna", "OptunaBackend", {"optuna": "pip install optuna"}),
-    "sigopt": ("hpsearch.backends.sigopt", "SigOptBackend", {"sigopt": 'pip install "hpsearch[sigopt]"'}),
-    "ray": ("hpsearch.backends.ray", "RayBackend", {"ray.tune": 'pip install "hpsearch[ray]"'}),
-    "wandb": (
-        "hpsearch.backends.wandb",
-        "WandbBackend",
-        {
-            "wandb": 'pip install "hpsearch[wandb]"',
-            # its metadata pins numpy<2, which it runs without: installing its needs apart keeps numpy 2
-            "sweeps": 'pip install "hpsearch[wandb]" && pip install --no-deps sweeps==0.3.0',
-        },
-    ),
+# name -> (module, class, the extra whose libraries it imports, how many of them it needs to load)
+_REGISTRY: dict[str, tuple[str, str, str | None, int]] = {
+    "optuna": ("hpsearch.backends.optuna", "OptunaBackend", None, 0),  # optuna: a dependency of hpsearch
+    "sigopt": ("hpsearch.backends.sigopt", "SigOptBackend", "sigopt", 1),  # sigoptlite: in embedded mode only
+    "ray": ("hpsearch.backends.ray", "RayBackend", "ray", 1),
+    "wandb": ("hpsearch.backends.wandb", "WandbBackend", "wandb", 2),
 }
 BACKEND_NAMES = tuple(_REGISTRY)
 
@@ -233,14 +226,13 @@ def get_backend(backend: str | type[Backend] | None) -> type[Backend]:
     name = str(getattr(backend, "value", backend)).lower()
     if name not in _REGISTRY:
         raise ConfigError(f"`backend` must be one of {list(_REGISTRY)}. Received: backend={backend!r}.")
-    module, class_name, libraries = _REGISTRY[name]
-    for library, fix in libraries.items():
-        try:
-            importlib.import_module(library)
-        except ImportError as e:
+    module, class_name, extra, needed = _REGISTRY[name]
+    for library in extras.EXTRAS[extra][:needed] if extra else ():
+        if error := extras.import_error(library):
             raise MissingExtra(
-                f"The {name!r} backend needs the {library!r} library, which is not installed: {fix}."
-            ) from e
+                f"The {name!r} backend needs the {library.module!r} library, which is not installed: "
+                f"{extras.install_command(extra, library)}."
+            ) from error
     try:
         return getattr(importlib.import_module(module), class_name)
     except ModuleNotFoundError as e:

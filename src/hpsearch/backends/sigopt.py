@@ -17,6 +17,7 @@ from typing import Any
 from sigopt import Connection
 from sigopt.objects import ApiObject, Suggestion
 
+from hpsearch import extras
 from hpsearch.backends.base import AskTellBackend, Loop, Proposal
 from hpsearch.backends.randomness import PrivateRandomState
 from hpsearch.errors import ConfigError, MissingExtra
@@ -99,14 +100,13 @@ def sigopt_parameters(hp_space: Any) -> list[dict[str, Any]]:
 
 
 def _embedded_connection() -> Connection:
-    try:
-        import sigoptlite  # noqa: F401
-    except ImportError as e:
+    lite = extras.EXTRAS["sigopt"][1]
+    if error := extras.import_error(lite):
         raise MissingExtra(
-            "The embedded SigOpt optimizer needs `sigoptlite`, which is not installed: pip install --no-deps "
-            "sigoptlite==0.1.2 libsigopt==1.0.0 qmcpy==1.2 (their numpy pins are wrong; hpsearch's sigopt extra "
-            "brings what they need). Or set SIGOPT_API_TOKEN to use a SigOpt-API server."
-        ) from e
+            f"The embedded SigOpt optimizer needs `sigoptlite`, which is not installed: "
+            f"{extras.install_command('sigopt', lite)} (their numpy pins are wrong; hpsearch's sigopt extra brings "
+            "what they need; `hpsearch doctor --fix` runs it). Or set SIGOPT_API_TOKEN to use a SigOpt-API server."
+        ) from error
     return Connection(driver="lite")
 
 

@@ -1,0 +1,44 @@
+"""`hpsearch doctor`: what this environment can run, and the fix for what it cannot."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+from click.testing import CliRunner
+
+from hpsearch.cli import main
+
+
+def test_the_doctor_reports_every_backend_torch_and_a_storage(tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    result = CliRunner().invoke(main, ["doctor", "--storage", url])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("hpsearch ") and " on Python 3." in lines[0]
+    for backend in ("ray", "wandb", "sigopt"):
+        assert any(re.match(rf'ok +backend "{backend}": {backend} \d', line) for line in lines), result.output
+    assert any(re.match(r"ok +backend \"wandb\": .*sweeps 0\.3\.0", line) for line in lines)
+    gpus = "no GPU visible" if not torch.cuda.is_available() else torch.cuda.get_device_name(0)
+    assert f"ok       torch: {torch.__version__}, " in result.output and gpus in result.output
+    assert f"ok       storage {url}: reachable, 0 studies" in lines
+
+
+def test_a_missing_library_is_named_with_the_install_that_fixes_it(uninstall):
+    uninstall("sweeps")
+    uninstall("ray")
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 0  # optional extras: told, not a failure
+    assert (
+        'missing  backend "wandb": pip install "hpsearch[wandb]" && pip install --no-deps sweeps==0.3.0 '
+        "(or: hpsearch doctor --fix)"
+    ) in result.output
+    assert 'missing  backend "ray": pip install "hpsearch[ray]"\n' in result.output
+
+
+def test_an_unreachable_storage_is_said_with_the_driver_s_reason(free_port):
+    url = f"postgresql+psycopg2://hpsearch:secret@127.0.0.1:{free_port}/studies"  # no server listens there
+    result = CliRunner().invoke(main, ["doctor", "--storage", url])
+    assert result.exit_code == 0 and "secret" not in result.output
+    shown = url.replace("secret", "***")
+    assert f"missing  storage {shown}: not reachable: " in result.output and "Connection refused" in result.output
