@@ -43,7 +43,7 @@ def test_the_readme_quickstart_runs_as_written_in_an_empty_folder(tmp_path):
     script.write_text(readme_block("Quickstart"))
     done = subprocess.run([sys.executable, script.name], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    best_model_dir = Path(done.stdout.splitlines()[-1])
+    best_model_dir = tmp_path / done.stdout.splitlines()[-1]  # as printed: relative to the script's folder
     assert (best_model_dir / "config.json").is_file() and (best_model_dir / "tokenizer.json").is_file()
     trials = hpsearch.load_trials(tmp_path / "quickstart")
     assert len({t.params["learning_rate"] for t in trials}) == len(trials) >= 4  # it searched: distinct points
