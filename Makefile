@@ -23,13 +23,13 @@ demo: $(STAMP)
 	$(VENV)/bin/hpsearch demo $(ARGS)
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench docs/hooks.py
-	$(VENV)/bin/ruff format --check src tests bench docs/hooks.py
+	$(VENV)/bin/ruff check src tests bench examples docs/hooks.py
+	$(VENV)/bin/ruff format --check src tests bench examples docs/hooks.py
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15 $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench docs/hooks.py
-	$(VENV)/bin/ruff format --check src tests bench docs/hooks.py
+	$(VENV)/bin/ruff check src tests bench examples docs/hooks.py
+	$(VENV)/bin/ruff format --check src tests bench examples docs/hooks.py
 
 # The docs site, into site/ (warnings are errors: mkdocs.yml's `strict`); tests/test_docs.py builds it too.
 docs: $(STAMP)

@@ -79,19 +79,27 @@ SPACE = {
 }
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="hpsearch demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="optuna", help="search backend (default: optuna)")
-    parser.add_argument("--trials", type=int, default=8, help="number of trials (default: 8)")
+def size_parser(description: str, trials: int = 20, output_dir: str = "runs/example") -> argparse.ArgumentParser:
+    """The options of the demo and of `examples/`: how many trials, reviews and tokens, and where the study
+    goes (the suite runs the examples at `--train-size 32 --eval-size 16 --trials 2`)."""
+    parser = argparse.ArgumentParser(description=description.strip().splitlines()[0])
+    parser.add_argument("--trials", type=int, default=trials, help=f"number of trials (default: {trials})")
     parser.add_argument("--train-size", type=int, default=2000, help="training reviews (default: 2000)")
     parser.add_argument("--eval-size", type=int, default=400, help="evaluation reviews (default: 400)")
     parser.add_argument("--max-length", type=int, default=64, help="tokens per review (default: 64)")
+    parser.add_argument("--output-dir", default=output_dir, help=f"the study and best model (default: {output_dir})")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = size_parser(__doc__, trials=8, output_dir="runs/demo")
+    parser.prog = "hpsearch demo"
+    parser.add_argument("--backend", default="optuna", help="search backend (default: optuna)")
     parser.add_argument("--epochs", type=float, default=1.0, help="epochs per trial (default: 1)")
     parser.add_argument(
         "--evals-per-trial", type=int, default=3, help="rung evaluations + the final one, per trial (default: 3)"
     )
     parser.add_argument("--n-jobs", type=int, default=1, help="trials at once, in worker processes (default: 1)")
-    parser.add_argument("--output-dir", default="runs/demo", help="where the study and best model go")
     parser.add_argument("--fresh", action="store_true", help="delete --output-dir first instead of resuming")
     return parser.parse_args(argv)
 
@@ -131,7 +139,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     import optuna
     import transformers
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     import hpsearch
 
@@ -144,21 +151,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.fresh:
         shutil.rmtree(args.output_dir, ignore_errors=True)
 
-    model_dir = minilm_dir()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    rows = rotten_tomatoes()
-    train = TextDataset(tokenizer, rows[: args.train_size], args.max_length)
-    evaluation = TextDataset(tokenizer, rows[args.train_size : args.train_size + args.eval_size], args.max_length)
     print(
-        f"all-MiniLM-L6-v2 on {len(train)} rotten-tomatoes reviews ({len(evaluation)} held out), "
+        f"all-MiniLM-L6-v2 on {args.train_size} rotten-tomatoes reviews ({args.eval_size} held out), "
         f"{args.trials} trials with {args.backend}; study and best model in {args.output_dir}/"
     )
-
-    def model_init(trial: Any) -> Any:
-        return AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
-
-    arguments = training_arguments(args.output_dir, args.epochs)
-    trainer = text_trainer(hpsearch.Trainer, arguments, tokenizer, train, evaluation, model_init)
+    trainer = review_trainer(args, training_arguments(args.output_dir, args.epochs))
     start = time.monotonic()
     try:
         best = run_search(trainer, args)
@@ -174,6 +171,30 @@ def main(argv: list[str] | None = None) -> None:
         f"Report: {page} and {page.with_name('report.html')} (interactive, offline); "
         f"`hpsearch show {args.output_dir}` lists the trials, `hpsearch dashboard {args.output_dir}` serves them"
     )
+
+
+def review_trainer(args: argparse.Namespace, arguments: Any = None, model_init: Any = None) -> Any:
+    """An `hpsearch.Trainer` of MiniLM on `args.train_size` rotten-tomatoes reviews, evaluated on the next
+    `args.eval_size` (accuracy): the demo's and the examples' task. `arguments`: its `TrainingArguments`
+    (default: 1 epoch, an evaluation at its end, into `args.output_dir`); `model_init(trial)`: default, MiniLM
+    with a new 2-class head."""
+    import transformers
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import hpsearch
+
+    model_dir = minilm_dir()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    rows = rotten_tomatoes()
+    train = TextDataset(tokenizer, rows[: args.train_size], args.max_length)
+    evaluation = TextDataset(tokenizer, rows[args.train_size : args.train_size + args.eval_size], args.max_length)
+    if model_init is None:
+
+        def model_init(trial: Any) -> Any:
+            return AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=2)
+
+    arguments = arguments or transformers.TrainingArguments(args.output_dir, num_train_epochs=1, eval_strategy="epoch")
+    return text_trainer(hpsearch.Trainer, arguments, tokenizer, train, evaluation, model_init)
 
 
 def run_search(trainer: Any, args: argparse.Namespace) -> Any:
