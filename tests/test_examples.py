@@ -61,3 +61,9 @@ def test_the_ddp_example_runs_under_torchrun_on_two_ranks(tmp_path):
     out = run_example(command, tmp_path / "out")
     assert sum(line.startswith("best run ") for line in out.splitlines()) == 1  # rank 0 only
     assert len(hpsearch.load_trials(tmp_path / "out")) == 2
+
+
+def test_the_ray_cluster_example_joins_the_cluster_it_is_given(ray_cluster, tmp_path):
+    out = run_example([sys.executable, str(EXAMPLES / "ray_cluster.py"), "--address", ray_cluster], tmp_path / "out")
+    assert out.splitlines()[-1].startswith("best run ")
+    assert len(hpsearch.load_trials(tmp_path / "out")) == 2

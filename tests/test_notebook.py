@@ -4,14 +4,19 @@ and `best.run_summary` displays as the leaderboard table (its `text/html` repres
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from jupyter_client.manager import start_new_kernel
+
+import hpsearch
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 N_TRIALS = 4
@@ -31,20 +36,18 @@ def write_kernelspec(root: Path) -> None:
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
 
 
-def execute(kc, code: str) -> list[dict]:
+def execute(kc, code: str, timeout: float = TIMEOUT) -> list[dict]:
     """Run `code` in the kernel; the iopub messages of that execution (it fails on an error in it)."""
     messages: list[dict] = []
-    reply = kc.execute_interactive(code, timeout=TIMEOUT, output_hook=messages.append, allow_stdin=False)
+    reply = kc.execute_interactive(code, timeout=timeout, output_hook=messages.append, allow_stdin=False)
     content = reply["content"]
     assert content["status"] == "ok", "\n".join(content.get("traceback", [])) or content
     return messages
 
 
-@pytest.fixture(scope="module")
-def notebook(tmp_path_factory):
-    """A kernel that has run a 4-trial search with the progress bar on (the default): its client,
-    and the iopub messages of the search's cell."""
-    root = tmp_path_factory.mktemp("notebook")
+@contextlib.contextmanager
+def running_kernel(root: Path) -> Iterator[Any]:
+    """A kernel of this very interpreter, started in `root` (its Jupyter and IPython files there too): its client."""
     write_kernelspec(root / "jupyter")
     with pytest.MonkeyPatch.context() as mp:
         # read by jupyter_client here: the kernelspec above, and the connection file in a temp dir
@@ -61,8 +64,20 @@ def notebook(tmp_path_factory):
         km, kc = start_new_kernel(startup_timeout=TIMEOUT, kernel_name="python3", env=env, cwd=str(root))
     try:
         assert km.kernel_spec.argv[0] == sys.executable
-        out = root / "search"
         execute(kc, f"import sys; assert sys.executable == {sys.executable!r}, sys.executable")
+        yield kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+
+
+@pytest.fixture(scope="module")
+def notebook(tmp_path_factory):
+    """A kernel that has run a 4-trial search with the progress bar on (the default): its client,
+    and the iopub messages of the search's cell."""
+    root = tmp_path_factory.mktemp("notebook")
+    with running_kernel(root) as kc:
+        out = root / "search"
         messages = execute(
             kc,
             "import hpsearch\n"
@@ -71,9 +86,6 @@ def notebook(tmp_path_factory):
             f"                      n_trials={N_TRIALS}, output_dir={str(out)!r}, seed=0)\n",
         )
         yield kc, messages
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
 
 
 def test_progress_bar_is_the_notebook_widget(notebook):
@@ -175,3 +187,16 @@ def test_run_summary_displays_as_the_leaderboard_table(notebook):
     # the rows are the trials: the `number` column holds each trial's number once
     numbers = sorted(row[header.index("number")] for row in rows)
     assert numbers == [str(i) for i in range(N_TRIALS)], (header, rows)
+
+
+def test_the_notebook_example_runs_cell_by_cell_at_a_tiny_size(tmp_path):
+    """examples/notebook.ipynb as a user runs it, its `parameters` cell set to 32 reviews and 2 trials."""
+    cells = json.loads((Path(__file__).resolve().parents[1] / "examples" / "notebook.ipynb").read_text())["cells"]
+    with running_kernel(tmp_path) as kc:
+        for cell in (cell for cell in cells if cell["cell_type"] == "code"):
+            tiny = "parameters" in cell["metadata"].get("tags", [])
+            code = "TRAIN_SIZE, EVAL_SIZE, TRIALS = 32, 16, 2" if tiny else "".join(cell["source"])
+            messages = execute(kc, code, timeout=600)  # a search's cell: minutes on a loaded machine
+        shown = [msg["content"]["data"] for msg in messages if msg["msg_type"] == "execute_result"]
+    assert "learning_rate" in shown[0]["text/plain"]  # the last cell: the best run's id, objective, parameters
+    assert len(hpsearch.load_trials(tmp_path / "runs" / "notebook")) == 2
