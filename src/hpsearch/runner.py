@@ -166,6 +166,8 @@ class TrialRunner:
             trainer.model_init = model_init
             trainer.args = self.base_args
             self._release()
+            if not failed:  # a rank that failed leaves at once: the launcher (torchrun) ends the others
+                _wait_for_every_rank()
             if not (self.keep_checkpoints or trial.pausing):  # a paused trial resumes from its checkpoint there
                 shutil.rmtree(args.output_dir, ignore_errors=True)
 
@@ -259,6 +261,15 @@ class TrialRunner:
             yield
         finally:
             gc.unfreeze()
+
+
+def _wait_for_every_rank() -> None:
+    """Under DDP, every rank at the end of the trial: no rank deletes the run directory while another still writes
+    its part of a checkpoint there (seen once: "Parent directory .../run-1/checkpoint-2 does not exist")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def _step_of(checkpoint: str) -> int:
