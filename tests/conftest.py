@@ -13,6 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import psutil
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -183,9 +184,12 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def _ray_head(*options: str):
-    """A real Ray cluster on 127.0.0.1 (`ray start --head`), and its port; its workers import this checkout."""
+    """A real Ray cluster on 127.0.0.1 (`ray start --head`), and its port; its workers import this checkout.
+    Stopped by killing its own processes (those naming its temp dir): `ray stop` would kill every Ray on the
+    machine, a local one that another test process runs at that moment included."""
     ray = Path(sys.executable).with_name("ray")
     port = _free_port()
+    temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     env = dict(os.environ, RAY_AUTH_MODE="disabled", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     subprocess.run(
         [
@@ -197,6 +201,7 @@ def _ray_head(*options: str):
             "--num-cpus=2",
             "--include-dashboard=false",
             "--disable-usage-stats",
+            f"--temp-dir={temp_dir}",
             *options,
         ],
         env=env,
@@ -207,7 +212,12 @@ def _ray_head(*options: str):
     try:
         yield port
     finally:
-        subprocess.run([str(ray), "stop", "--force"], env=env, capture_output=True, timeout=120)
+        own = [p for p in psutil.process_iter(["cmdline"]) if temp_dir in " ".join(p.info["cmdline"] or ())]
+        for process in own:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
+        psutil.wait_procs(own, timeout=30)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture
