@@ -129,6 +129,8 @@ class Trials(StudyCounts):
         import optuna
 
         trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, waiting.number)
+        if getattr(self.storage, "get_heartbeat_interval", lambda: None)():  # a paused trial's last beat is old:
+            self.storage.record_heartbeat(trial_id)  # running again with it, another worker would fail it as stale
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # another claimed and ended it since
             if self.storage.set_trial_state_values(trial_id, optuna.trial.TrialState.RUNNING):
                 self.storage.set_trial_user_attr(trial_id, store.OWNER, liveness.this_process())
