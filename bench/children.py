@@ -7,8 +7,10 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[1]
 RESULT = "RESULT "  # the line a child prints its result on, as JSON
 
 
@@ -42,3 +44,25 @@ def alternating(
             runs.append(run_child(script, [*argv, "--one", choice], choice))
             print(f"{choice}: {describe(runs[-1])}", flush=True)
     return runs
+
+
+def commit() -> str:
+    """hpsearch's commit, "+dirty" when tracked files other than the benchmark's outputs differ from it."""
+    git = ["git", "-C", str(ROOT)]
+    try:
+        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
+        changes = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/*.json", ":!bench/*.png"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if changes.stdout.strip() else "")
+
+
+def measured_at(results: dict[str, Any]) -> str:
+    """The line a report ends with: the commit its results file was measured at, where the file records it."""
+    recorded = results.get("commit")
+    return f"hpsearch at {recorded}" if recorded else "hpsearch's commit not recorded in this file (see BENCHMARKS.md)"

@@ -51,7 +51,6 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -63,7 +62,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 import transformers  # noqa: E402  (after the offline settings)
-from children import print_result, run_child  # noqa: E402  (bench/ is on the path: this script's folder)
+from children import commit, print_result, run_child  # noqa: E402  (bench/ is on the path: this script's folder)
 
 SYSTEMS = ("transformers", "hpsearch", "hpsearch-tpe", "hpsearch-warm", "optuna-hyperband", "ray-asha", "random")
 ROOT = Path(__file__).resolve().parent.parent
@@ -525,22 +524,6 @@ def merge(path: str | Path, result: dict[str, Any]) -> None:
     temporary = Path(f"{path}.tmp")
     temporary.write_text(json.dumps({"runs": runs}, indent=1))
     os.replace(temporary, path)
-
-
-def commit() -> str:
-    """hpsearch's commit, "+dirty" when tracked files other than the benchmark's outputs differ from it."""
-    git = ["git", "-C", str(ROOT)]
-    try:
-        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True)
-        changes = subprocess.run(
-            [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/*.json", ":!bench/*.png"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head.stdout.strip() + ("+dirty" if changes.stdout.strip() else "")
 
 
 def main(argv: list[str] | None = None) -> None:

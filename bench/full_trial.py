@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from children import alternating, print_result, run_child  # noqa: E402
+from children import alternating, commit, measured_at, print_result, run_child  # noqa: E402
 
 SYSTEMS = ("transformers", "hpsearch")
 POINT = {"learning_rate": 5e-5, "per_device_train_batch_size": 16}
@@ -177,8 +177,10 @@ def table(runs: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.report:
-        runs = json.loads(Path(args.report).read_text())["runs"]
+        results = json.loads(Path(args.report).read_text())
+        runs = results["runs"]
         print(instructions_table(runs) if "per_trial" in runs[0] else table(runs))
+        print(measured_at(results))
         return
     if args.one:
         print_result(run_one(args))
@@ -186,13 +188,13 @@ def main(argv: list[str] | None = None) -> None:
     passed = list(argv if argv is not None else sys.argv[1:])
     if args.instructions:
         runs = count_instructions(args, [a for a in passed if a != "--instructions"])
-        Path(args.out).write_text(json.dumps({"argv": passed, "runs": runs}, indent=1))
+        Path(args.out).write_text(json.dumps({"argv": passed, "commit": commit(), "runs": runs}, indent=1))
         print(instructions_table(runs))
         return
     runs = alternating(
         __file__, passed, SYSTEMS, args.repeats, lambda r: f"trials {[round(t, 1) for t in r['trial_s']]}"
     )
-    Path(args.out).write_text(json.dumps({"argv": passed, "runs": runs}, indent=1))
+    Path(args.out).write_text(json.dumps({"argv": passed, "commit": commit(), "runs": runs}, indent=1))
     print(table(runs))
 
 

@@ -34,6 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from children import commit, measured_at  # noqa: E402
 from compare import add_run_arguments, optuna_space, text_task, tweets  # noqa: E402
 
 CPU_SYSTEMS = ("transformers", "hpsearch-n_jobs=1", "hpsearch-n_jobs=2")
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         raise SystemExit(f"--systems: unknown {unknown}; choose from {list(systems)}")
     if args.report:
-        print(table(json.loads(Path(args.report).read_text())["runs"], systems))
+        results = json.loads(Path(args.report).read_text())
+        print(table(results["runs"], systems) + "\n" + measured_at(results))
         return
     runs = []
     passed = list(argv if argv is not None else sys.argv[1:])
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(f"{system} seed {seed}: {runs[-1]['wall_s']:.0f} s, best {runs[-1]['best_accuracy']:.4f}", flush=True)
     Path(args.out).write_text(
-        json.dumps({"argv": passed, "cores": len(os.sched_getaffinity(0)), "runs": runs}, indent=1)
+        json.dumps({"argv": passed, "commit": commit(), "cores": len(os.sched_getaffinity(0)), "runs": runs}, indent=1)
     )
     print(table(runs, systems))
 

@@ -35,6 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from children import commit, measured_at  # noqa: E402
 
 RUNGS = (111, 333)  # hpsearch's default rung points, in thousandths of training
 SUBSETS = (32, 64, 128)
@@ -210,11 +211,12 @@ def analyse(results: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.report:
-        print(analyse(json.loads(Path(args.report).read_text())))
+        results = json.loads(Path(args.report).read_text())
+        print(analyse(results) + "\n" + measured_at(results))
         return
     results = run_trials(args)
     out = Path(args.out or f"bench/rung_signals-{args.dataset}.json")
-    out.write_text(json.dumps(results))
+    out.write_text(json.dumps({**results, "commit": commit()}))
     print(analyse(json.loads(out.read_text())))
 
 

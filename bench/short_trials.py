@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from children import alternating, print_result  # noqa: E402
+from children import alternating, commit, print_result  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = alternating(
         __file__, passed, ("1", "2"), args.repeats, lambda r: f"n_jobs={r['n_jobs']}: {r['wall_s']:.2f} s"
     )
-    Path(args.out).write_text(json.dumps({"argv": passed, "runs": runs}, indent=1))
+    Path(args.out).write_text(json.dumps({"argv": passed, "commit": commit(), "runs": runs}, indent=1))
     one, two = (statistics.median(r["wall_s"] for r in runs if r["n_jobs"] == n) for n in (1, 2))
     print(f"| median of {args.repeats} | n_jobs=1 | n_jobs=2 | ratio |\n|---|---|---|---|")
     print(f"| {args.trials} trials of {args.seconds} s (s) | {one:.2f} | {two:.2f} | **{two / one:.2f}** |")

@@ -25,6 +25,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from children import commit  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 APIS = ("function", "trainer")
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         out = subprocess.run(child, capture_output=True, text=True, check=True).stdout
         rss = json.loads(next(line for line in out.splitlines() if line.startswith("RSS "))[4:])
         results[api] = {"rss_mb": [r / 2**20 for r in rss], "growth_pct": growth_pct(rss, args.warmup)}
-    Path(args.out).write_text(json.dumps({"settings": vars(args), "results": results}, indent=1))
+    Path(args.out).write_text(json.dumps({"settings": vars(args), "commit": commit(), "results": results}, indent=1))
     print(f"| API | trials | RSS after warm-up (MiB) | RSS at the end (MiB) | growth (%), limit {LIMIT_PCT} |")
     print("|---|---|---|---|---|")
     for api, result in results.items():

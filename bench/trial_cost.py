@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from children import commit  # noqa: E402
+
 ENGINES = ("optuna", "hpsearch")
 TARGET_RATIO = 1.3
 
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
             "cpus": os.cpu_count(),
             "optuna": runs["optuna"][0]["version"],
             "hpsearch": runs["hpsearch"][0]["version"],
-            "commit": _commit(runs["hpsearch"][0]["version"]),
+            "commit": commit(),  # the checkout's; "hpsearch" says where the hpsearch measured was
         },
         "ms_per_trial": summary,
         "ratio_hpsearch_to_optuna": ratios,
@@ -177,20 +180,6 @@ def main(argv: list[str] | None = None) -> None:
         ratio = f"{ratios[name]:.2f}" if name in ratios else ""
         print(f"| {name} | {summary['optuna'][name]:.2f} | {summary['hpsearch'][name]:.2f} | {ratio} |")
     print(f"\nwritten to {args.out}")
-
-
-def _commit(hpsearch_dir: str) -> str | None:
-    """This checkout's commit, marked if the hpsearch measured is its src/ with uncommitted changes."""
-
-    def git(*command: str) -> str:
-        return subprocess.run(["git", *command], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-        modified = Path(hpsearch_dir).resolve().is_relative_to(ROOT / "src") and git("status", "--porcelain", "src")
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return f"{commit} (src/ modified)" if modified else commit
 
 
 if __name__ == "__main__":

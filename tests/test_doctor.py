@@ -36,6 +36,22 @@ def test_a_missing_library_is_named_with_the_install_that_fixes_it(uninstall):
     assert 'missing  backend "ray": pip install "hpsearch[ray]"\n' in result.output
 
 
+def test_fix_names_the_pip_install_it_leaves_to_the_user_and_what_follows_it(uninstall):
+    """`--fix` installs only the `--no-deps` engines; an extra's own library missing is the user's pip install, followed
+    by `doctor --fix` again only where that extra also has a `--no-deps` engine."""
+    uninstall("optuna_dashboard")
+    uninstall("wandb")
+    result = CliRunner().invoke(main, ["doctor", "--fix"])
+    assert result.exit_code == 0, result.output
+    assert (
+        'fix      hpsearch dashboard: not installed by --fix; run pip install "hpsearch[dashboard]"\n' in result.output
+    )
+    assert (
+        'fix      backend "wandb": not installed by --fix; run pip install "hpsearch[wandb]", '
+        "then hpsearch doctor --fix\n"
+    ) in result.output
+
+
 def test_an_unreachable_storage_is_said_with_the_driver_s_reason(free_port):
     url = f"postgresql+psycopg2://hpsearch:secret@127.0.0.1:{free_port}/studies"  # no server listens there
     result = CliRunner().invoke(main, ["doctor", "--storage", url])

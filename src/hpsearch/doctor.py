@@ -40,7 +40,8 @@ def fix() -> list[str]:
     for extra in extras.EXTRAS:
         absent = extras.missing(extra)
         if any(library.no_deps is None for library in absent):
-            done.append(f'{USES[extra]}: first pip install "hpsearch[{extra}]", then hpsearch doctor --fix')
+            then = ", then hpsearch doctor --fix" if any(library.no_deps for library in extras.EXTRAS[extra]) else ""
+            done.append(f'{USES[extra]}: not installed by --fix; run pip install "hpsearch[{extra}]"{then}')
             continue
         for library in absent:
             extras.install_no_deps(library)
