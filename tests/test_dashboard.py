@@ -15,7 +15,7 @@ from pathlib import Path
 
 import optuna
 
-from hpsearch import store
+from hpsearch import schema, store
 
 HPSEARCH = str(Path(sys.executable).with_name("hpsearch"))
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
@@ -179,20 +179,20 @@ def test_the_dashboard_shows_a_search_live_then_its_trials_errors_and_best_model
             assert steps == [(step, x + 1 / step) for step in STEPS]
             if t["number"] == FAILING:
                 assert "values" not in t  # no objective
-                error = attrs(t["user_attrs"])[store.ERROR]
+                error = attrs(t["user_attrs"])[schema.ERROR]
                 assert f"RuntimeError: boom: trial {FAILING} breaks on purpose" in error
                 assert "Traceback" in error
             else:
                 assert t["values"] == [x] == recorded[t["number"]].values
-                assert store.ERROR not in attrs(t["user_attrs"])
+                assert schema.ERROR not in attrs(t["user_attrs"])
 
         # the best model's path beside the study, on the study page and in the study list
         best = min((t for t in trials if t["state"] == "Complete"), key=lambda t: t["values"][0])
         expected = {"trial": best["number"], "path": str((output_dir / "best_model").absolute())}
         assert [t["number"] for t in detail["best_trials"]] == [best["number"]]
-        assert json.loads(attrs(detail["user_attrs"])[store.BEST_MODEL]) == expected
+        assert json.loads(attrs(detail["user_attrs"])[schema.BEST_MODEL]) == expected
         (summary,) = get_json(f"{base}/api/studies")["study_summaries"]
-        assert json.loads(attrs(summary["user_attrs"])[store.BEST_MODEL]) == expected
+        assert json.loads(attrs(summary["user_attrs"])[schema.BEST_MODEL]) == expected
         assert (output_dir / "best_model" / "model.txt").read_text() == str(best["number"])
 
         # the web page itself: / redirects to /dashboard, the app's HTML

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 import hpsearch
-from hpsearch import ConfigError, TrialState, store
+from hpsearch import ConfigError, TrialState, schema, store
 from hpsearch.resources import Machine, plan
 from tests.reliability.spaces import native_space
 
@@ -52,7 +52,7 @@ def worker_processes() -> list[psutil.Process]:
 
 
 def owners(trials) -> set[int]:
-    return {store.fact(t, store.OWNER)["pid"] for t in trials}
+    return {schema.fact(t, schema.OWNER)["pid"] for t in trials}
 
 
 @pytest.mark.parametrize("backend", IN_PROCESS_BACKENDS)

@@ -19,7 +19,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 from transformers import AutoModelForSequenceClassification
 
 import hpsearch
-from hpsearch import TrialState, store
+from hpsearch import TrialState, schema, store
 
 RAY = Path(sys.executable).with_name("ray")
 
@@ -71,7 +71,7 @@ def test_asha_stops_a_bad_trial_early_and_the_best_model_reloads(make_trainer):
 
     best_dir = Path(best.run_summary.best_model_dir)
     assert json.loads((best_dir / "hpsearch_trial.json").read_text())["trial"] == int(best.run_id)
-    kept = store.load_study(trainer.args.output_dir).user_attrs[store.BEST_MODEL]  # what the dashboard shows
+    kept = store.load_study(trainer.args.output_dir).user_attrs[schema.BEST_MODEL]  # what the dashboard shows
     assert kept == {"trial": int(best.run_id), "path": str(best_dir.absolute())}
     reloaded = make_trainer(model_init=lambda: AutoModelForSequenceClassification.from_pretrained(best_dir))
     assert reloaded.evaluate()["eval_loss"] == pytest.approx(best.objective, rel=1e-5)

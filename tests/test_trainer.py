@@ -13,7 +13,7 @@ from accelerate.state import AcceleratorState
 from transformers import AutoModelForSequenceClassification, TrainerCallback
 
 import hpsearch
-from hpsearch import TrialState, store
+from hpsearch import TrialState, schema, store
 from hpsearch.space import Categorical, Float
 
 
@@ -110,7 +110,7 @@ def test_best_model_reloads_and_scores_what_its_trial_scored(make_trainer):
     info = json.loads((best_dir / "hpsearch_trial.json").read_text())
     assert str(info["trial"]) == best.run_id
     assert (best_dir / "tokenizer_config.json").is_file()  # the processing class is kept with the model
-    kept = store.load_study(trainer.args.output_dir).user_attrs[store.BEST_MODEL]  # what the dashboard shows
+    kept = store.load_study(trainer.args.output_dir).user_attrs[schema.BEST_MODEL]  # what the dashboard shows
     assert kept == {"trial": int(best.run_id), "path": str(best_dir.absolute())}
 
     reloaded = make_trainer(model_init=lambda: AutoModelForSequenceClassification.from_pretrained(best_dir))

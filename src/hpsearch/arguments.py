@@ -17,7 +17,7 @@ from transformers.trainer_utils import number_of_arguments
 from hpsearch.errors import ConfigError
 from hpsearch.space import Categorical, Dimension, Float
 
-logger = logging.getLogger("hpsearch")
+logger = logging.getLogger(__name__)
 
 
 @functools.cache

@@ -8,29 +8,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from hpsearch import schema
 from hpsearch.errors import ConfigError
 from hpsearch.space import Dimension
 
 if TYPE_CHECKING:
     import optuna
 
-_SPACE = "hpsearch.space"
-_BACKEND = "hpsearch:backend"
-SETUP = "hpsearch:setup"  # what the study's first run trained on
-
 
 def check_space(study: optuna.Study, space: Mapping[str, Dimension | None], backend: str) -> None:
     """Record the space and backend of a new study; refuse, naming what changed, another space or backend than an
     earlier run of the study searched with (its trials would not be comparable, its proposals not the backend's)."""
     described = {name: repr(dim) if dim is not None else "fixed" for name, dim in space.items()}
-    changes = changed_since(study, _SPACE, described)
+    changes = changed_since(study, schema.SPACE, described)
     if changes:
         raise ConfigError(
             f"The study {study.study_name!r} in this storage was searched over another space: {'; '.join(changes)}. "
             "Search it over the same space to continue it, or pass a new `study_name` (or `output_dir`) for this one."
         )
-    if changed_since(study, _BACKEND, {"backend": backend}):
-        earlier = study.user_attrs[_BACKEND]["backend"]
+    if changed_since(study, schema.BACKEND, {"backend": backend}):
+        earlier = schema.study_fact(study.user_attrs, schema.BACKEND)["backend"]
         raise ConfigError(
             f"The study {study.study_name!r} in this storage was searched with backend={earlier!r}, not {backend!r}. "
             f"Continue it with backend={earlier!r}, or pass a new `study_name` (or `output_dir`) for this search."
@@ -40,7 +37,7 @@ def check_space(study: optuna.Study, space: Mapping[str, Dimension | None], back
 def changed_since(study: optuna.Study, key: str, described: Mapping[str, str]) -> list[str]:
     """What differs in `described` (name -> its description) from what the study's first run recorded under `key`;
     on that first run, records it and returns nothing."""
-    earlier = study.user_attrs.get(key)
+    earlier = schema.study_fact(study.user_attrs, key)
     if earlier is None:
         study.set_user_attr(key, dict(described))
         return []

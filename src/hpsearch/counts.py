@@ -10,7 +10,7 @@ import math
 import time
 from typing import TYPE_CHECKING
 
-from hpsearch import liveness, store
+from hpsearch import liveness, schema, store
 from hpsearch.settings import SearchSettings
 from hpsearch.trial import TrialRecord
 
@@ -73,15 +73,15 @@ class StudyCounts:
         import optuna
 
         trials = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-        return sum(bool(store.fact(t, store.PAUSED)) for t in trials)
+        return sum(bool(schema.fact(t, schema.PAUSED)) for t in trials)
 
     def _not_run(self, *states: optuna.trial.TrialState) -> list[int]:
         """The numbers of the trials in `states` that use no slot: interrupted failures, queued ones."""
         return self._not_run_of(self.study.get_trials(deepcopy=False, states=states))
 
     def _not_run_of(self, trials: list[optuna.trial.FrozenTrial]) -> list[int]:
-        queued = {t.number for t in trials if t.state.name == "WAITING" and not store.fact(t, store.PAUSED)}
-        said = queued | {t.number for t in trials if store.fact(t, store.INTERRUPTED)}
+        queued = {t.number for t in trials if t.state.name == "WAITING" and not schema.fact(t, schema.PAUSED)}
+        said = queued | {t.number for t in trials if schema.fact(t, schema.INTERRUPTED)}
         if len(said) < len(trials):  # failures not said to be interrupted: some may be stale (a query)
             said |= {t.number for t in trials} & liveness.stale_trials(self.study)
         return sorted(said)

@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpsearch import continuity, liveness, resources, store, workers
+from hpsearch import continuity, failures, liveness, resources, store, workers
 from hpsearch.backends.base import Backend, get_backend
-from hpsearch.errors import ConfigError, SearchFailed, SearchInterrupted, interrupted_message
+from hpsearch.errors import ConfigError, SearchInterrupted, interrupted_message
 from hpsearch.leaderboard import print_leaderboard
 from hpsearch.lifecycle import Trials
 from hpsearch.loop import SearchLoop
@@ -27,7 +27,7 @@ from hpsearch.settings import DEFAULT_STUDY_NAME, SearchSettings
 from hpsearch.trial import Trial, TrialRecord, TrialState
 from hpsearch.warm_start import WarmStart
 
-logger = logging.getLogger("hpsearch")
+logger = logging.getLogger(__name__)
 # the arguments a worker's search does not take from the search that started it (which queues the warm start)
 _NOT_FOR_WORKERS = {
     *("self", "backend_kwargs", "coordinator", "show_progress", "warm_start"),
@@ -215,7 +215,7 @@ class Search:
         records = store.records(self.study)
         complete = [r for r in records if r.state is TrialState.COMPLETE]
         if not complete:
-            raise SearchFailed(f"No trial of the study completed ({len(records)} recorded); nothing to return.")
+            failures.nothing_completed(len(records))
         keeper = self.trials.keeper
         kept = keeper is not None and keeper.dir.is_dir()
         run_summary = SearchSummary(records, self.study, str(keeper.dir) if kept else None, self.native)

@@ -1,5 +1,5 @@
 """Multi-fidelity search: where a trial is scored on its way (rungs), in what unit, and the default
-rule that stops the worse trials there (asynchronous successive halving, ASHA).
+rule that stops the worse trials there is `hpsearch.halving`'s (asynchronous successive halving, ASHA).
 
 Intermediate values of a Trainer search are keyed by progress, the part of the trial's training
 done, in thousandths (333: a third), so that trials with different batch sizes or epochs are
@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import optuna
 
-    from hpsearch.settings import SearchSettings
 
 PROGRESS_END = 1000  # progress of a finished trial's training
 REDUCTION_FACTOR = 3  # each rung keeps the best third (ASHA's eta)
@@ -44,16 +43,3 @@ def prunes(pruner: optuna.pruners.BasePruner) -> bool:
     import optuna
 
     return not isinstance(pruner, optuna.pruners.NopPruner)
-
-
-def default_pruner(settings: SearchSettings, pause: bool = True) -> optuna.pruners.BasePruner:
-    """Successive halving at the search's rungs, a trial reaching one before it has peers pausing there where
-    `pause` and the search's `pause_trials` say so (`hpsearch.halving`); without rungs, optuna's, its first rung
-    estimated from the first finished trial."""
-    import optuna
-
-    from hpsearch.halving import PeerHalvingPruner
-
-    if settings.rungs:
-        return PeerHalvingPruner(settings.rungs, REDUCTION_FACTOR, pause=pause and settings.pause_trials)
-    return optuna.pruners.SuccessiveHalvingPruner(min_resource="auto", reduction_factor=REDUCTION_FACTOR)

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import optuna
 
 from hpsearch.fidelity import REDUCTION_FACTOR
 from hpsearch.trial import CONTINUE, PAUSE, PRUNE
+
+if TYPE_CHECKING:
+    from hpsearch.settings import SearchSettings
 
 
 def verdict(peers: Sequence[float], value: float, maximize: bool, reduction_factor: int, can_wait: bool) -> str:
@@ -58,3 +62,12 @@ class PeerHalvingPruner(optuna.pruners.BasePruner):
     def pauses(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         """Whether the trial, told to stop at its rung, is to wait there rather than be pruned."""
         return self.pause and judge(study, trial, self.reduction_factor, True) == PAUSE
+
+
+def default_pruner(settings: SearchSettings, pause: bool = True) -> optuna.pruners.BasePruner:
+    """Successive halving at the search's rungs, a trial reaching one before it has peers pausing there where
+    `pause` and the search's `pause_trials` say so (above); without rungs, optuna's, its first rung
+    estimated from the first finished trial."""
+    if settings.rungs:
+        return PeerHalvingPruner(settings.rungs, REDUCTION_FACTOR, pause=pause and settings.pause_trials)
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource="auto", reduction_factor=REDUCTION_FACTOR)

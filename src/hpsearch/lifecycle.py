@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpsearch import liveness, store
+from hpsearch import compat, liveness, schema, store
 from hpsearch.best_model import BestModelKeeper
 from hpsearch.counts import StudyCounts
 from hpsearch.errors import out_of_memory
@@ -31,9 +31,7 @@ from hpsearch.trial import CONTINUE, PAUSE, TrialState
 if TYPE_CHECKING:
     import optuna
 
-logger = logging.getLogger("hpsearch")
-
-_OPTUNA_STATES = {TrialState.COMPLETE: "COMPLETE", TrialState.PRUNED: "PRUNED", TrialState.FAILED: "FAIL"}
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -88,9 +86,9 @@ class Trials(StudyCounts):
         params, space = params or {}, space or {}
         fixed = {name: params[name] for name, dim in space.items() if name in params and dim.contains(params[name])}
         extra = {name: value for name, value in params.items() if name not in fixed}
-        facts[store.OWNER] = liveness.this_process()
+        facts[schema.OWNER] = liveness.this_process()
         if extra:
-            facts[store.EXTRA_PARAMS] = json.loads(json.dumps(extra, default=str))
+            facts[schema.EXTRA_PARAMS] = json.loads(json.dumps(extra, default=str))
         template = optuna.trial.FrozenTrial(
             number=-1,
             state=optuna.trial.TrialState.RUNNING,
@@ -101,7 +99,7 @@ class Trials(StudyCounts):
             params={},
             distributions={},
             user_attrs=facts,
-            system_attrs={"fixed_params": fixed} if fixed else {},  # what its `suggest_*` calls return
+            system_attrs=compat.fixing(fixed),  # what its `suggest_*` calls return
             intermediate_values={},
             trial_id=-1,
         )
@@ -118,9 +116,9 @@ class Trials(StudyCounts):
         """A queued trial (a stale one retried, a warm start's, the user's `study.enqueue_trial`) claimed, and its
         parameters; None if none is. Stale trials are failed (and queued) first."""
         for frozen in self.waiting_and_failed(fresh=self._fail_stale(self.study)):  # a stale trial queued again
-            waiting = frozen.state.name == "WAITING" and not store.fact(frozen, store.PAUSED)
+            waiting = frozen.state.name == "WAITING" and not schema.fact(frozen, schema.PAUSED)
             if waiting and (trial_id := self._claim(frozen)) is not None:
-                params = {**frozen.system_attrs.get("fixed_params", {}), **store.to_record(frozen).params}
+                params = {**compat.fixed_params(frozen), **store.to_record(frozen).params}
                 return self._running(trial_id), params
         return None
 
@@ -133,7 +131,7 @@ class Trials(StudyCounts):
             self.storage.record_heartbeat(trial_id)  # running again with it, another worker would fail it as stale
         with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):  # another claimed and ended it since
             if self.storage.set_trial_state_values(trial_id, optuna.trial.TrialState.RUNNING):
-                self.storage.set_trial_user_attr(trial_id, store.OWNER, liveness.this_process())
+                self.storage.set_trial_user_attr(trial_id, schema.OWNER, liveness.this_process())
                 return trial_id
         return None
 
@@ -144,8 +142,8 @@ class Trials(StudyCounts):
         self._stop_beating(live.trial_id)
         if not live.taken_over:  # the time it ran so far counts in its duration
             ran = store.to_record(self.storage.get_trial(live.trial_id)).ran_until(datetime.datetime.now())
-            self.storage.set_trial_user_attr(live.trial_id, store.RAN, ran)
-            self.storage.set_trial_user_attr(live.trial_id, store.PAUSED, True)
+            self.storage.set_trial_user_attr(live.trial_id, schema.RAN, ran)
+            self.storage.set_trial_user_attr(live.trial_id, schema.PAUSED, True)
             self.storage.set_trial_state_values(live.trial_id, optuna.trial.TrialState.WAITING)
         return not live.taken_over
 
@@ -155,11 +153,11 @@ class Trials(StudyCounts):
         import optuna
 
         for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-            verdict = judge(frozen) if store.fact(frozen, store.PAUSED) else PAUSE
+            verdict = judge(frozen) if schema.fact(frozen, schema.PAUSED) else PAUSE
             if verdict == PAUSE or (trial_id := self._claim(frozen)) is None:
                 continue
-            self.storage.set_trial_user_attr(trial_id, store.PAUSED, False)
-            checkpoint = store.fact(frozen, store.CHECKPOINT)
+            self.storage.set_trial_user_attr(trial_id, schema.PAUSED, False)
+            checkpoint = schema.fact(frozen, schema.CHECKPOINT)
             if verdict == CONTINUE:
                 resume_from = checkpoint if checkpoint and Path(checkpoint).is_dir() else None
                 return self._running(trial_id, resume_from), store.to_record(frozen).params
@@ -179,11 +177,7 @@ class Trials(StudyCounts):
 
     def _running(self, trial_id: int, resume_from: str | None = None) -> LiveTrial:
         """The live trial of a trial this process has just claimed, beating."""
-        import optuna
-
-        # optuna's private cache, reset as `Study.ask` does (no public call does): samplers see the study as it is
-        self.study._thread_local.cached_all_trials = None
-        trial = optuna.Trial(self.study, trial_id)
+        trial = compat.running_trial(self.study, trial_id)
         self._heartbeats[trial_id] = liveness.Heartbeat(trial_id, self.storage)  # until the trial ends
         return LiveTrial(trial.number, trial_id, trial, resume_from=resume_from)
 
@@ -192,7 +186,7 @@ class Trials(StudyCounts):
             beat.stop()
 
     def note_checkpoint(self, live: LiveTrial, path: str) -> None:  # where a crash resumes it (`recover`)
-        self.storage.set_trial_user_attr(live.trial_id, store.CHECKPOINT, path)
+        self.storage.set_trial_user_attr(live.trial_id, schema.CHECKPOINT, path)
 
     def report(self, live: LiveTrial, step: int, value: float) -> bool:
         """Record an intermediate value (none for several objectives); False once another worker failed the trial."""
@@ -244,7 +238,7 @@ class Trials(StudyCounts):
             keep = state is TrialState.COMPLETE and not (live.taken_over or self._beats(self.best_value(), values[0]))
             keeper.settle(live.number, keep, values[0] if keep else None, live.optuna_trial.params)
             if keep:  # as the link says (another worker may have promoted since): for the dashboard and `show`
-                self.remember(store.BEST_MODEL, {"trial": keeper.kept_trial(), "path": str(keeper.dir.absolute())})
+                self.remember(schema.BEST_MODEL, {"trial": keeper.kept_trial(), "path": str(keeper.dir.absolute())})
         return not live.taken_over
 
     def _end(
@@ -260,12 +254,12 @@ class Trials(StudyCounts):
 
         self._stop_beating(trial_id)
         if error is not None:
-            self.storage.set_trial_user_attr(trial_id, store.ERROR, error)
+            self.storage.set_trial_user_attr(trial_id, schema.ERROR, error)
         if interrupted:
-            self.storage.set_trial_user_attr(trial_id, store.INTERRUPTED, True)
+            self.storage.set_trial_user_attr(trial_id, schema.INTERRUPTED, True)
         if infeasible := state is TrialState.FAILED and not interrupted and out_of_memory(error or ""):
-            optuna.Trial(self.study, trial_id).set_constraint(store.OUT_OF_MEMORY, 1.0)
-        optuna_state = optuna.trial.TrialState["PRUNED" if infeasible else _OPTUNA_STATES[state]]
+            compat.running_trial(self.study, trial_id).set_constraint(schema.OUT_OF_MEMORY, 1.0)
+        optuna_state = optuna.trial.TrialState["PRUNED" if infeasible else schema.TO_OPTUNA[state]]
         self.study.tell(trial, values if state is TrialState.COMPLETE else None, state=optuna_state)
 
     def recover(self, own: bool = False) -> list[int]:
@@ -277,11 +271,11 @@ class Trials(StudyCounts):
         liveness.fail_stale(self.study)
         marked = []
         for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            owner, checkpoint = store.fact(frozen, store.OWNER), store.fact(frozen, store.CHECKPOINT)
+            owner, checkpoint = schema.fact(frozen, schema.OWNER), schema.fact(frozen, schema.CHECKPOINT)
             trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, frozen.number)
             dead = liveness.owner_is_dead(owner)
             if dead and not own and checkpoint and Path(checkpoint).is_dir():
-                self.storage.set_trial_user_attr(trial_id, store.OWNER, liveness.this_process())
+                self.storage.set_trial_user_attr(trial_id, schema.OWNER, liveness.this_process())
                 self._resumable.append((trial_id, checkpoint))
             elif dead or (own and owner == liveness.this_process()):
                 error = "the process running this trial died" if dead else "interrupted (Ctrl-C)"
@@ -295,7 +289,7 @@ class Trials(StudyCounts):
 
     def recall(self, name: str) -> Any:
         """A fact a backend keeps about the whole study (its experiment's or sweep's id), None if none."""
-        return self.study.user_attrs.get(name)
+        return schema.study_fact(self.study.user_attrs, name)
 
     def remember(self, name: str, value: Any) -> None:
         self.study.set_user_attr(name, value)

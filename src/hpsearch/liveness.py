@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import sqlalchemy
 
+from hpsearch import compat, schema
 from hpsearch.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -35,7 +36,6 @@ DEFAULT_GRACE_PERIOD = 600
 # A trial that ends within a second never beats: a beat is a database commit (~30 ms on SQLite), as much as a
 # trivial trial's whole bookkeeping; its end is written anyway (and a rerun here recovers a dead one).
 FIRST_BEAT_AFTER = 1.0
-STALE = "hpsearch:stale:"  # beside the study, + a trial's number: failed by the heartbeat check
 STALE_ERROR = "its worker stopped beating (heartbeat): the process froze or died, on this machine or another"
 
 
@@ -138,8 +138,7 @@ class StaleCheck:
     def _fail_never_beaten(self, study: optuna.Study) -> None:
         import optuna
 
-        # optuna's private `_storage`, and its cache's `_backend`: no public API gives the database a study is on
-        storage = getattr(study._storage, "_backend", study._storage)
+        storage = compat.database(study)
         if not isinstance(storage, optuna.storages.RDBStorage) or storage.heartbeat_interval is None:
             return
         unbeaten, now = _never_beaten(storage, storage.get_study_id_from_name(study.study_name)), time.monotonic()
@@ -163,12 +162,8 @@ def fail_stale(study: optuna.Study) -> None:
 
 
 def _never_beaten(storage: optuna.storages.RDBStorage, study_id: int) -> list[int]:
-    """The ids of the study's running trials that have not beaten yet: in optuna's schema, those with no row in
-    `trial_heartbeats`."""
-    query = sqlalchemy.text(
-        "SELECT trial_id FROM trials WHERE study_id = :study AND state = 'RUNNING' AND NOT EXISTS "
-        "(SELECT 1 FROM trial_heartbeats WHERE trial_heartbeats.trial_id = trials.trial_id)"
-    )
+    """The ids of the study's running trials that have not beaten yet (a query on optuna's tables: `compat`)."""
+    query = sqlalchemy.text(compat.NEVER_BEATEN)
     with storage.engine.connect() as connection:
         return [row[0] for row in connection.execute(query, {"study": study_id})]
 
@@ -182,7 +177,7 @@ def on_stale(retries: int) -> Callable[[optuna.Study, optuna.trial.FrozenTrial],
     retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries) if retries else None
 
     def callback(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
-        study.set_user_attr(f"{STALE}{frozen.number}", True)
+        study.set_user_attr(f"{schema.STALE}{frozen.number}", True)
         if retry is not None:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -193,4 +188,4 @@ def on_stale(retries: int) -> Callable[[optuna.Study, optuna.trial.FrozenTrial],
 
 def stale_trials(study: optuna.Study) -> set[int]:
     """The numbers of the trials the heartbeat check failed."""
-    return {int(name[len(STALE) :]) for name in study.user_attrs if name.startswith(STALE)}
+    return {int(name[len(schema.STALE) :]) for name in study.user_attrs if name.startswith(schema.STALE)}

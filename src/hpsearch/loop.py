@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 
 from hpsearch.backends.base import Backend, Proposal
 from hpsearch.distributed import lead_definition
-from hpsearch.errors import ObjectiveError, SearchFailed, failures_message
+from hpsearch.errors import ObjectiveError
+from hpsearch.failures import FailurePolicy
 from hpsearch.fidelity import REDUCTION_FACTOR
 from hpsearch.leaderboard import format_value
 from hpsearch.lifecycle import LiveTrial, Trials
@@ -23,7 +24,7 @@ from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension
 from hpsearch.trial import PAUSE, PRUNE, Trial, TrialPruned, TrialState, check_searched
 
-logger = logging.getLogger("hpsearch")
+logger = logging.getLogger(__name__)
 _COUNT_EVERY = 0.5  # seconds between the progress bar's counts of the finished trials
 
 
@@ -44,10 +45,8 @@ class SearchLoop:
         self.space = {name: dim for name, dim in param_space.items() if dim is not None}
         self.coordinator = coordinator  # under DDP: tells the other ranks each trial and each decision
         self.interrupted: list[int] = []  # trials Ctrl-C stopped
-        self._ran = 0
         self._taken = 0  # slots of `n_trials` used or being used, as of this process's latest trial
-        self._failed: list[tuple[dict[str, Any], BaseException]] = []  # this run's failed trials: params, error
-        self._in_a_row = 0
+        self.failures = FailurePolicy(settings.max_consecutive_failed_trials)  # this run's failed trials
         self._settling = False
         self._counted_at = -math.inf  # when the progress bar last counted the study's finished trials, and its best
         self._best: float | None = None
@@ -204,31 +203,12 @@ class SearchLoop:
     def _count(self, failure: BaseException | None, params: dict[str, Any], values: list[float] | None) -> None:
         """Progress, and the stop of a search whose trials keep failing while trials remain (its code is likely
         broken); once the budget is spent, the search ends as it would have (`check_failures`)."""
-        self._ran += 1
         self._progress(values)
-        if failure is None:
-            self._in_a_row = 0
-            return
-        self._failed.append((params, failure))
-        self._in_a_row += 1
-        limit = self.settings.max_consecutive_failed_trials
-        if limit is not None and self._in_a_row >= limit and self._taken < self.settings.n_trials:
-            in_a_row = self._failed[-self._in_a_row :]
-            which = f"{'All' if self._in_a_row == self._ran else 'The last'} {self._in_a_row}"
-            message = failures_message([p for p, _ in in_a_row], self._ran, repr(in_a_row[0][1]), which)
-            raise SearchFailed(
-                f"{message} (max_consecutive_failed_trials={limit}), so it stopped with trials left; rerun to go on."
-            ) from in_a_row[0][1]
+        self.failures.ended(params, failure, trials_left=self._taken < self.settings.n_trials)
 
     def check_failures(self) -> None:
         """After the run: raise if every trial of it failed; if some did, warn with what they had in common."""
-        if not self._failed:
-            return
-        first = self._failed[0][1]
-        message = failures_message([p for p, _ in self._failed], self._ran, repr(first))
-        if len(self._failed) == self._ran:
-            raise SearchFailed(message) from first
-        logger.warning(message)
+        self.failures.after_run()
 
     def _progress(self, values: list[float] | None) -> None:
         """The bar after a trial: one more finished, and its value if best; counted from the study (every worker's

@@ -8,17 +8,14 @@ from typing import Any
 
 import transformers
 
+from hpsearch import compat
+
 
 def trainer_recipe(trainer: transformers.Trainer) -> dict[str, Any]:
     """What rebuilds `trainer` in another process (a Ray worker): its constructor's inputs (the Trainer
     does not travel); the callbacks, except those the Trainer makes for itself, afresh there."""
     args = trainer.args
-    own = (
-        *transformers.trainer.DEFAULT_CALLBACKS,
-        transformers.trainer_callback.ProgressCallback,
-        transformers.trainer_callback.PrinterCallback,
-        *transformers.integrations.get_reporting_integration_callbacks(args.report_to),
-    )
+    own = compat.trainers_own_callbacks(args.report_to)
     return {
         "trainer_class": type(trainer),
         "args_class": type(args),

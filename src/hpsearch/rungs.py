@@ -20,6 +20,7 @@ import torch
 import transformers
 from transformers.trainer_utils import has_length
 
+from hpsearch import compat
 from hpsearch.errors import ConfigError
 from hpsearch.fidelity import step_at
 from hpsearch.objective import check_values
@@ -141,9 +142,6 @@ class RungEvaluations(transformers.TrainerCallback):
             )
             metrics.update(output.metrics)
         for callback in trainer.callback_handler.callbacks:  # the progress bar `on_evaluate` would close
-            bar = getattr(callback, "prediction_bar", None)
-            if bar is not None:
-                bar.close()
-                callback.prediction_bar = None
+            compat.close_prediction_bar(callback)
         (value,) = check_values(self.score(metrics), 1)
         return value

@@ -22,6 +22,7 @@ from typing import Any
 import transformers
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, number_of_arguments
 
+from hpsearch import compat
 from hpsearch.arguments import argument_types, typed, warn_unread
 from hpsearch.errors import ConfigError
 from hpsearch.fidelity import progress
@@ -142,7 +143,7 @@ class TrialRunner:
         tracking = TrialTracking(trainer, self.output_dir, self.study_name)
         model_init = trainer.model_init
         trainer.args = args
-        trainer._train_batch_size = args.train_batch_size  # transformers keeps the first trial's otherwise
+        compat.set_train_batch_size(trainer, args.train_batch_size)
         if args.deepspeed:
             self._rebuild_deepspeed(args)
         # train() calls model_init first thing, right after seeding, as in transformers' own search
@@ -194,14 +195,13 @@ class TrialRunner:
     def _rebuild_deepspeed(self, args: transformers.TrainingArguments) -> None:
         """A DeepSpeed config made from the trial's arguments ("auto" values filled from them), and an
         accelerator for it, as transformers' own search does for each trial."""
-        from accelerate.state import AcceleratorState
         from accelerate.utils import DeepSpeedPlugin
         from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
 
         args.hf_deepspeed_config = HfTrainerDeepSpeedConfig(args.deepspeed)
         args.hf_deepspeed_config.trainer_config_process(args)
         args.deepspeed_plugin = DeepSpeedPlugin(hf_ds_config=args.hf_deepspeed_config)
-        AcceleratorState()._reset_state()  # the state is a singleton holding the last trial's plugin
+        compat.reset_accelerator_state()  # a singleton holding the last trial's plugin
         self.trainer.create_accelerator_and_postprocess()
 
     def _ends_at_best(self, reporter: _Reporter) -> bool:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
 
-from hpsearch import liveness
+from hpsearch import compat, liveness, schema
 from hpsearch.errors import ConfigError
 from hpsearch.space import Categorical, Dimension, Float, Int
 from hpsearch.trial import TrialRecord, TrialState
@@ -27,24 +27,6 @@ if TYPE_CHECKING:
     import optuna
 
 STORE_FILE = "hpsearch.db"
-# What hpsearch keeps beside each trial, as optuna user attributes (`trials_dataframe()` and
-# optuna-dashboard show them); hpsearch 0.1 kept them as system attributes of the same names.
-OWNER = "hpsearch:owner"  # the process that runs the trial: host, pid, process start time
-ERROR = "hpsearch:error"  # a failed trial's traceback
-INTERRUPTED = "hpsearch:interrupted"  # a failed trial that was stopped rather than run (its slot runs again)
-EXTRA_PARAMS = "hpsearch:extra_params"  # parameters outside the space (constants), beside optuna's
-CHECKPOINT = "hpsearch:checkpoint"  # a running trial's latest checkpoint, where a crash resumes it
-PAUSED = "hpsearch:paused"  # a trial waiting at a rung (optuna state WAITING) from its checkpoint (`hpsearch.halving`)
-# a trial that ran out of memory: failed, and to optuna pruned and infeasible (this constraint > 0), which its
-# samplers learn from (`hpsearch.backends.out_of_memory`)
-OUT_OF_MEMORY = "out_of_memory"
-RAN = "hpsearch:ran_s"  # a trial paused at a rung: the seconds it ran before its latest start (optuna's)
-BEST_MODEL = "hpsearch:best_model"  # beside the study: the kept model's trial and path
-
-
-def fact(frozen: optuna.trial.FrozenTrial, name: str) -> Any:
-    """What hpsearch recorded as `name` beside a trial (None if nothing)."""
-    return frozen.user_attrs[name] if name in frozen.user_attrs else frozen.system_attrs.get(name)
 
 
 def storage_url(output_dir: str | os.PathLike) -> str:
@@ -68,7 +50,6 @@ def open_storage(
     slot runs again (with its parameters, up to `retry_stale_trials` times); a storage object keeps its
     own. A database `checked` already (by the search's process, for its workers) skips optuna's schema
     check: a second of a worker's start."""
-    import optuna
 
     if isinstance(storage, str):
         beats = {}
@@ -76,8 +57,7 @@ def open_storage(
             beats = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period}
             beats["heartbeat_stale_trial_callback"] = liveness.on_stale(retry_stale_trials)
         storage = _database(storage, {**beats, "skip_compatibility_check": checked})
-    # optuna's function for internal use (no public one gives the object a study writes through)
-    return optuna.storages.get_storage(storage)
+    return compat.storage_object(storage)
 
 
 def _database(storage: str, beats: dict[str, Any]) -> optuna.storages.RDBStorage:
@@ -152,6 +132,7 @@ def open_study(
             f"The study {study_name!r} in this storage was made with direction={stored}, not {list(directions)}. "
             "Pass the same `direction`, or a new `study_name` / `output_dir`."
         )
+    schema.check_format(study)
     return study
 
 
@@ -201,23 +182,20 @@ def dimension(distribution: optuna.distributions.BaseDistribution | None) -> Dim
     return None
 
 
-_STATES = {**{state.name: state for state in TrialState}, "FAIL": TrialState.FAILED}  # by optuna's state names
-
-
 def to_record(frozen: optuna.trial.FrozenTrial, stale: bool = False) -> TrialRecord:
     """The store's view of one optuna trial (`stale`: failed by the heartbeat check)."""
-    error = fact(frozen, ERROR) or (liveness.STALE_ERROR if stale else None)
-    state = "FAIL" if frozen.constraints.get(OUT_OF_MEMORY) else frozen.state.name  # pruned to optuna only
+    error = schema.fact(frozen, schema.ERROR) or (liveness.STALE_ERROR if stale else None)
+    state = "FAIL" if frozen.constraints.get(schema.OUT_OF_MEMORY) else frozen.state.name  # pruned to optuna only
     return TrialRecord(
         number=frozen.number,
-        state=TrialState.PAUSED if fact(frozen, PAUSED) else _STATES[state],
-        params={**frozen.params, **(fact(frozen, EXTRA_PARAMS) or {})},
+        state=TrialState.PAUSED if schema.fact(frozen, schema.PAUSED) else schema.FROM_OPTUNA[state],
+        params={**frozen.params, **(schema.fact(frozen, schema.EXTRA_PARAMS) or {})},
         values=list(frozen.values) if frozen.values is not None else None,
         intermediate=dict(frozen.intermediate_values),
         error=error,
-        interrupted=stale or bool(fact(frozen, INTERRUPTED)),
+        interrupted=stale or bool(schema.fact(frozen, schema.INTERRUPTED)),
         started=frozen.datetime_start,
-        ran_before=fact(frozen, RAN) or 0.0,
+        ran_before=schema.fact(frozen, schema.RAN) or 0.0,
         finished=frozen.datetime_complete,
     )
 

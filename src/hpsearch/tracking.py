@@ -18,6 +18,7 @@ from typing import Any
 import transformers
 from transformers.integrations import MLflowCallback, TensorBoardCallback, WandbCallback
 
+from hpsearch import schema
 from hpsearch.trial import Trial
 
 
@@ -82,7 +83,7 @@ class TrialTracking:
         mlflow.start_run(
             run_name=name,
             nested=mlflow.active_run() is not None,
-            tags={"hpsearch.study": self.group, "hpsearch.trial": str(trial.number)},
+            tags={schema.TRACKING_STUDY: self.group, schema.TRACKING_TRIAL: str(trial.number)},
         )
         mlflow.log_params(params)
         self._ends.append(lambda failed: mlflow.end_run("FAILED" if failed else "FINISHED"))

@@ -13,7 +13,7 @@ from typing import Any
 import transformers
 from transformers.trainer_utils import number_of_arguments
 
-from hpsearch import continuity, store
+from hpsearch import continuity, schema, store
 from hpsearch.arguments import check_params, typed
 from hpsearch.backends.base import AskTellBackend
 from hpsearch.distributed import Coordinator, follow
@@ -26,7 +26,7 @@ from hpsearch.result import BestRun
 from hpsearch.rungs import AUTO, DEFAULT_RUNG_METRIC, RUNG_METRICS
 from hpsearch.runner import TrialRunner
 
-logger = logging.getLogger("hpsearch")
+logger = logging.getLogger(__name__)
 
 
 class Trainer(transformers.Trainer):
@@ -234,7 +234,7 @@ def _check_search(search: Search, trainer: transformers.Trainer, coordinator: An
 
 def _tell_a_changed_setup(search: Search, trainer: transformers.Trainer) -> None:
     """Warn, before the first trial, where the study's earlier runs trained on other data or fixed arguments."""
-    changes = continuity.changed_since(search.study, continuity.SETUP, describe_setup(trainer, search.param_space))
+    changes = continuity.changed_since(search.study, schema.SETUP, describe_setup(trainer, search.param_space))
     if changes:
         logger.warning(
             f"The study {search.study.study_name!r} in this storage was searched on another set-up: "

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpsearch import store
+from hpsearch import schema, store
 from hpsearch.backends.base import Backend
 from hpsearch.errors import ConfigError
 from hpsearch.settings import DEFAULT_STUDY_NAME
@@ -26,8 +26,7 @@ if TYPE_CHECKING:
 
     from hpsearch.lifecycle import Trials
 
-logger = logging.getLogger("hpsearch")
-WARM_START = "hpsearch:warm_start"  # beside the study: its source and what it queued; beside a trial: its origin
+logger = logging.getLogger(__name__)
 BEST_TRIALS = 3  # how many of the earlier study's best trials are queued, at most
 _FIXES = {  # the way out, for the backends that never run a queued trial
     "ray": "give Tune's search algorithm the earlier points instead, e.g. search_alg=OptunaSearch("
@@ -100,7 +99,9 @@ class WarmStart:
         for reason in [] if self.disjoint else self.skipped:
             logger.info(f"Warm start from {self.source}: skipped {reason}.")
         queued = [(trials.enqueue(self._waiting(n, point)), n) for n, point in self.points]
-        trials.remember(WARM_START, {"source": self.source, "trials": [{"trial": q, "from": n} for q, n in queued]})
+        trials.remember(
+            schema.WARM_START, {"source": self.source, "trials": [{"trial": q, "from": n} for q, n in queued]}
+        )
         if queued:
             logger.info(
                 f"Warm start from {self.source}: its trials {[n for _, n in queued]} run first, as trials "
@@ -120,7 +121,7 @@ class WarmStart:
             state=optuna.trial.TrialState.WAITING,
             params=point,
             distributions=fixed.distributions,
-            user_attrs={WARM_START: f"trial {number} of {self.source}"},
+            user_attrs={schema.WARM_START: f"trial {number} of {self.source}"},
         )
 
 

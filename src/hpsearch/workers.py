@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from hpsearch import store
-from hpsearch.errors import ConfigError, SearchFailed, SearchInterrupted, failures_message, interrupted_message
+from hpsearch import failures, schema
+from hpsearch.errors import ConfigError, SearchInterrupted, interrupted_message
 from hpsearch.leaderboard import format_value
 from hpsearch.resources import WorkerShare
 from hpsearch.trial import TrialState
@@ -38,7 +38,7 @@ from hpsearch.trial import TrialState
 if TYPE_CHECKING:
     from hpsearch.engine import Search
 
-logger = logging.getLogger("hpsearch")
+logger = logging.getLogger(__name__)
 INTERRUPTED = 130  # a worker's exit status after Ctrl-C (its trial recorded as interrupted)
 STOP_WAIT = 8.0  # seconds a worker gets to record its interrupted trial before it is killed
 POLL = 0.5  # seconds between two reads of the store for the progress bar
@@ -54,7 +54,7 @@ def run(search: Search, objective: Callable[..., Any], while_running: Callable[[
     arguments = {**search.arguments, "show_progress": False}
     levels = {name: logging.getLogger(name).level for name in _LOGGERS}  # as quiet as the user made this process
     try:
-        payload = cloudpickle.dumps((arguments, objective, while_running, levels))
+        payload = cloudpickle.dumps((type(search), arguments, objective, while_running, levels))  # the class by name
     except Exception as e:
         raise ConfigError(
             f"`n_jobs` sends the objective and the search's arguments to worker processes, but they do not "
@@ -95,13 +95,7 @@ def _check_failures(search: Search, first: int) -> None:
     """After the workers: raise if every trial they ran failed; if some did, warn with what they had in common."""
     ran = [r for r in search.trials.records() if r.number >= first and r.state is not TrialState.RUNNING]
     ran = [r for r in ran if not r.interrupted]
-    failed = [r for r in ran if r.state is TrialState.FAILED]
-    if not failed:
-        return
-    message = failures_message([r.params for r in failed], len(ran), failed[0].error)
-    if len(failed) == len(ran):
-        raise SearchFailed(message)
-    logger.warning(message)
+    failures.check_run([(r.params, r.error or "") for r in ran if r.state is TrialState.FAILED], len(ran))
 
 
 class _Pool:
@@ -197,10 +191,7 @@ class _Pool:
         self.finished_at_death = finished
         if self.deaths_in_a_row > max(3, len(self.search.shares)):
             tail = "".join(self.tails[share.index]).strip()
-            raise SearchFailed(
-                f"{self.deaths_in_a_row} workers died in a row (the last: {how}) with no trial finished between; "
-                f"its last output:\n{tail}"
-            )
+            failures.workers_died(self.deaths_in_a_row, how, tail)
         logger.warning(f"Worker {share.index} died ({how}); a new worker takes its place and recovers its trial.")
         self.start(share, recover=True)
 
@@ -220,7 +211,7 @@ class _Pool:
         import optuna
 
         running = self.trials.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-        return [t.number for t in running if (store.fact(t, store.OWNER) or {}).get("pid") in pids]
+        return [t.number for t in running if (schema.fact(t, schema.OWNER) or {}).get("pid") in pids]
 
     def stop(self) -> None:
         """End every worker: Ctrl-C first (each records its trial as interrupted), then a kill."""
@@ -240,19 +231,18 @@ class _Pool:
 
 
 def main(payload: str, result: str, recover: str) -> int:
-    """A worker: run the search it was sent until no slot is left; its error, if any, written to `result`."""
+    """A worker: build the search it was sent (its class and arguments) and run it until no slot is left; its error,
+    if any, written to `result`."""
     import cloudpickle
 
     _end_with_parent()
     try:
-        arguments, objective, while_running, levels = cloudpickle.loads(Path(payload).read_bytes())
+        search_class, arguments, objective, while_running, levels = cloudpickle.loads(Path(payload).read_bytes())
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
         optuna = logging.getLogger("optuna")  # its study-created lines: said once, by the search's process
         optuna.setLevel(max(optuna.getEffectiveLevel(), logging.WARNING))
-        from hpsearch.engine import Search
-
-        search = Search(**arguments)
+        search = search_class(**arguments)
         if recover == "1":
             search.recover()
         with while_running() if while_running is not None else contextlib.nullcontext():

@@ -12,7 +12,7 @@ from hpsearch.backends.base import AskTellBackend, Loop, Proposal
 from hpsearch.backends.out_of_memory import AvoidOutOfMemory
 from hpsearch.backends.randomness import stream_seed
 from hpsearch.errors import ConfigError
-from hpsearch.fidelity import default_pruner
+from hpsearch.halving import default_pruner
 from hpsearch.lifecycle import LiveTrial
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension, Space, format_hint, is_space

@@ -16,7 +16,7 @@ import numpy
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 
-from hpsearch import store
+from hpsearch import schema
 
 _RESAMPLES = 10  # the sampler's own tries for another value, before one is drawn among those left
 
@@ -43,8 +43,8 @@ class AvoidOutOfMemory(optuna.samplers.BaseSampler):
         ended = study.get_trials(
             deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         )
-        ran = [_discrete(t) for t in ended if not t.constraints.get(store.OUT_OF_MEMORY)]
-        failed = [_discrete(t) for t in ended if t.constraints.get(store.OUT_OF_MEMORY)]
+        ran = [_discrete(t) for t in ended if not t.constraints.get(schema.OUT_OF_MEMORY)]
+        failed = [_discrete(t) for t in ended if t.constraints.get(schema.OUT_OF_MEMORY)]
         return [combination for combination in failed if combination and combination not in ran]
 
     def _completes_a_failure(self, failures: list[dict[str, Any]], chosen: dict[str, Any], name: str) -> bool:

@@ -22,12 +22,13 @@ import ray
 from ray import tune
 from ray.tune.search import BasicVariantGenerator, sample
 
+from hpsearch import failures
 from hpsearch.backends.base import Backend, Loop
 from hpsearch.backends.randomness import stream_seed
 from hpsearch.backends.ray_client import mirroring
 from hpsearch.backends.ray_trainable import NEXT, PROGRESS, ray_trial
 from hpsearch.backends.ray_tune import Mirror, Recorder, ctrl_c_raises, finished_ray_trials, ray_numbers
-from hpsearch.errors import ConfigError, SearchFailed
+from hpsearch.errors import ConfigError
 from hpsearch.fidelity import PROGRESS_END, REDUCTION_FACTOR
 from hpsearch.settings import SearchSettings
 from hpsearch.space import (
@@ -41,7 +42,7 @@ from hpsearch.space import (
     neutral_space,
 )
 
-logger = logging.getLogger("hpsearch")
+logger = logging.getLogger(__name__)
 RAY_DIR = "ray"
 # Schedulers that pause trials or start them from another's checkpoint: the trials report their checkpoints
 PAUSING_SCHEDULERS = (tune.schedulers.PopulationBasedTraining, tune.schedulers.HyperBandScheduler)
@@ -254,8 +255,8 @@ class RayBackend(Backend):
         finally:
             if connected:
                 ray.shutdown()
-        if results is not None and len(results) and len(results.errors) == len(results):
-            raise SearchFailed(f"All {len(results)} trials of this search failed; the first: {results.errors[0]!r}")
+        if results is not None:
+            failures.check_run([(r.config, r.error) for r in results if r.error is not None], len(results))
         return results
 
     def _tuner(self, trainable: Any, n_trials: int, root: str, name: str, stream: int) -> tune.Tuner:

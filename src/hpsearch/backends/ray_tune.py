@@ -15,30 +15,28 @@ import re
 import signal
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import optuna
 import ray
 from ray import tune
 
-from hpsearch import store
+from hpsearch import compat, schema, store
 from hpsearch.backends.ray_client import mirrors, outbox_name
 from hpsearch.backends.ray_trainable import PROGRESS, place
 from hpsearch.errors import ObjectiveError, SearchFailed
+from hpsearch.failures import FailurePolicy
 from hpsearch.lifecycle import LiveTrial, Trials
 from hpsearch.space import Space, plain
 from hpsearch.trial import TrialState
-
-RAY_TRIAL_ID = "hpsearch:ray_trial_id"  # Ray's id of a trial, beside it in the store
 
 
 def ray_numbers(study: optuna.Study) -> dict[str, int]:
     """Ray's id of each trial the store holds, with its number there."""
     return {
-        store.fact(frozen, RAY_TRIAL_ID): frozen.number
+        schema.fact(frozen, schema.RAY_TRIAL_ID): frozen.number
         for frozen in study.get_trials(deepcopy=False)
-        if store.fact(frozen, RAY_TRIAL_ID) is not None
+        if schema.fact(frozen, schema.RAY_TRIAL_ID) is not None
     }
 
 
@@ -79,19 +77,10 @@ def finished_ray_trials(study: optuna.Study) -> dict[str, float | None]:
     finished = {}
     for frozen in study.get_trials(deepcopy=False):
         record = store.to_record(frozen)
-        ray_trial_id = store.fact(frozen, RAY_TRIAL_ID)
+        ray_trial_id = schema.fact(frozen, schema.RAY_TRIAL_ID)
         if ray_trial_id is not None and record.counts:
             finished[ray_trial_id] = record.values[0] if record.values else None
     return finished
-
-
-def _error_text(trial: Any) -> str:
-    """A failed trial's error as Ray wrote it: its local error file (`get_error` reads the copy in
-    the experiment's storage, which is synced later)."""
-    error_file = trial.error_file
-    if error_file and os.path.exists(error_file):
-        return Path(error_file).read_text()
-    return str(trial.get_error())
 
 
 class Mirror:
@@ -106,7 +95,7 @@ class Mirror:
 
     def _record(self, ray_trial_id: str, config: dict[str, Any]) -> LiveTrial:
         params = {name: plain(value) for name, value in config.items()}
-        return self.trials.create(params, self.space, **{RAY_TRIAL_ID: ray_trial_id})
+        return self.trials.create(params, self.space, **{schema.RAY_TRIAL_ID: ray_trial_id})
 
     def started(self, ray_trial_id: str, config: dict[str, Any]) -> None:
         # not when Ray lost its record when the driver died (the store has it), nor when a trial Ray paused,
@@ -174,14 +163,14 @@ class Recorder(tune.Callback):
 
     def __init__(self, study_name: str, max_consecutive_failed_trials: int | None):
         self.study_name = study_name
-        self.max_failed_in_a_row = max_consecutive_failed_trials
         self.stop: Exception | None = None  # what ends the search at Tune's next step
-        self._failed: list[str] = []  # the errors of the trials that failed in a row
+        self._failures = FailurePolicy(max_consecutive_failed_trials)
         self._outbox: Any = None
         self._announced: set[str] = set()  # the trials told as started
 
     def __getstate__(self) -> dict[str, Any]:  # a rerun starts with the code fixed
-        return {**self.__dict__, "_outbox": None, "stop": None, "_failed": [], "_announced": set()}
+        fresh = FailurePolicy(self._failures.max_in_a_row)
+        return {**self.__dict__, "_outbox": None, "stop": None, "_failures": fresh, "_announced": set()}
 
     def _send(self, method: str, *args: Any) -> None:
         mirror = mirrors.get(self.study_name)
@@ -213,19 +202,18 @@ class Recorder(tune.Callback):
             self._send("reported", trial.trial_id, result[PROGRESS], result["objective"])
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        result = trial.last_result or {}
+        result, checkpoint = compat.ray_trial_end(trial)
         final = {key: result[key] for key in ("objective", "hpsearch_final", "hpsearch_model") if key in result}
-        self._send("completed", trial.trial_id, final, trial.checkpoint)
-        self._failed = []
+        self._send("completed", trial.trial_id, final, checkpoint)
+        self._failures.ended(dict(trial.config), None)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        error = _error_text(trial)
+        error = compat.ray_trial_error(trial)
         self._send("failed", trial.trial_id, error)
-        self._failed.append(error.strip().splitlines()[-1])
         if mistake := re.search(rf"{ObjectiveError.__name__}: (.*)", error):
             self.stop = ObjectiveError(mistake[1])  # a mistake in the code
-        elif self.max_failed_in_a_row is not None and len(self._failed) >= self.max_failed_in_a_row:
-            self.stop = SearchFailed(
-                f"{len(self._failed)} trials in a row failed (max_consecutive_failed_trials="
-                f"{self.max_failed_in_a_row}), so the search stopped; the first error: {self._failed[0]}"
-            )
+            return
+        try:
+            self._failures.ended(dict(trial.config), error.strip().splitlines()[-1])
+        except SearchFailed as stop:  # raised in Tune's loop, at its next step
+            self.stop = stop

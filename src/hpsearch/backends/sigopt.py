@@ -17,19 +17,18 @@ from typing import Any
 from sigopt import Connection
 from sigopt.objects import ApiObject, Suggestion
 
-from hpsearch import extras
+from hpsearch import extras, schema
 from hpsearch.backends.base import AskTellBackend, Loop, Proposal
 from hpsearch.backends.randomness import PrivateRandomState
 from hpsearch.errors import ConfigError, MissingExtra
-from hpsearch.fidelity import default_pruner
+from hpsearch.halving import default_pruner
 from hpsearch.lifecycle import Trials
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Categorical, Dimension, Float, Int, called_with_no_trial, format_hint, is_space, plain
 from hpsearch.trial import TrialState
 
-logger = logging.getLogger("hpsearch")
+logger = logging.getLogger(__name__)
 TYPES = ("double", "int", "categorical")
-_EXPERIMENT = "hpsearch.sigopt_experiment"
 
 
 def to_sigopt(name: str, dim: Dimension) -> dict[str, Any]:
@@ -185,7 +184,7 @@ class SigOptBackend(AskTellBackend):
         """Continue the server experiment of an earlier run, or create one (the embedded optimizer keeps
         nothing on disk, so its new experiment is given every finished trial first)."""
         experiments = self.connection.experiments
-        earlier = trials.recall(_EXPERIMENT)
+        earlier = trials.recall(schema.SIGOPT_EXPERIMENT)
         if self.server and earlier is not None:
             self.experiment_id = experiments(earlier).fetch().id
             return
@@ -196,7 +195,7 @@ class SigOptBackend(AskTellBackend):
             observation_budget=self.settings.n_trials,
         )
         self.experiment_id = experiment.id
-        trials.remember(_EXPERIMENT, experiment.id)
+        trials.remember(schema.SIGOPT_EXPERIMENT, experiment.id)
         if not self.server:
             finished = self._replay(trials)
             if finished:

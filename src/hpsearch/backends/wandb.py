@@ -29,6 +29,7 @@ import sweeps.hyperband_stopping  # noqa: F401
 import sweeps.random_search  # noqa: F401
 import wandb
 
+from hpsearch import compat, schema
 from hpsearch.backends.base import AskTellBackend, Loop, Proposal
 from hpsearch.backends.randomness import PrivateRandomState
 from hpsearch.backends.wandb_sweep import SWEEP_STATES, sweep_config, sweep_goal, sweep_run, to_neutral
@@ -42,8 +43,7 @@ from hpsearch.space import (
 )
 from hpsearch.trial import TrialState
 
-logger = logging.getLogger("hpsearch")
-_LOCAL_SWEEP = "hpsearch.wandb_sweep_id"
+logger = logging.getLogger(__name__)
 # bands at a run's 1st, 2nd, 4th... reported values (the rungs), each keeping the better half
 DEFAULT_EARLY_TERMINATE = {"type": "hyperband", "min_iter": 1, "eta": 2}
 
@@ -109,7 +109,7 @@ class WandbBackend(AskTellBackend):
         if self.server is not None:
             return self.server
         if self.sweep_id:
-            return trials is None or self.sweep_id != trials.recall(_LOCAL_SWEEP)
+            return trials is None or self.sweep_id != trials.recall(schema.WANDB_SWEEP)
         return bool(os.environ.get("WANDB_API_KEY")) and os.environ.get("WANDB_MODE") not in ("offline", "disabled")
 
     def param_space(self) -> dict[str, Dimension | None]:
@@ -137,8 +137,8 @@ class WandbBackend(AskTellBackend):
             # the engine's own random state, this worker's
             self.random_state = PrivateRandomState(self.seed, stream=len(self.runs), worker=self.settings.worker)
             self.trials = loop.trials
-            self.sweep_id = loop.trials.recall(_LOCAL_SWEEP) or secrets.token_hex(4)
-            loop.trials.remember(_LOCAL_SWEEP, self.sweep_id)
+            self.sweep_id = loop.trials.recall(schema.WANDB_SWEEP) or secrets.token_hex(4)
+            loop.trials.remember(schema.WANDB_SWEEP, self.sweep_id)
             self._set_environment()
             loop.run()
             return self.sweep_id
@@ -160,7 +160,7 @@ class WandbBackend(AskTellBackend):
         os.environ.update(WANDB_PROJECT=self.project, WANDB_ENTITY=self.entity or "")
 
     def _settings(self) -> wandb.Settings:
-        return wandb.Settings(silent=True, console="off", disable_git=True, save_code=False, x_disable_stats=True)
+        return compat.quiet_wandb_settings()
 
     def ask(self) -> Proposal | None:
         if self.settings.workers > 1:  # the runs the other workers finished meanwhile

@@ -24,7 +24,7 @@ from hpsearch.space import (
 )
 from hpsearch.trial import TrialRecord, TrialState
 
-logger = logging.getLogger("hpsearch")
+logger = logging.getLogger(__name__)
 METHODS = ("random", "grid", "bayes")
 SWEEP_STATES = {
     TrialState.COMPLETE: sweeps.RunState.finished,
