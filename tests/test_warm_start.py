@@ -7,8 +7,8 @@ import pytest
 
 import hpsearch
 from hpsearch import ConfigError, TrialState, store
+from hpsearch.schema import WARM_START
 from hpsearch.space import Categorical, Float, Int
-from hpsearch.warm_start import WARM_START
 
 SPACE = {"x": Float(-3.0, 3.0), "n": Int(0, 3), "kind": Categorical(["a", "b"])}
 
