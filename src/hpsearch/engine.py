@@ -17,7 +17,7 @@ from typing import Any
 
 from hpsearch import continuity, failures, liveness, resources, store, workers
 from hpsearch.backends.base import Backend, get_backend
-from hpsearch.errors import ConfigError, SearchInterrupted, interrupted_message
+from hpsearch.errors import ConfigError, SearchInterrupted, check_number, interrupted_message
 from hpsearch.leaderboard import print_leaderboard
 from hpsearch.lifecycle import Trials
 from hpsearch.loop import SearchLoop
@@ -227,21 +227,15 @@ class Search:
 
 
 def _check_search_arguments(n_trials: Any, timeout: Any, gc_after_trial: Any, max_consecutive_failed_trials: Any):
-    if isinstance(n_trials, bool) or not isinstance(n_trials, int) or n_trials < 1:
-        raise ConfigError(f"`n_trials` must be an int >= 1. Received: n_trials={n_trials!r}.")
-    if timeout is not None and timeout <= 0:
-        raise ConfigError(f"`timeout` must be a positive number of seconds. Received: timeout={timeout!r}.")
+    check_number("n_trials", n_trials, 1)
+    check_number("timeout", timeout, 0, integer=False, allowed=(None,), says=" (seconds), or None for no limit")
     if gc_after_trial is not True:
         raise ConfigError(
             f"`gc_after_trial` must be True: hpsearch always releases a trial's memory (its model, optimizer, "
             f"the garbage collector, the GPU cache) before the next. Received: gc_after_trial={gc_after_trial!r}."
         )
-    limit = max_consecutive_failed_trials
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ConfigError(
-            f"`max_consecutive_failed_trials` must be an int >= 1, or None to never stop for failures. "
-            f"Received: max_consecutive_failed_trials={limit!r}."
-        )
+    limit, never = max_consecutive_failed_trials, ", or None to never stop for failures"
+    check_number("max_consecutive_failed_trials", limit, 1, allowed=(None,), says=never)
 
 
 def _check_writable(directory: str) -> None:

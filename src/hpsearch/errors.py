@@ -64,6 +64,21 @@ def _one_line_for_interrupts(previous: Callable[..., Any]) -> Callable[..., Any]
     return excepthook
 
 
+def check_number(
+    name: str, value: Any, minimum: float, *, integer: bool = True, allowed: Sequence[Any] = (), says: str = ""
+) -> None:
+    """Refuse, before any training, an argument that is not an int >= `minimum` (`integer=False`: a number above it)
+    nor one of `allowed` (None, -1, "auto": exactly those); a bool is no number. The message names the argument,
+    what it takes (`says` what the rest mean: ", or None to never stop"), and what it received."""
+    if any(value is a or (type(value) is type(a) and value == a) for a in allowed):
+        return
+    kinds = int if integer else (int, float)
+    if isinstance(value, kinds) and not isinstance(value, bool) and (value >= minimum if integer else value > minimum):
+        return
+    what = f"an int >= {minimum}" if integer else f"a number > {minimum}"
+    raise ConfigError(f"`{name}` must be {what}{says}. Received: {name}={value!r}.")
+
+
 def interrupted_message(trials: Sequence[int]) -> str:
     """The one line a Ctrl-C'd search ends with (`SearchInterrupted`), naming the trials it stopped."""
     during = f"during trial {', '.join(map(str, trials))}" if trials else "between trials"

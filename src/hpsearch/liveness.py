@@ -24,7 +24,7 @@ import psutil
 import sqlalchemy
 
 from hpsearch import compat, schema
-from hpsearch.errors import ConfigError
+from hpsearch.errors import ConfigError, check_number
 
 if TYPE_CHECKING:
     import optuna
@@ -61,13 +61,9 @@ def settings(storage: Any, heartbeat_interval: Any, grace_period: Any, retry_sta
     """The heartbeat settings of a database storage URL (hpsearch's defaults where not given); none for
     another storage, where giving them is a mistake (a storage object keeps its own)."""
     for name, value in (("heartbeat_interval", heartbeat_interval), ("grace_period", grace_period)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ConfigError(f"`{name}` must be a whole number of seconds >= 1. Received: {name}={value!r}.")
+        check_number(name, value, 1, allowed=(None,), says=" (seconds), or None for the default")
     retries = retry_stale_trials
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ConfigError(
-            f"`retry_stale_trials` must be a whole number >= 0. Received: retry_stale_trials={retries!r}."
-        )
+    check_number("retry_stale_trials", retries, 0)
     if not isinstance(storage, str):
         if heartbeat_interval is not None or grace_period is not None or retries:
             raise ConfigError(

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.errors import ConfigError
+from hpsearch.errors import ConfigError, check_number
 
 if TYPE_CHECKING:
     from hpsearch.backends.base import Backend
@@ -66,14 +66,10 @@ def _gpu_count() -> int:
 
 def check_n_jobs(n_jobs: object, trials_per_gpu: object, threads_per_trial: object) -> None:
     """The arguments' types and ranges, whatever the machine."""
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
-        raise ConfigError(
-            f"`n_jobs` must be an int >= 1 (trials at once, each in a worker process), or -1 for as many as this "
-            f"machine holds. Received: n_jobs={n_jobs!r}."
-        )
+    at_once = " (trials at once, each in a worker process), or -1 for as many as this machine holds"
+    check_number("n_jobs", n_jobs, 1, allowed=(-1,), says=at_once)
     for name, value in (("trials_per_gpu", trials_per_gpu), ("threads_per_trial", threads_per_trial)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ConfigError(f"`{name}` must be an int >= 1, or None. Received: {name}={value!r}.")
+        check_number(name, value, 1, allowed=(None,), says=", or None")
 
 
 def plan(

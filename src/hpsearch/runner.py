@@ -15,7 +15,8 @@ import copy
 import functools
 import gc
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from hpsearch.fidelity import progress
 from hpsearch.objective import check_values, is_better, objective_names
 from hpsearch.recipe import rebuild_trainer, trainer_recipe
 from hpsearch.rungs import AUTO, DEFAULT_RUNG_METRIC, RungEvaluations, rung_score, rung_sources
+from hpsearch.settings import DEFAULT_STUDY_NAME
 from hpsearch.tracking import TrialTracking
 from hpsearch.trial import Trial, check_searched
 
@@ -71,8 +73,22 @@ class _Reporter(transformers.TrainerCallback):
             control.should_save = False
 
 
-def _rebuild_runner(recipe: dict[str, Any], options: dict[str, Any]) -> TrialRunner:
-    return TrialRunner(rebuild_trainer(recipe), **options)
+def _rebuild_runner(recipe: dict[str, Any], *arguments: Any) -> TrialRunner:
+    return TrialRunner(rebuild_trainer(recipe), *arguments)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How each trial of a Trainer search runs, as rank 0 decided it: shared with the other DDP ranks, and carried
+    with the runner to Ray's workers. The user's functions (`compute_objective`, `hp_name`) go beside it."""
+
+    directions: tuple[str, ...]
+    objective_at: str = "last"
+    rungs: tuple[int, ...] = ()  # progress points of the rung evaluations
+    rung_eval_size: int | str | None = AUTO
+    rung_metric: str = DEFAULT_RUNG_METRIC
+    study_name: str = DEFAULT_STUDY_NAME
+    keep_checkpoints: bool = False  # a finished trial's run directory: kept, or deleted
 
 
 class TrialRunner:
@@ -86,38 +102,24 @@ class TrialRunner:
         self,
         trainer: transformers.Trainer,
         compute_objective: Callable[[dict[str, float]], Any],
-        directions: Sequence[str],
+        settings: RunSettings,
         hp_name: Callable[[Any], str] | None = None,
-        objective_at: str = "last",
-        rungs: Sequence[int] = (),
-        rung_eval_size: int | str | None = AUTO,
-        rung_metric: str = DEFAULT_RUNG_METRIC,
-        study_name: str = "hpsearch",
-        keep_checkpoints: bool = False,
     ):
-        self.trainer = trainer
-        self.compute_objective = compute_objective
-        self.directions = list(directions)
-        self.hp_name = hp_name
-        self.objective_at = objective_at
-        self.rungs = tuple(rungs) if len(self.directions) == 1 else ()  # progress points; several objectives prune not
-        self.rung_eval_size = rung_eval_size
-        self.rung_metric = rung_metric
-        self.study_name = study_name
-        self.keep_checkpoints = keep_checkpoints  # a finished trial's run directory: kept, or deleted
+        self.trainer, self.settings = trainer, settings
+        self.compute_objective, self.hp_name = compute_objective, hp_name
+        self.directions = list(settings.directions)
+        self.rungs = settings.rungs if len(self.directions) == 1 else ()  # several objectives are not pruned
         self.base_args = trainer.args
         self.output_dir = Path(trainer.args.output_dir)
         self._model_checked = False  # whether the searched model hyperparameters were looked for in a model yet
 
     def __reduce__(self) -> tuple:
-        names = ("compute_objective", "directions", "hp_name", "objective_at", "rungs", "rung_eval_size", "rung_metric")
-        options = {name: getattr(self, name) for name in (*names, "study_name", "keep_checkpoints")}
-        return _rebuild_runner, (trainer_recipe(self.trainer), options)
+        return _rebuild_runner, (trainer_recipe(self.trainer), self.compute_objective, self.settings, self.hp_name)
 
     @functools.cached_property
     def _rung_sources(self) -> list[tuple[str, Any]]:
         """The evaluation sets the rungs score, drawn once for every trial of the search."""
-        return rung_sources(self.trainer, self.rung_eval_size, self.study_name)
+        return rung_sources(self.trainer, self.settings.rung_eval_size, self.settings.study_name)
 
     def trial_args(self, trial: Trial) -> transformers.TrainingArguments:
         """The trial's `TrainingArguments`: the user's, with the trial's fields (its run directory is
@@ -137,10 +139,10 @@ class TrialRunner:
         reporter = _Reporter(self, trial)
         callbacks = [reporter]
         if self.rungs:
-            score = rung_score(self.rung_metric, self.compute_objective, self.directions[0])
-            loss_only = self.rung_metric == "loss"
+            score = rung_score(self.settings.rung_metric, self.compute_objective, self.directions[0])
+            loss_only = self.settings.rung_metric == "loss"
             callbacks.append(RungEvaluations(trainer, trial, self.rungs, score, self._rung_sources, loss_only))
-        tracking = TrialTracking(trainer, self.output_dir, self.study_name)
+        tracking = TrialTracking(trainer, self.output_dir, self.settings.study_name)
         model_init = trainer.model_init
         trainer.args = args
         compat.set_train_batch_size(trainer, args.train_batch_size)
@@ -169,7 +171,7 @@ class TrialRunner:
             self._release()
             if not failed:  # a rank that failed leaves at once: the launcher (torchrun) ends the others
                 _wait_for_every_rank()
-            if not (self.keep_checkpoints or trial.pausing):  # a paused trial resumes from its checkpoint there
+            if not (self.settings.keep_checkpoints or trial.pausing):  # a paused trial resumes from its checkpoint
                 shutil.rmtree(args.output_dir, ignore_errors=True)
 
     def _start(
@@ -216,7 +218,7 @@ class TrialRunner:
         step = _step_of(self.trainer.state.best_model_checkpoint) if ends_at_best else max(reporter.values)
         if len(self.directions) > 1:
             return reporter.values[step]
-        if self.objective_at == "last":
+        if self.settings.objective_at == "last":
             objective = reporter.values[step]
             trial.offer_model(check_values(objective, 1)[0], self._save_model)
             return objective
@@ -228,7 +230,7 @@ class TrialRunner:
 
     def on_evaluation(self, trial: Trial, value: float) -> None:
         """With `objective_at='best'`, every evaluation offers its model: the best one is kept."""
-        if self.objective_at == "best":
+        if self.settings.objective_at == "best":
             trial.offer_model(value, self._save_model)
 
     def _save_model(self, directory: str) -> None:

@@ -18,13 +18,13 @@ from hpsearch.arguments import check_params, typed
 from hpsearch.backends.base import AskTellBackend
 from hpsearch.distributed import Coordinator, follow
 from hpsearch.engine import Search
-from hpsearch.errors import ConfigError, RankFailed
+from hpsearch.errors import ConfigError, RankFailed, check_number
 from hpsearch.fidelity import DEFAULT_EVALS_PER_TRIAL, rung_points
 from hpsearch.fingerprint import describe_setup
 from hpsearch.objective import default_compute_objective
 from hpsearch.result import BestRun
 from hpsearch.rungs import AUTO, DEFAULT_RUNG_METRIC, RUNG_METRICS
-from hpsearch.runner import TrialRunner
+from hpsearch.runner import RunSettings, TrialRunner
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def hyperparameter_search(
     _check_arguments(trainer, compute_objective, objective_at, evals_per_trial, rung_eval_size, rung_metric)
     coordinator = Coordinator() if trainer.args.world_size > 1 else None
     if coordinator is not None and not coordinator.leads:
-        return _follow(coordinator, trainer, compute_objective, hp_name, objective_at)
+        return _follow(coordinator, trainer, compute_objective, hp_name)
     try:
         kwargs.setdefault("storage", store.storage_url(trainer.args.output_dir))
         kwargs.setdefault("pause_trials", True)  # a trial resumes from the checkpoint it paused at
@@ -160,18 +160,18 @@ def hyperparameter_search(
         )
         _check_search(search, trainer, coordinator, objective_at)
         _tell_a_changed_setup(search, trainer)
-        settings = {
-            "directions": search.directions,
-            "rungs": rungs if search.backend.can_prune else (),  # scores no pruner looks at: not worth their time
-            "rung_eval_size": rung_eval_size,
-            "rung_metric": rung_metric,
-            "study_name": search.settings.study_name,
-            "keep_checkpoints": keep_checkpoints,
-        }
+        settings = RunSettings(
+            directions=tuple(search.directions),
+            objective_at=objective_at,
+            rungs=rungs if search.backend.can_prune else (),  # scores no pruner looks at: not worth their time
+            rung_eval_size=rung_eval_size,
+            rung_metric=rung_metric,
+            study_name=search.settings.study_name,
+            keep_checkpoints=keep_checkpoints,
+        )
         if coordinator is not None:
             coordinator.share(("settings", settings))
-        objective = compute_objective or default_compute_objective
-        runner = TrialRunner(trainer, objective, hp_name=hp_name, objective_at=objective_at, **settings)
+        runner = TrialRunner(trainer, compute_objective or default_compute_objective, settings, hp_name)
         search.run(runner, while_running=runner.trials_only_collected)
     except BaseException as e:
         if coordinator is not None:
@@ -208,14 +208,9 @@ def _check_arguments(
         raise ConfigError(f"`compute_objective` must be a function of the metrics. Received: {compute_objective!r}.")
     if objective_at not in ("last", "best"):
         raise ConfigError(f"`objective_at` must be 'last' or 'best'. Received: objective_at={objective_at!r}.")
-    if evals_per_trial is not None and (not isinstance(evals_per_trial, int) or evals_per_trial < 0):
-        raise ConfigError(f"`evals_per_trial` must be an int >= 0. Received: evals_per_trial={evals_per_trial!r}.")
-    size = rung_eval_size
-    if size not in (None, AUTO) and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-        raise ConfigError(
-            f"`rung_eval_size` must be an int >= 1, 'auto', or None for the whole evaluation set. Received: "
-            f"rung_eval_size={rung_eval_size!r}."
-        )
+    check_number("evals_per_trial", evals_per_trial, 0, allowed=(None,), says=", or None for the default (3)")
+    whole = ", 'auto', or None for the whole evaluation set"
+    check_number("rung_eval_size", rung_eval_size, 1, allowed=(None, AUTO), says=whole)
     if rung_metric not in RUNG_METRICS:
         raise ConfigError(f"`rung_metric` must be one of {list(RUNG_METRICS)}. Received: rung_metric={rung_metric!r}.")
 
@@ -248,19 +243,12 @@ def _follow(
     trainer: transformers.Trainer,
     compute_objective: Callable[[dict[str, float]], Any] | None,
     hp_name: Callable[[Any], str] | None,
-    objective_at: str,
 ) -> None:
     """A DDP rank other than 0: train the trials rank 0 chooses, stopping when it says."""
     kind, settings = coordinator.share()
     if kind == "abort":
         raise RankFailed(f"The search stopped on rank 0: {settings}")
-    runner = TrialRunner(
-        trainer,
-        compute_objective or default_compute_objective,
-        hp_name=hp_name,
-        objective_at=objective_at,
-        **settings,
-    )
+    runner = TrialRunner(trainer, compute_objective or default_compute_objective, settings, hp_name)
     with runner.trials_only_collected():
         follow(coordinator, runner)
     return None

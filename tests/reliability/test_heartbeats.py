@@ -86,8 +86,8 @@ def test_a_worker_frozen_before_its_first_beat_is_taken_for_dead_too(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"heartbeat_interval": 0}, "`heartbeat_interval` must be a whole number of seconds >= 1"),
-        ({"grace_period": 1.5}, "`grace_period` must be a whole number of seconds >= 1"),
+        ({"heartbeat_interval": 0}, r"`heartbeat_interval` must be an int >= 1 \(seconds\)"),
+        ({"grace_period": 1.5}, r"`grace_period` must be an int >= 1 \(seconds\)"),
         ({"heartbeat_interval": 10, "grace_period": 5}, "`grace_period` must be at least `heartbeat_interval`"),
     ],
 )
