@@ -65,17 +65,27 @@ def _one_line_for_interrupts(previous: Callable[..., Any]) -> Callable[..., Any]
 
 
 def check_number(
-    name: str, value: Any, minimum: float, *, integer: bool = True, allowed: Sequence[Any] = (), says: str = ""
+    name: str,
+    value: Any,
+    minimum: float,
+    maximum: float | None = None,
+    *,
+    integer: bool = True,
+    allowed: Sequence[Any] = (),
+    says: str = "",
 ) -> None:
-    """Refuse, before any training, an argument that is not an int >= `minimum` (`integer=False`: a number above it)
-    nor one of `allowed` (None, -1, "auto": exactly those); a bool is no number. The message names the argument,
-    what it takes (`says` what the rest mean: ", or None to never stop"), and what it received."""
+    """Refuse, before any training, an argument that is not an int from `minimum` (to `maximum`; `integer=False`: a
+    number above `minimum`) nor one of `allowed` (None, -1, "auto": exactly those); a bool is no number. The message
+    names the argument, what it takes (`says` what the rest mean: ", or None to never stop"), and what it received."""
     if any(value is a or (type(value) is type(a) and value == a) for a in allowed):
         return
     kinds = int if integer else (int, float)
-    if isinstance(value, kinds) and not isinstance(value, bool) and (value >= minimum if integer else value > minimum):
-        return
+    if isinstance(value, kinds) and not isinstance(value, bool):
+        above = value >= minimum if integer else value > minimum
+        if above and (maximum is None or value <= maximum):
+            return
     what = f"an int >= {minimum}" if integer else f"a number > {minimum}"
+    what = f"an int from {minimum} to {maximum}" if maximum is not None else what
     raise ConfigError(f"`{name}` must be {what}{says}. Received: {name}={value!r}.")
 
 

@@ -19,11 +19,12 @@ if TYPE_CHECKING:
 PROGRESS_END = 1000  # progress of a finished trial's training
 REDUCTION_FACTOR = 3  # each rung keeps the best third (ASHA's eta)
 DEFAULT_EVALS_PER_TRIAL = 3  # rungs at 1/9 and 1/3 of training, then the trial's own final evaluation
+MAX_EVALS_PER_TRIAL = 7  # the finest rung at 1/729 of training: one thousandth, the unit of progress
 
 
 def rung_points(evals_per_trial: int) -> tuple[int, ...]:
     """The progress points of the rung evaluations for `evals_per_trial` evaluations a trial (the last
-    being the trial's own final one): 3 -> (111, 333). None below 2."""
+    being the trial's own final one): 3 -> (111, 333). None below 2; up to `MAX_EVALS_PER_TRIAL`."""
     count = max(evals_per_trial - 1, 0)
     return tuple(round(PROGRESS_END / REDUCTION_FACTOR**k) for k in range(count, 0, -1))
 

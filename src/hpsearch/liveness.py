@@ -170,7 +170,9 @@ def on_stale(retries: int) -> Callable[[optuna.Study, optuna.trial.FrozenTrial],
     first)."""
     import optuna
 
-    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries) if retries else None
+    with warnings.catch_warnings():  # optuna marks it experimental; hpsearch's users chose none of it
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries) if retries else None
 
     def callback(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
         study.set_user_attr(f"{schema.STALE}{frozen.number}", True)

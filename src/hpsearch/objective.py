@@ -72,6 +72,8 @@ def check_values(result: Any, n_objectives: int) -> list[float]:
     checked = []
     for value in values:
         try:
+            if isinstance(value, (str, bytes, bool)):  # a number's text, or True, is a mistake: no number
+                raise TypeError
             number = float(value)
         except (TypeError, ValueError):
             raise ObjectiveError(

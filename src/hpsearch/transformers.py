@@ -19,7 +19,7 @@ from hpsearch.backends.base import AskTellBackend
 from hpsearch.distributed import Coordinator, follow
 from hpsearch.engine import Search
 from hpsearch.errors import ConfigError, RankFailed, check_number
-from hpsearch.fidelity import DEFAULT_EVALS_PER_TRIAL, rung_points
+from hpsearch.fidelity import DEFAULT_EVALS_PER_TRIAL, MAX_EVALS_PER_TRIAL, rung_points
 from hpsearch.fingerprint import describe_setup
 from hpsearch.objective import default_compute_objective
 from hpsearch.result import BestRun
@@ -208,7 +208,8 @@ def _check_arguments(
         raise ConfigError(f"`compute_objective` must be a function of the metrics. Received: {compute_objective!r}.")
     if objective_at not in ("last", "best"):
         raise ConfigError(f"`objective_at` must be 'last' or 'best'. Received: objective_at={objective_at!r}.")
-    check_number("evals_per_trial", evals_per_trial, 0, allowed=(None,), says=", or None for the default (3)")
+    finest = f" (its finest rung: 1/3**{MAX_EVALS_PER_TRIAL - 1} of training), or None for the default (3)"
+    check_number("evals_per_trial", evals_per_trial, 0, MAX_EVALS_PER_TRIAL, allowed=(None,), says=finest)
     whole = ", 'auto', or None for the whole evaluation set"
     check_number("rung_eval_size", rung_eval_size, 1, allowed=(None, AUTO), says=whole)
     if rung_metric not in RUNG_METRICS:

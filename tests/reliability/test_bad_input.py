@@ -191,7 +191,12 @@ def lr_space(trial):
     [
         ({"backend": "hyperopt"}, r"must be one of \['optuna', 'sigopt', 'ray', 'wandb'\]"),
         ({"objective_at": "first"}, "objective_at` must be 'last' or 'best'"),
-        ({"evals_per_trial": -1}, r"`evals_per_trial` must be an int >= 0. Received: evals_per_trial=-1"),
+        ({"evals_per_trial": -1}, r"`evals_per_trial` must be an int from 0 to 7 .* Received: evals_per_trial=-1"),
+        (
+            {"evals_per_trial": 8},
+            r"`evals_per_trial` must be an int from 0 to 7 \(its finest rung: 1/3\*\*6 of training\)",
+        ),
+        ({"evals_per_trial": True}, r"`evals_per_trial` must be an int from 0 to 7 .* Received: evals_per_trial=True"),
         ({"rung_eval_size": 0}, r"`rung_eval_size` must be an int >= 1, 'auto', or None .* Received: rung_eval_size=0"),
         ({"rung_metric": "accuracy"}, r"`rung_metric` must be one of \['loss', 'objective'\]. Received: rung_metric="),
         (
