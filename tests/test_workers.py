@@ -18,7 +18,7 @@ import pytest
 
 import hpsearch
 from hpsearch import ConfigError, TrialState, schema, store
-from hpsearch.resources import Machine, plan
+from hpsearch.executors.resources import Machine, plan
 from tests.reliability.spaces import native_space
 
 SCRIPT = Path(__file__).with_name("parallel_search.py")
@@ -46,7 +46,7 @@ def worker_processes() -> list[psutil.Process]:
     alive = []
     for child in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if "hpsearch.workers" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+            if "hpsearch.executors.workers" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
                 alive.append(child)
     return alive
 

@@ -15,9 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hpsearch import continuity, failures, liveness, resources, store, workers
+from hpsearch import continuity, failures, liveness, store
 from hpsearch.backends.base import Backend, get_backend
 from hpsearch.errors import ConfigError, SearchInterrupted, check_number, interrupted_message
+from hpsearch.executors import resources
+from hpsearch.executors.base import Executor
+from hpsearch.executors.in_process import InProcess
+from hpsearch.executors.workers import WorkerProcesses
 from hpsearch.leaderboard import print_leaderboard
 from hpsearch.lifecycle import Trials
 from hpsearch.loop import SearchLoop
@@ -54,7 +58,7 @@ class Search:
         max_consecutive_failed_trials: stop after this many trials in a row failed (None: never).
         show_progress: a progress bar and, at the end, the leaderboard.
         n_jobs: how many trials run at once, each in a worker process of its own on the study's storage
-            (`hpsearch.workers`); -1: as many as the machine holds (a worker per GPU x `trials_per_gpu`,
+            (`hpsearch.executors.workers`); -1: as many as the machine holds (a worker per GPU x `trials_per_gpu`,
             else per `threads_per_trial` CPU cores). Ray schedules its own trials: there it is Ray's
             `max_concurrent_trials`.
         trials_per_gpu: on a GPU machine, how many workers share each GPU (default: the workers spread evenly).
@@ -157,6 +161,8 @@ class Search:
         self.native: Any = None
         if self.shares:
             resources.check_shareable(self.settings.storage, coordinator)
+        # where the trials run (the first worker recovers: the process that resumes a crashed trial runs it)
+        self.executor: Executor = WorkerProcesses() if self.shares else InProcess()
         if plan:
             logger.info(f"hpsearch: n_jobs={n_jobs}: {plan}.")
 
@@ -179,12 +185,7 @@ class Search:
         continuity.check_space(self.study, self.param_space, self.backend.name)
         if self.warm_start is not None:  # the earlier study's best trials, queued in a new study
             self.warm_start.enqueue(self.trials)
-        if self.shares:  # the first worker recovers: the process that resumes a crashed trial runs it
-            workers.run(self, objective, while_running)
-        else:
-            self.recover()
-            with while_running() if while_running is not None else contextlib.nullcontext():
-                self.run_here(objective).check_failures()
+        self.executor.run(self, objective, while_running)
         records = self.trials.records()
         if self.settings.show_progress:
             print_leaderboard(records, self.directions)

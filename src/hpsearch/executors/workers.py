@@ -1,7 +1,7 @@
 """A search's worker processes (`n_jobs`): several trials at once on this machine, on one study.
 
 Each worker is a Python process of its own (`workers.main`) running the same search
-on the study's storage, with its share of the machine (`hpsearch.resources`). The study counts
+on the study's storage, with its share of the machine (`executors.resources`). The study counts
 the trials, so crash-safety, resume and `n_trials` stay as with one process. The objective travels
 by value (cloudpickle: a script's functions, closures and the Trainer's recipe), so a script needs
 no `if __name__ == "__main__"` guard. The process that started them watches them: one progress
@@ -22,17 +22,17 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from hpsearch import failures, schema
 from hpsearch.errors import ConfigError, SearchInterrupted, interrupted_message
+from hpsearch.executors.base import Executor, Objective, RunningContext
+from hpsearch.executors.resources import WorkerShare
 from hpsearch.leaderboard import format_value
-from hpsearch.resources import WorkerShare
 from hpsearch.trial import TrialState
 
 if TYPE_CHECKING:
@@ -44,37 +44,42 @@ STOP_WAIT = 8.0  # seconds a worker gets to record its interrupted trial before 
 POLL = 0.5  # seconds between two reads of the store for the progress bar
 EXIT_POLL = 0.05  # seconds between two looks at whether a worker has ended
 _LOGGERS = ("transformers", "optuna", "hpsearch")  # their levels go to the workers
-_WORKER = "import sys; from hpsearch.workers import main; sys.exit(main(*sys.argv[1:]))"
+_WORKER = "import sys; from hpsearch.executors.workers import main; sys.exit(main(*sys.argv[1:]))"
 
 
-def run(search: Search, objective: Callable[..., Any], while_running: Callable[[], Any] | None) -> None:
-    """Run the search in its worker processes until `n_trials` trials of the study have finished."""
-    import cloudpickle
+class WorkerProcesses(Executor):
+    """`n_jobs` worker processes on this machine, each running the search on the study's storage with its share
+    of the machine (`executors.resources`), watched from this process."""
 
-    arguments = {**search.arguments, "show_progress": False}
-    levels = {name: logging.getLogger(name).level for name in _LOGGERS}  # as quiet as the user made this process
-    try:
-        payload = cloudpickle.dumps((type(search), arguments, objective, while_running, levels))  # the class by name
-    except Exception as e:
-        raise ConfigError(
-            f"`n_jobs` sends the objective and the search's arguments to worker processes, but they do not "
-            f"pickle: {e!r}. Make them picklable (no open files, locks or connections), or use n_jobs=1."
-        ) from e
-    with tempfile.TemporaryDirectory(prefix="hpsearch-workers-") as folder:
-        Path(folder, "search.pkl").write_bytes(payload)
-        pool = _Pool(search, Path(folder))
-        first = search.trials.created()
+    def run(self, search: Search, objective: Objective, while_running: RunningContext) -> None:
+        """Run the search in its worker processes until `n_trials` trials of the study have finished."""
+        import cloudpickle
+
+        arguments = {**search.arguments, "show_progress": False}
+        levels = {name: logging.getLogger(name).level for name in _LOGGERS}  # as quiet as the user made this process
         try:
-            with logging_redirect_tqdm(loggers=[logging.root, logger]), _ctrl_c_noted(pool.ctrl_c):
-                pool.watch()
-        except KeyboardInterrupt:
-            running = pool.running_trials()
-            pool.stop()
-            search.trials.recover()  # the trials of workers that had to be killed
-            raise SearchInterrupted(interrupted_message(running)) from None
-        finally:
-            pool.stop()
-    _check_failures(search, first)
+            # the search's class travels by name: the worker builds the search from it
+            payload = cloudpickle.dumps((type(search), arguments, objective, while_running, levels))
+        except Exception as e:
+            raise ConfigError(
+                f"`n_jobs` sends the objective and the search's arguments to worker processes, but they do not "
+                f"pickle: {e!r}. Make them picklable (no open files, locks or connections), or use n_jobs=1."
+            ) from e
+        with tempfile.TemporaryDirectory(prefix="hpsearch-workers-") as folder:
+            Path(folder, "search.pkl").write_bytes(payload)
+            pool = _Pool(search, Path(folder))
+            first = search.trials.created()
+            try:
+                with logging_redirect_tqdm(loggers=[logging.root, logger]), _ctrl_c_noted(pool.ctrl_c):
+                    pool.watch()
+            except KeyboardInterrupt:
+                running = pool.running_trials()
+                pool.stop()
+                search.trials.recover()  # the trials of workers that had to be killed
+                raise SearchInterrupted(interrupted_message(running)) from None
+            finally:
+                pool.stop()
+        _check_failures(search, first)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,11 @@
+"""Where a search's trials run (Syne Tune's `TrialBackend`, Ray's trial executor), apart from what to try, which is
+the backend's (`hpsearch.backends`: ask, tell, prune). An executor runs the search's loop (`hpsearch.loop`: ask the
+backend, run the trial, end it through `hpsearch.lifecycle.Trials`) wherever it places it, and owns the resources
+those places share (`executors.resources`).
+
+- `in_process`: the loop in this process (and under DDP on rank 0, which tells the other ranks each trial);
+- `workers`: the loop in `n_jobs` worker processes on one machine, on the study's storage.
+
+Backends with a loop of their own run their trials where their library places them: Ray Tune's trainables on its
+cluster, the W&B agent's runs (`Backend.drive`); both record each trial through the same `Trials`.
+"""
