@@ -126,10 +126,7 @@ class Search:
         self.shares, plan = resources.plan_for(backend_class, n_jobs, trials_per_gpu, threads_per_trial, backend_kwargs)
         if direction is None:  # the space's own (a W&B sweep's metric goal), else transformers' default
             direction = backend_class.space_directions(hp_space) or "minimize"
-        if output_dir is not None:
-            _check_writable(output_dir)
-            if storage is None:
-                storage = store.storage_url(output_dir)
+        storage = _storage(storage, output_dir)
         beats = liveness.settings(storage, heartbeat_interval, grace_period, retry_stale_trials)
         self.settings = SearchSettings(
             directions=tuple(check_directions(direction)),
@@ -149,22 +146,21 @@ class Search:
         self.directions = list(self.settings.directions)
         self.backend = backend_class(hp_space, self.settings, **backend_kwargs)
         self.param_space = self.backend.param_space()
-        # an empty space is define-by-run where the objective may suggest on the backend's trial
-        if not self.param_space and not (define_by_run and backend_class.define_by_run):
-            raise ConfigError(
-                f"`hp_space` has no parameters to search. Received: {hp_space!r}. Give it at least one, or leave "
-                "it out for the backend's default space."
-            )
+        _check_not_empty(self.param_space, hp_space, define_by_run and backend_class.define_by_run)
         self.warm_start = WarmStart.load(warm_start, self.backend, self.param_space, n_trials)
         self.trials = Trials(self.settings, **self.backend.study_options())
         self.coordinator = coordinator  # under DDP: tells the other ranks each trial and each decision
         self.native: Any = None
-        if self.shares:
-            resources.check_shareable(self.settings.storage, coordinator)
-        # where the trials run (the first worker recovers: the process that resumes a crashed trial runs it)
-        self.executor: Executor = WorkerProcesses() if self.shares else InProcess()
+        self.executor = self._executor(n_jobs, plan)
+
+    def _executor(self, n_jobs: int, plan: str) -> Executor:
+        """Where the trials run: worker processes for the machine's shares (`n_jobs`), else this process."""
+        if not self.shares:
+            return InProcess()
+        resources.check_shareable(self.settings.storage, self.coordinator)
         if plan:
             logger.info(f"hpsearch: n_jobs={n_jobs}: {plan}.")
+        return WorkerProcesses()  # the first worker recovers: the process that resumes a crashed trial runs it
 
     @property
     def study(self) -> Any:
@@ -237,6 +233,24 @@ def _check_search_arguments(n_trials: Any, timeout: Any, gc_after_trial: Any, ma
         )
     limit, never = max_consecutive_failed_trials, ", or None to never stop for failures"
     check_number("max_consecutive_failed_trials", limit, 1, allowed=(None,), says=never)
+
+
+def _storage(storage: Any, output_dir: str | None) -> Any:
+    """The study's storage: the one given, else a SQLite file in `output_dir` (checked writable), else memory."""
+    if output_dir is not None:
+        _check_writable(output_dir)
+        if storage is None:
+            return store.storage_url(output_dir)
+    return storage
+
+
+def _check_not_empty(param_space: dict[str, Any], hp_space: Any, define_by_run: bool) -> None:
+    """An empty space is define-by-run where the objective may suggest on the backend's trial; otherwise a mistake."""
+    if not param_space and not define_by_run:
+        raise ConfigError(
+            f"`hp_space` has no parameters to search. Received: {hp_space!r}. Give it at least one, or leave "
+            "it out for the backend's default space."
+        )
 
 
 def _check_writable(directory: str) -> None:
