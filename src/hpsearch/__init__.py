@@ -2,6 +2,9 @@
 
 `import hpsearch` imports no backend library and not transformers: `Trainer` and
 `hyperparameter_search` load it when first used.
+
+The public API is `__all__` below (the API reference documents each name of it), with `hpsearch.space` and, for a
+backend of one's own, `hpsearch.backends.base`. Every other module is internal: it may change in any release.
 """
 
 from importlib import metadata
