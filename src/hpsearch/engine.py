@@ -8,10 +8,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import logging
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +34,18 @@ from hpsearch.trial import Trial, TrialRecord, TrialState
 from hpsearch.warm_start import WarmStart
 
 logger = logging.getLogger(__name__)
-# the arguments a worker's search does not take from the search that started it (which queues the warm start)
-_NOT_FOR_WORKERS = {
-    *("self", "backend_kwargs", "coordinator", "show_progress", "warm_start"),
-    *("n_jobs", "trials_per_gpu", "threads_per_trial"),
-}
+
+
+@dataclass(frozen=True)
+class Blueprint:
+    """What a search is built from once its arguments are checked: its settings and its backend's inputs. Each worker
+    process (`n_jobs`) builds the same search from it (`Search.rebuilt`)."""
+
+    settings: SearchSettings
+    hp_space: Any
+    backend: type[Backend]
+    backend_kwargs: dict[str, Any]
+    define_by_run: bool
 
 
 class Search:
@@ -117,18 +126,17 @@ class Search:
         warm_start: Any = None,
         **backend_kwargs: Any,
     ):
-        # what each worker process (`n_jobs`) builds its own search from: these arguments, the same
-        self.arguments = {n: v for n, v in locals().items() if n not in _NOT_FOR_WORKERS} | backend_kwargs
         _check_search_arguments(n_trials, timeout, gc_after_trial, max_consecutive_failed_trials)
         backend_class = get_backend(backend)
         own = [n for n, p in inspect.signature(Search.__init__).parameters.items() if p.default is not p.empty]
         backend_class.check_options(backend_kwargs, [n for n in own if n != "coordinator"])
+        blueprint_kwargs = dict(backend_kwargs)  # before `plan_for` adds Ray's concurrency, which is this process's
         self.shares, plan = resources.plan_for(backend_class, n_jobs, trials_per_gpu, threads_per_trial, backend_kwargs)
         if direction is None:  # the space's own (a W&B sweep's metric goal), else transformers' default
             direction = backend_class.space_directions(hp_space) or "minimize"
         storage = _storage(storage, output_dir)
         beats = liveness.settings(storage, heartbeat_interval, grace_period, retry_stale_trials)
-        self.settings = SearchSettings(
+        settings = SearchSettings(
             directions=tuple(check_directions(direction)),
             n_trials=n_trials,
             storage=storage,
@@ -143,15 +151,31 @@ class Search:
             **beats,
             **resources.worker_identity(),
         )
-        self.directions = list(self.settings.directions)
-        self.backend = backend_class(hp_space, self.settings, **backend_kwargs)
-        self.param_space = self.backend.param_space()
-        _check_not_empty(self.param_space, hp_space, define_by_run and backend_class.define_by_run)
+        self.blueprint = Blueprint(settings, hp_space, backend_class, blueprint_kwargs, define_by_run)
+        self._assemble(backend_class(hp_space, settings, **backend_kwargs), define_by_run, coordinator)
         self.warm_start = WarmStart.load(warm_start, self.backend, self.param_space, n_trials)
-        self.trials = Trials(self.settings, **self.backend.study_options())
-        self.coordinator = coordinator  # under DDP: tells the other ranks each trial and each decision
-        self.native: Any = None
         self.executor = self._executor(n_jobs, plan)
+
+    @classmethod
+    def rebuilt(cls, blueprint: Blueprint) -> Search:
+        """The search a worker process (`n_jobs`) runs: the one `blueprint` was made for, as this worker of them
+        (its own random draws), quiet (the search's process shows the progress)."""
+        settings = dataclasses.replace(blueprint.settings, show_progress=False, **resources.worker_identity())
+        search = cls.__new__(cls)
+        search.blueprint, search.shares, search.warm_start = dataclasses.replace(blueprint, settings=settings), [], None
+        backend = blueprint.backend(blueprint.hp_space, settings, **blueprint.backend_kwargs)
+        search._assemble(backend, blueprint.define_by_run, coordinator=None)
+        search.executor = InProcess()
+        return search
+
+    def _assemble(self, backend: Backend, define_by_run: bool, coordinator: Any) -> None:
+        """The search's backend, space and trials, and its DDP coordinator, which tells the other ranks each trial."""
+        self.settings, self.backend, self.coordinator = backend.settings, backend, coordinator
+        self.directions = list(self.settings.directions)
+        self.param_space = backend.param_space()
+        _check_not_empty(self.param_space, self.blueprint.hp_space, define_by_run and backend.define_by_run)
+        self.trials = Trials(self.settings, **backend.study_options())
+        self.native: Any = None
 
     def _executor(self, n_jobs: int, plan: str) -> Executor:
         """Where the trials run: worker processes for the machine's shares (`n_jobs`), else this process."""

@@ -55,11 +55,10 @@ class WorkerProcesses(Executor):
         """Run the search in its worker processes until `n_trials` trials of the study have finished."""
         import cloudpickle
 
-        arguments = {**search.arguments, "show_progress": False}
         levels = {name: logging.getLogger(name).level for name in _LOGGERS}  # as quiet as the user made this process
         try:
-            # the search's class travels by name: the worker builds the search from it
-            payload = cloudpickle.dumps((type(search), arguments, objective, while_running, levels))
+            # the search's class travels by name: the worker builds the search from it and the blueprint
+            payload = cloudpickle.dumps((type(search), search.blueprint, objective, while_running, levels))
         except Exception as e:
             raise ConfigError(
                 f"`n_jobs` sends the objective and the search's arguments to worker processes, but they do not "
@@ -236,18 +235,18 @@ class _Pool:
 
 
 def main(payload: str, result: str, recover: str) -> int:
-    """A worker: build the search it was sent (its class and arguments) and run it until no slot is left; its error,
+    """A worker: build the search it was sent (its class and blueprint) and run it until no slot is left; its error,
     if any, written to `result`."""
     import cloudpickle
 
     _end_with_parent()
     try:
-        search_class, arguments, objective, while_running, levels = cloudpickle.loads(Path(payload).read_bytes())
+        search_class, blueprint, objective, while_running, levels = cloudpickle.loads(Path(payload).read_bytes())
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
         optuna = logging.getLogger("optuna")  # its study-created lines: said once, by the search's process
         optuna.setLevel(max(optuna.getEffectiveLevel(), logging.WARNING))
-        search = search_class(**arguments)
+        search = search_class.rebuilt(blueprint)
         if recover == "1":
             search.recover()
         with while_running() if while_running is not None else contextlib.nullcontext():
