@@ -20,7 +20,9 @@ from hpsearch.objective import (
     is_better,
     name_objectives,
     objective_names,
+    run_objective,
 )
+from hpsearch.trial import PAUSE, Trial, TrialPruned, TrialState
 
 
 def test_the_default_objective_is_the_loss_when_only_speed_metrics_and_the_epoch_are_beside_it():
@@ -154,3 +156,39 @@ def test_names_that_do_not_match_the_number_of_objectives_name_nothing(storage):
     assert optuna.load_study(storage=storage, study_name="s").metric_names is None
     name_objectives(study, ["eval_loss"])
     assert optuna.load_study(storage=storage, study_name="s").metric_names == ["eval_loss"]
+
+
+def _trial(verdict=False):
+    return Trial(0, {"x": 1.0}, report=lambda step, value: verdict)
+
+
+def test_how_a_trial_ended_is_decided_once_for_every_path():
+    assert run_objective(lambda t: [0.5, 2], _trial(), 2, (Exception,)).values == [0.5, 2.0]
+
+    def reports(trial):
+        trial.report(1, 0.3)
+        return 0.3  # returned as if finished: a trial told to stop is pruned all the same
+
+    assert run_objective(reports, _trial(verdict=True), 1, (Exception,)).state is TrialState.PRUNED
+    assert run_objective(reports, _trial(verdict=PAUSE), 1, (Exception,)).state is TrialState.PAUSED
+
+    def raises(error):
+        def objective(trial):
+            raise error
+
+        return objective
+
+    assert run_objective(raises(TrialPruned()), _trial(), 1, (Exception,)).state is TrialState.PRUNED
+    failed = run_objective(raises(KeyError("k")), _trial(), 1, (KeyError,))
+    assert (
+        failed.state is TrialState.FAILED and isinstance(failed.failure, KeyError) and "KeyError: 'k'" in failed.error
+    )
+    for stops, catch in (
+        (ValueError("v"), (KeyError,)),
+        (ObjectiveError("o"), (Exception,)),
+        (KeyboardInterrupt(), ()),
+    ):
+        with pytest.raises(type(stops)):
+            run_objective(raises(stops), _trial(), 1, catch)
+    with pytest.raises(ObjectiveError, match="has no parameters to search"):
+        run_objective(lambda t: 1.0, Trial(0, {}), 1, (Exception,))

@@ -318,3 +318,22 @@ def test_trials_ray_starts_out_of_order_are_numbered_in_rays_order():
     recorded = {t.number: t.params["x"] for t in trials.records()}
     assert recorded == {0: 0.0, 1: 0.1, 2: 0.2}
     assert [store_number(t.trial_id, numbers) for t in tune_trials] == [0, 1, 2]
+
+
+def test_an_error_outside_catch_stops_a_ray_search_as_it_stops_the_engines_loop(tmp_path):
+    """How a trial ends is decided by the same code on Ray's workers as in the engine's loop (`run_objective`): an
+    error of `catch` fails the trial and the search goes on; one outside it stops the search, with its text."""
+
+    def objective(trial):
+        if trial.params["kind"] == "value":
+            raise ValueError("not a KeyError")
+        raise KeyError("caught")
+
+    space = {"kind": tune.grid_search(["key", "value"])}
+    with pytest.raises(hpsearch.TrialError, match=r"raised ValueError\('not a KeyError'\), which is not one of catch"):
+        hpsearch.search(
+            objective, space, n_trials=2, backend="ray", catch=(KeyError,), max_consecutive_failed_trials=None,
+            output_dir=str(tmp_path), show_progress=False, search_alg=BasicVariantGenerator(max_concurrent=1),
+        )  # fmt: skip
+    states = {t.params["kind"]: t.state for t in hpsearch.load_trials(tmp_path)}
+    assert states == {"key": TrialState.FAILED, "value": TrialState.FAILED}

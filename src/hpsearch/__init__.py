@@ -12,7 +12,15 @@ from typing import Any
 
 from hpsearch import space
 from hpsearch.engine import Search, search
-from hpsearch.errors import ConfigError, HpsearchError, MissingExtra, ObjectiveError, SearchFailed, SearchInterrupted
+from hpsearch.errors import (
+    ConfigError,
+    HpsearchError,
+    MissingExtra,
+    ObjectiveError,
+    SearchFailed,
+    SearchInterrupted,
+    TrialError,
+)
 from hpsearch.objective import default_compute_objective
 from hpsearch.result import BestRun, SearchSummary
 from hpsearch.store import load_trials
@@ -35,6 +43,7 @@ __all__ = [
     "SearchSummary",
     "Trainer",
     "Trial",
+    "TrialError",
     "TrialPruned",
     "TrialRecord",
     "TrialState",

@@ -35,6 +35,11 @@ class SearchFailed(HpsearchError, RuntimeError):
     trial was asked for its best run."""
 
 
+class TrialError(HpsearchError, RuntimeError):
+    """A trial in another process (a Ray worker) raised an error outside `catch`: the search stops, as it would have
+    with the error itself in this process. Raised from it where it ran; the driver gets its message."""
+
+
 class RankFailed(HpsearchError, RuntimeError):
     """Under DDP, on a rank other than 0: rank 0 failed (the search, or a trial's `model_init`)."""
 

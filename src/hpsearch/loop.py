@@ -14,15 +14,14 @@ from tqdm.auto import tqdm
 
 from hpsearch.backends.base import Backend, Proposal
 from hpsearch.distributed import lead_definition
-from hpsearch.errors import ObjectiveError
 from hpsearch.failures import FailurePolicy
 from hpsearch.fidelity import REDUCTION_FACTOR
 from hpsearch.leaderboard import format_value
 from hpsearch.lifecycle import LiveTrial, Trials
-from hpsearch.objective import check_values, is_better, name_objectives
+from hpsearch.objective import Outcome, is_better, name_objectives, run_objective
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension
-from hpsearch.trial import PAUSE, PRUNE, Trial, TrialPruned, TrialState, check_searched
+from hpsearch.trial import PAUSE, PRUNE, Trial, TrialState
 
 logger = logging.getLogger(__name__)
 _COUNT_EVERY = 0.5  # seconds between the progress bar's counts of the finished trials
@@ -120,31 +119,24 @@ class SearchLoop:
             raise
         trial = self._trial(proposal, live)
         self._show_progress(f"trial {live.number}")
-        state, values, error, failure, interrupted = TrialState.FAILED, None, None, None, False
+        outcome, interrupted = Outcome(TrialState.FAILED), False  # failed, if the search stops in the trial
         try:
-            result = self.objective(trial)
-            if trial.should_stop:
-                raise TrialPruned()
-            check_searched(trial, "the objective")
-            values, state = check_values(result, len(self.settings.directions)), TrialState.COMPLETE
-        except TrialPruned:
-            state = TrialState.PAUSED if trial.pausing else TrialState.PRUNED
+            outcome = run_objective(self.objective, trial, len(self.settings.directions), self.settings.catch)
         except KeyboardInterrupt:
-            error, interrupted = "interrupted (Ctrl-C)", True
+            outcome.error, interrupted = "interrupted (Ctrl-C)", True
             self.interrupted.append(live.number)
             raise
-        except BaseException as e:
-            error = "".join(traceback.format_exception(e))
-            if isinstance(e, ObjectiveError) or not isinstance(e, self.settings.catch):
-                raise
-            logger.warning(f"Trial {live.number} failed: {e!r}")
-            failure = e
+        except BaseException as e:  # what stops the search: recorded with its traceback
+            outcome.error = "".join(traceback.format_exception(e))
+            raise
         finally:
-            recorded = self._end(proposal, live, state, values, error, interrupted)
-        if state is TrialState.PAUSED:
+            recorded = self._end(proposal, live, outcome.state, outcome.values, outcome.error, interrupted)
+        if outcome.failure is not None:
+            logger.warning(f"Trial {live.number} failed: {outcome.failure!r}")
+        if outcome.state is TrialState.PAUSED:
             return True
         if recorded:
-            self._count(failure, proposal.params, values)
+            self._count(outcome.failure, proposal.params, outcome.values)
         else:  # this worker was frozen meanwhile: the others may have taken every slot since
             self._taken = self.trials.slots_taken_before(self.trials.created())
         return True

@@ -1,13 +1,16 @@
-"""Objectives and directions: what a trial is scored by, and which way is better."""
+"""Objectives and directions: what a trial is scored by, which way is better, and how a trial ended."""
 
 from __future__ import annotations
 
 import math
+import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.errors import ConfigError, ObjectiveError
+from hpsearch.trial import Trial, TrialPruned, TrialState, check_searched
 
 if TYPE_CHECKING:
     import optuna
@@ -101,3 +104,34 @@ def name_objectives(study: optuna.Study, names: list[str]) -> None:
         with warnings.catch_warnings():  # optuna calls `set_metric_names` experimental, since 3.2
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(names)
+
+
+@dataclass
+class Outcome:
+    """How a trial ended, decided once on every path (the engine's loop, Ray's trainable): its state, its values if
+    it completed, and if it failed its traceback and the error itself (for the failure policy)."""
+
+    state: TrialState
+    values: list[float] | None = None
+    error: str | None = None
+    failure: BaseException | None = None
+
+
+def run_objective(
+    objective: Callable[[Trial], Any], trial: Trial, n_objectives: int, catch: tuple[type[BaseException], ...]
+) -> Outcome:
+    """Run `objective(trial)`: completed with its values, pruned (or paused at a rung), or failed with an error of
+    `catch`. Raised, for the search to stop: Ctrl-C, a mistake in the code (`ObjectiveError`), an error outside
+    `catch`."""
+    try:
+        result = objective(trial)
+        if trial.should_stop:
+            raise TrialPruned()
+        check_searched(trial, "the objective")
+        return Outcome(TrialState.COMPLETE, check_values(result, n_objectives))
+    except TrialPruned:
+        return Outcome(TrialState.PAUSED if trial.pausing else TrialState.PRUNED)
+    except BaseException as e:
+        if isinstance(e, (KeyboardInterrupt, ObjectiveError)) or not isinstance(e, catch):
+            raise
+        return Outcome(TrialState.FAILED, error="".join(traceback.format_exception(e)), failure=e)

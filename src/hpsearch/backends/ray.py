@@ -230,6 +230,7 @@ class RayBackend(Backend):
                     finished=finished_ray_trials(trials.study),
                     numbers={**ray_numbers(trials.study), NEXT: trials.created()},
                     checkpoints=isinstance(self.scheduler, PAUSING_SCHEDULERS),
+                    catch=settings.catch,
                 )
                 trainable = tune.with_resources(trainable, self.resources or {"cpu": 1, "gpu": gpus})
                 experiment = os.path.join(root, name)

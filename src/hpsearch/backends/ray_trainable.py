@@ -11,9 +11,10 @@ from typing import Any
 
 from ray import tune
 
-from hpsearch.objective import check_values, is_better
+from hpsearch.errors import ObjectiveError, TrialError
+from hpsearch.objective import is_better, run_objective
 from hpsearch.space import plain
-from hpsearch.trial import Trial, TrialPruned
+from hpsearch.trial import Trial, TrialState
 
 PROGRESS = "hpsearch_step"  # what a trial's intermediate values are keyed by (a Trainer's: its progress)
 NEXT = ""  # in `numbers`: the store's number of a new experiment's first trial
@@ -32,6 +33,7 @@ def ray_trial(
     finished: dict[str, float | None],
     numbers: dict[str, int],
     checkpoints: bool = False,
+    catch: tuple[type[BaseException], ...] = (Exception,),
 ) -> None:
     """One trial, in a Ray worker: the objective reports each evaluation; the last report carries
     the objective and, as its checkpoint, the trial's model if it offered one.
@@ -41,7 +43,8 @@ def ray_trial(
     store's numbers of Ray's trials, and of the next experiment's first (`store_number`). With `checkpoints`
     (a scheduler that pauses or exploits trials: PBT, HyperBand), each report also carries the
     trial's latest checkpoint (`Trial.note_checkpoint`), and a trial Ray restarts, restores or
-    exploits resumes from the one `tune.get_checkpoint()` gives it (`Trial.resume_from`).
+    exploits resumes from the one `tune.get_checkpoint()` gives it (`Trial.resume_from`). How the trial ended is decided
+    as in the engine's loop (`run_objective`): an error outside `catch` stops the search (`TrialError`).
     """
     ray_trial_id = tune.get_context().get_trial_id()
     if ray_trial_id in finished:
@@ -80,9 +83,16 @@ def ray_trial(
         checkpointed=(lambda path: noted.update(path=path)) if checkpoints else None,
     )
     try:
-        (value,) = check_values(objective(trial), 1)
-    except TrialPruned:
-        return
+        outcome = run_objective(objective, trial, 1, catch)
+    except (KeyboardInterrupt, ObjectiveError):
+        raise
+    except BaseException as e:  # outside `catch`: it stops the search, as in the engine's loop
+        raise TrialError(f"Trial {trial.number} raised {e!r}, which is not one of catch={catch}") from e
+    if outcome.failure is not None:
+        raise outcome.failure  # Ray records the trial as errored; the driver's Recorder tells the store
+    if outcome.state is not TrialState.COMPLETE:
+        return  # stopped: no final result, which the driver records as pruned
+    (value,) = outcome.values
     checkpoint = tune.Checkpoint.from_directory(kept["dir"]) if "dir" in kept else None
     final = {"objective": value, "hpsearch_final": True, "hpsearch_model": checkpoint is not None}
     if "step" in noted:  # at its last step: schedulers keyed by the step (PBT) need one, and decide nothing anew

@@ -24,7 +24,7 @@ from ray import tune
 from hpsearch import compat, schema, store
 from hpsearch.backends.ray_client import mirrors, outbox_name
 from hpsearch.backends.ray_trainable import PROGRESS, place
-from hpsearch.errors import ObjectiveError, SearchFailed
+from hpsearch.errors import ObjectiveError, SearchFailed, TrialError
 from hpsearch.failures import FailurePolicy
 from hpsearch.lifecycle import LiveTrial, Trials
 from hpsearch.space import Space, plain
@@ -210,9 +210,10 @@ class Recorder(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info):
         error = compat.ray_trial_error(trial)
         self._send("failed", trial.trial_id, error)
-        if mistake := re.search(rf"{ObjectiveError.__name__}: (.*)", error):
-            self.stop = ObjectiveError(mistake[1])  # a mistake in the code
-            return
+        for stops in (ObjectiveError, TrialError):  # a mistake in the code, an error outside `catch`
+            if mistake := re.search(rf"{stops.__name__}: (.*)", error):
+                self.stop = stops(mistake[1])
+                return
         try:
             self._failures.ended(dict(trial.config), error.strip().splitlines()[-1])
         except SearchFailed as stop:  # raised in Tune's loop, at its next step
