@@ -25,7 +25,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples docs/hooks.py
 	$(VENV)/bin/ruff format --check src tests bench examples docs/hooks.py
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15 $(ARGS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=30 $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples docs/hooks.py
