@@ -178,12 +178,13 @@ class Search:
         self.native: Any = None
 
     def _executor(self, n_jobs: int, plan: str) -> Executor:
-        """Where the trials run: worker processes for the machine's shares (`n_jobs`), else this process."""
+        """Where the trials run: worker processes for the machine's shares (`n_jobs`), else this process (whose
+        backend may place them itself: Ray, n_jobs at once)."""
+        if plan:
+            logger.info(f"hpsearch: n_jobs={n_jobs}: {plan}.")
         if not self.shares:
             return InProcess()
         resources.check_shareable(self.settings.storage, self.coordinator)
-        if plan:
-            logger.info(f"hpsearch: n_jobs={n_jobs}: {plan}.")
         return WorkerProcesses()  # the first worker recovers: the process that resumes a crashed trial runs it
 
     @property
