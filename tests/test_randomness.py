@@ -21,6 +21,12 @@ def global_generators_kept():
     np.random.set_state(saved[1])
 
 
+def seed_globals(seed: int) -> None:
+    """Reseed Python's and NumPy's global generators, as `transformers.set_seed` does."""
+    random.seed(seed)
+    np.random.seed(seed)
+
+
 def draws(n: int = 4) -> tuple[list[float], list[float]]:
     """`n` draws of Python's global generator and `n` of NumPy's."""
     return [random.random() for _ in range(n)], list(np.random.random_sample(n))
@@ -54,11 +60,9 @@ def test_the_same_seed_and_stream_draw_the_same_values_and_another_stream_others
 
 
 def test_the_callers_generators_are_as_they_were_after_the_optimizer_draws():
-    random.seed(123)
-    np.random.seed(123)
+    seed_globals(123)
     expected = draws()
-    random.seed(123)
-    np.random.seed(123)
+    seed_globals(123)
     with PrivateRandomState(0).active():
         draws(10)
     assert draws() == expected
@@ -71,19 +75,16 @@ def test_the_optimizer_draws_on_where_it_stopped_whatever_reseeds_the_globals_be
     state = PrivateRandomState(5)
     with state.active():
         head = draws(3)
-    random.seed(0)  # transformers' set_seed(args.seed), before the next trial
-    np.random.seed(0)
+    seed_globals(0)  # transformers' set_seed(args.seed), before the next trial
     with state.active():
         tail = draws(3)
     assert (head[0] + tail[0], head[1] + tail[1]) == expected
 
 
 def test_the_optimizer_draws_inside_are_not_the_callers():
-    random.seed(0)
-    np.random.seed(0)
+    seed_globals(0)
     callers = draws()
-    random.seed(0)
-    np.random.seed(0)
+    seed_globals(0)
     with PrivateRandomState(0).active():
         inside = draws()
     assert inside[0] != callers[0] and inside[1] != callers[1]
@@ -93,11 +94,9 @@ def test_an_error_inside_still_gives_the_caller_its_generators_back_and_keeps_th
     continuous = PrivateRandomState(9)
     with continuous.active():
         expected = draws(2)
-    random.seed(1)
-    np.random.seed(1)
+    seed_globals(1)
     callers = draws()
-    random.seed(1)
-    np.random.seed(1)
+    seed_globals(1)
     state = PrivateRandomState(9)
     with pytest.raises(KeyError), state.active():
         draws(1)
