@@ -15,6 +15,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PIP = ("-m", "pip", "--disable-pip-version-check")
+# pip's default byte-compiles every file it installs (torch's, Ray's, ...): a minute of the suite that tests nothing
+# of hpsearch's; Python compiles what a script imports as it imports it
+NO_COMPILE = "--no-compile"
 
 # The transformers docs' SigOpt and W&B spaces, as written there, on a tiny BERT made in the empty folder.
 SEED_EXAMPLES = """
@@ -102,7 +105,7 @@ def declared_pythons() -> list[str]:
 def test_the_wheel_installs_with_all_extras_and_the_doctor_fixes_what_pip_cannot(tmp_path, wheel):
     run(sys.executable, "-m", "venv", tmp_path / "venv", cwd=tmp_path)
     python, hpsearch = tmp_path / "venv" / "bin" / "python", tmp_path / "venv" / "bin" / "hpsearch"
-    run(python, *PIP, "install", "-q", "-c", ROOT / "constraints.txt", f"{wheel}[all]", cwd=tmp_path)
+    run(python, *PIP, "install", "-q", NO_COMPILE, "-c", ROOT / "constraints.txt", f"{wheel}[all]", cwd=tmp_path)
 
     before = run(hpsearch, "doctor", cwd=tmp_path)
     assert 'missing  backend "wandb": pip install "hpsearch[wandb]" && pip install --no-deps sweeps==0.3.0' in before
@@ -137,8 +140,8 @@ def test_each_declared_python_end_imports_hpsearch_and_runs_the_function_api(tmp
     assert pythons, f"no Python {version} in ~/.pyenv/versions: `pyenv install {version}` brings it"
     run(pythons[-1], "-m", "venv", tmp_path / "venv", cwd=tmp_path)
     python = tmp_path / "venv" / "bin" / "python"
-    run(python, *PIP, "install", "-q", "-c", ROOT / "constraints.txt", *FUNCTION_API, cwd=tmp_path)
-    run(python, *PIP, "install", "-q", "--no-deps", wheel, cwd=tmp_path)
+    run(python, *PIP, "install", "-q", NO_COMPILE, "-c", ROOT / "constraints.txt", *FUNCTION_API, cwd=tmp_path)
+    run(python, *PIP, "install", "-q", NO_COMPILE, "--no-deps", wheel, cwd=tmp_path)
     out = run(python, "-c", SEARCH, cwd=tmp_path)
     major, minor = version.split(".")
     assert out.split() == [f"({major},", f"{minor})", "12", "True", "False"]

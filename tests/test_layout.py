@@ -72,8 +72,9 @@ def test_search_failed_is_made_in_the_failure_policy_only():
 
 
 def test_every_key_a_study_keeps_is_spelt_in_the_schema_only():
-    """Keys are `hpsearch:<name>` (format 1's dotted ones are read there too): no literal of one elsewhere."""
-    key = re.compile(r"[\"']hpsearch[:.](?!db\b)[a-z_]+(?!\.py)[\"':]")
+    """Keys are `hpsearch:<name>` (format 1's dotted ones are read there too; Ray's result keys `hpsearch_<name>`):
+    no literal of one elsewhere."""
+    key = re.compile(r"[\"']hpsearch[:._](?!db\b)[a-z_]+(?!\.py)[\"':]")
     for name, path in MODULES.items():
         if name != "schema":
             assert not key.findall(path.read_text()), name

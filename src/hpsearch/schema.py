@@ -44,6 +44,12 @@ STALE = "hpsearch:stale:"  # + a trial's number: that trial was failed by the he
 SIGOPT_EXPERIMENT = "hpsearch:sigopt_experiment"  # the SigOpt experiment's id
 WANDB_SWEEP = "hpsearch:wandb_sweep_id"  # the local W&B sweep's id
 
+# In a Ray trial's reports to Tune, which Ray's experiment directory keeps and a rerun restores (`reconcile`);
+# Tune's result keys are plain names, so these are spelt with an underscore
+RAY_STEP = "hpsearch_step"  # an intermediate report's progress (a Trainer's: how far its training went)
+RAY_FINAL = "hpsearch_final"  # the last report of a trial that completed (one the scheduler stopped has none)
+RAY_MODEL = "hpsearch_model"  # in the last report: its checkpoint is the trial's model, not a training checkpoint
+
 # Tags on a trial's MLflow run (`hpsearch.tracking`), in MLflow's dotted style
 TRACKING_STUDY, TRACKING_TRIAL = "hpsearch.study", "hpsearch.trial"
 

@@ -22,11 +22,11 @@ import ray
 from ray import tune
 from ray.tune.search import BasicVariantGenerator, sample
 
-from hpsearch import failures
+from hpsearch import failures, schema
 from hpsearch.backends.base import Backend, Loop
 from hpsearch.backends.randomness import stream_seed
 from hpsearch.backends.ray_client import mirroring
-from hpsearch.backends.ray_trainable import NEXT, PROGRESS, ray_trial
+from hpsearch.backends.ray_trainable import NEXT, ray_trial
 from hpsearch.backends.ray_tune import Mirror, Recorder, ctrl_c_raises, finished_ray_trials, ray_numbers
 from hpsearch.errors import ConfigError
 from hpsearch.fidelity import PROGRESS_END, REDUCTION_FACTOR
@@ -178,7 +178,7 @@ class RayBackend(Backend):
             return self.scheduler
         rungs = self.settings.rungs
         return tune.schedulers.ASHAScheduler(
-            time_attr=PROGRESS,
+            time_attr=schema.RAY_STEP,
             max_t=PROGRESS_END,
             grace_period=rungs[0] if rungs else 1,
             reduction_factor=REDUCTION_FACTOR,
@@ -220,34 +220,10 @@ class RayBackend(Backend):
         results = None
         mirror = Mirror(trials, self.space)
         try:
-            gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
             for attempt in range(settings.n_trials + 1):
                 name = settings.study_name if attempt == 0 else f"{settings.study_name}-{attempt}"
-                trainable = tune.with_parameters(
-                    ray_trial,
-                    objective=loop.objective,
-                    direction=self.directions[0],
-                    finished=finished_ray_trials(trials.study),
-                    numbers={**ray_numbers(trials.study), NEXT: trials.created()},
-                    checkpoints=isinstance(self.scheduler, PAUSING_SCHEDULERS),
-                    catch=settings.catch,
-                )
-                trainable = tune.with_resources(trainable, self.resources or {"cpu": 1, "gpu": gpus})
-                experiment = os.path.join(root, name)
-                remaining = settings.n_trials - trials.finished()
-                if tune.Tuner.can_restore(experiment):
-                    tuner = tune.Tuner.restore(
-                        experiment,
-                        trainable,
-                        resume_unfinished=True,
-                        restart_errored=True,
-                        param_space=self.ray_space,
-                    )
-                elif remaining > 0:
-                    if attempt > 0:
-                        logger.warning(f"Ray's experiment ended {remaining} trial(s) short; {name} runs them.")
-                    tuner = self._tuner(trainable, remaining, root, name, trials.created())
-                else:
+                tuner = self._experiment(loop, root, name, attempt)
+                if tuner is None:
                     break
                 with ctrl_c_raises(), mirroring(mirror):
                     results = tuner.fit()
@@ -259,6 +235,36 @@ class RayBackend(Backend):
         if results is not None:
             failures.check_run([(r.config, r.error) for r in results if r.error is not None], len(results))
         return results
+
+    def _trainable(self, loop: Loop) -> Any:
+        """`ray_trial` with what it needs of this run (the store's view of Ray's trials) and its resources."""
+        trials = loop.trials
+        trainable = tune.with_parameters(
+            ray_trial,
+            objective=loop.objective,
+            direction=self.directions[0],
+            finished=finished_ray_trials(trials.study),
+            numbers={**ray_numbers(trials.study), NEXT: trials.created()},
+            checkpoints=isinstance(self.scheduler, PAUSING_SCHEDULERS),
+            catch=self.settings.catch,
+        )
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+        return tune.with_resources(trainable, self.resources or {"cpu": 1, "gpu": gpus})
+
+    def _experiment(self, loop: Loop, root: str, name: str, attempt: int) -> tune.Tuner | None:
+        """Ray's experiment `name` restored where Ray saved one, else a new one for the trials left (None: none)."""
+        trainable, experiment = self._trainable(loop), os.path.join(root, name)
+        if tune.Tuner.can_restore(experiment):
+            return tune.Tuner.restore(
+                experiment, trainable, resume_unfinished=True, restart_errored=True, param_space=self.ray_space
+            )
+        trials = loop.trials
+        remaining = self.settings.n_trials - trials.finished()
+        if remaining <= 0:
+            return None
+        if attempt > 0:
+            logger.warning(f"Ray's experiment ended {remaining} trial(s) short; {name} runs them.")
+        return self._tuner(trainable, remaining, root, name, trials.created())
 
     def _tuner(self, trainable: Any, n_trials: int, root: str, name: str, stream: int) -> tune.Tuner:
         # a copy: a search algorithm serves one experiment (a follow-up one gets a fresh copy)

@@ -11,12 +11,13 @@ from typing import Any
 
 from ray import tune
 
+from hpsearch import schema
+from hpsearch.best_model import BestModelKeeper
 from hpsearch.errors import ObjectiveError, TrialError
-from hpsearch.objective import is_better, run_objective
+from hpsearch.objective import Outcome, run_objective
 from hpsearch.space import plain
 from hpsearch.trial import Trial, TrialState
 
-PROGRESS = "hpsearch_step"  # what a trial's intermediate values are keyed by (a Trainer's: its progress)
 NEXT = ""  # in `numbers`: the store's number of a new experiment's first trial
 
 
@@ -49,39 +50,45 @@ def ray_trial(
     ray_trial_id = tune.get_context().get_trial_id()
     if ray_trial_id in finished:
         if finished[ray_trial_id] is not None:
-            tune.report({"objective": finished[ray_trial_id], "hpsearch_final": True})
+            tune.report({"objective": finished[ray_trial_id], schema.RAY_FINAL: True})
         return
     params = {name: plain(value) for name, value in config.items()}
-    kept: dict[str, Any] = {}
     noted: dict[str, Any] = {}  # the latest step reported, and the latest checkpoint not yet reported
     given = tune.get_checkpoint() if checkpoints else None
-    if given is not None and PROGRESS in given.get_metadata():
-        noted["step"] = given.get_metadata()[PROGRESS]
+    if given is not None and schema.RAY_STEP in given.get_metadata():
+        noted["step"] = given.get_metadata()[schema.RAY_STEP]
 
     def report(step: int, value: float) -> bool:
         noted["step"], path = step, noted.pop("path", None)
         checkpoint = tune.Checkpoint.from_directory(path) if path else None
         if checkpoint is not None:
-            checkpoint.set_metadata({PROGRESS: step})  # where a trial resumed from it stands
-        tune.report({"objective": value, PROGRESS: step}, checkpoint=checkpoint)
+            checkpoint.set_metadata({schema.RAY_STEP: step})  # where a trial resumed from it stands
+        tune.report({"objective": value, schema.RAY_STEP: step}, checkpoint=checkpoint)
         return False  # a scheduler stops the trial by ending its worker
 
-    def offer_model(value: float, save: Callable[[str], None]) -> None:
-        if is_better(value, kept.get("value"), direction):
-            kept["dir"] = kept.get("dir") or tempfile.mkdtemp(prefix="hpsearch-model-")
-            shutil.rmtree(kept["dir"], ignore_errors=True)
-            save(kept["dir"])
-            kept["value"] = value
-
+    number = store_number(ray_trial_id, numbers)
+    # the trial's best model is staged here as the loop stages it; the driver's `Trials` keeps it or not
+    scratch = tempfile.mkdtemp(prefix="hpsearch-model-")
+    staging = BestModelKeeper(scratch, direction)
     trial = Trial(
-        store_number(ray_trial_id, numbers),
+        number,
         params,
         native=params,
         report=report,
-        offer_model=offer_model,
+        offer_model=lambda value, save: staging.stage(number, value, save),
         resume_from=given.to_directory() if given is not None else None,
         checkpointed=(lambda path: noted.update(path=path)) if checkpoints else None,
     )
+    try:
+        _report_end(_run_to_end(objective, trial, catch), staging, number, noted.get("step"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run_to_end(objective: Callable[[Trial], Any], trial: Trial, catch: tuple[type[BaseException], ...]) -> Outcome:
+    """The trial run to its end as the engine's loop runs it (`run_objective`); an error outside `catch` stops the
+    search (`TrialError`), and a failed trial raises its error, which Ray records (the driver's Recorder tells the
+    store)."""
     try:
         outcome = run_objective(objective, trial, 1, catch)
     except (KeyboardInterrupt, ObjectiveError):
@@ -89,17 +96,21 @@ def ray_trial(
     except BaseException as e:  # outside `catch`: it stops the search, as in the engine's loop
         raise TrialError(f"Trial {trial.number} raised {e!r}, which is not one of catch={catch}") from e
     if outcome.failure is not None:
-        raise outcome.failure  # Ray records the trial as errored; the driver's Recorder tells the store
+        raise outcome.failure
+    return outcome
+
+
+def _report_end(outcome: Outcome, staging: BestModelKeeper, number: int, step: int | None) -> None:
+    """Tell Tune how the trial ended: a completed trial's last report carries its objective and, as its checkpoint,
+    its staged model; a stopped one reports nothing more, which the driver records as pruned."""
     if outcome.state is not TrialState.COMPLETE:
-        return  # stopped: no final result, which the driver records as pruned
+        return
     (value,) = outcome.values
-    checkpoint = tune.Checkpoint.from_directory(kept["dir"]) if "dir" in kept else None
-    final = {"objective": value, "hpsearch_final": True, "hpsearch_model": checkpoint is not None}
-    if "step" in noted:  # at its last step: schedulers keyed by the step (PBT) need one, and decide nothing anew
-        final[PROGRESS] = noted["step"]
-    tune.report(final, checkpoint=checkpoint)
-    if "dir" in kept:
-        shutil.rmtree(kept["dir"], ignore_errors=True)
+    model = tune.Checkpoint.from_directory(staging.staging_dir(number)) if staging.offered(number) else None
+    final = {"objective": value, schema.RAY_FINAL: True, schema.RAY_MODEL: model is not None}
+    if step is not None:  # at its last step: schedulers keyed by the step (PBT) need one, and decide nothing anew
+        final[schema.RAY_STEP] = step
+    tune.report(final, checkpoint=model)
 
 
 def store_number(ray_trial_id: str, numbers: dict[str, int]) -> int:

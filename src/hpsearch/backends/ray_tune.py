@@ -23,7 +23,7 @@ from ray import tune
 
 from hpsearch import compat, schema, store
 from hpsearch.backends.ray_client import mirrors, outbox_name
-from hpsearch.backends.ray_trainable import PROGRESS, place
+from hpsearch.backends.ray_trainable import place
 from hpsearch.errors import ObjectiveError, SearchFailed, TrialError
 from hpsearch.failures import FailurePolicy
 from hpsearch.lifecycle import LiveTrial, Trials
@@ -110,21 +110,26 @@ class Mirror:
             self.trials.report(self._live[ray_trial_id], step, value)
 
     def completed(self, ray_trial_id: str, result: dict[str, Any], checkpoint: tune.Checkpoint | None) -> None:
+        self._end(ray_trial_id, result, None, checkpoint)
+
+    def failed(self, ray_trial_id: str, error: str) -> None:
+        self._end(ray_trial_id, {}, error)
+
+    def _end(self, ray_trial_id: str, result: dict[str, Any], error: str | None, model: Any = None) -> None:
+        """End the trial as its last report says (`ray_trainable`): failed with `error`, completed with its
+        objective (and its model, a checkpoint, offered to the engine's keeper), or else stopped by the scheduler."""
         live = self._live.pop(ray_trial_id, None)
         if live is None:
             return
-        if not result.get("hpsearch_final"):
-            self.trials.finish(live, TrialState.PRUNED)  # stopped by the scheduler
-            return
-        if checkpoint is not None and result.get("hpsearch_model"):  # else a checkpoint of its training
-            self.trials.offer_model(live, result["objective"], lambda directory: checkpoint.to_directory(directory))
-            checkpoint.filesystem.delete_dir(checkpoint.path)  # no model piles up per trial
-        self.trials.finish(live, TrialState.COMPLETE, [result["objective"]])
-
-    def failed(self, ray_trial_id: str, error: str) -> None:
-        live = self._live.pop(ray_trial_id, None)
-        if live is not None:
+        if error is not None:
             self.trials.finish(live, TrialState.FAILED, error=error)
+        elif not result.get(schema.RAY_FINAL):
+            self.trials.finish(live, TrialState.PRUNED)
+        else:
+            if model is not None and result.get(schema.RAY_MODEL):  # else a checkpoint of its training
+                self.trials.offer_model(live, result["objective"], lambda directory: model.to_directory(directory))
+                model.filesystem.delete_dir(model.path)  # no model piles up per trial
+            self.trials.finish(live, TrialState.COMPLETE, [result["objective"]])
 
     def reconcile(self, results: tune.ResultGrid) -> None:
         """Record the trials Ray finished whose end the store missed (the driver died in between)."""
@@ -136,16 +141,10 @@ class Mirror:
             if ray_trial_id not in self._live:
                 self._live[ray_trial_id] = self._record(ray_trial_id, result.config)
             history = result.metrics_dataframe
-            if history is not None and PROGRESS in history:
-                for step, value in history[[PROGRESS, "objective"]].dropna().itertuples(index=False):
+            if history is not None and schema.RAY_STEP in history:
+                for step, value in history[[schema.RAY_STEP, "objective"]].dropna().itertuples(index=False):
                     self.reported(ray_trial_id, int(step), float(value))  # once a step, as while it ran
-            live = self._live.pop(ray_trial_id)
-            if result.error is not None:
-                self.trials.finish(live, TrialState.FAILED, error=str(result.error))
-            elif result.metrics.get("hpsearch_final"):
-                self.trials.finish(live, TrialState.COMPLETE, [result.metrics["objective"]])
-            else:
-                self.trials.finish(live, TrialState.PRUNED)
+            self._end(ray_trial_id, result.metrics, None if result.error is None else str(result.error))
 
     def unstarted(self) -> None:
         """After the experiment: the trials told before their turn (`Recorder.on_trial_start`) that never started
@@ -198,12 +197,12 @@ class Recorder(tune.Callback):
                 self._send("started", each.trial_id, dict(each.config))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if PROGRESS in result:
-            self._send("reported", trial.trial_id, result[PROGRESS], result["objective"])
+        if schema.RAY_STEP in result:
+            self._send("reported", trial.trial_id, result[schema.RAY_STEP], result["objective"])
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result, checkpoint = compat.ray_trial_end(trial)
-        final = {key: result[key] for key in ("objective", "hpsearch_final", "hpsearch_model") if key in result}
+        final = {key: result[key] for key in ("objective", schema.RAY_FINAL, schema.RAY_MODEL) if key in result}
         self._send("completed", trial.trial_id, final, checkpoint)
         self._failures.ended(dict(trial.config), None)
 
