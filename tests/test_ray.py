@@ -337,3 +337,34 @@ def test_an_error_outside_catch_stops_a_ray_search_as_it_stops_the_engines_loop(
         )  # fmt: skip
     states = {t.params["kind"]: t.state for t in hpsearch.load_trials(tmp_path)}
     assert states == {"key": TrialState.FAILED, "value": TrialState.FAILED}
+
+
+def test_the_mirror_ends_a_trial_as_its_last_report_says_and_keeps_a_completed_trials_model(tmp_path):
+    """One ending for every way Tune tells it: a last report marked final completes the trial (its model offered to
+    the engine's keeper), one without it is a trial the scheduler stopped (pruned), an error fails it."""
+    from hpsearch import schema
+    from hpsearch.backends.ray_tune import Mirror
+    from hpsearch.lifecycle import Trials
+    from hpsearch.settings import SearchSettings
+    from hpsearch.space import Float
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "weights.txt").write_text("trial 0")
+    settings = SearchSettings(directions=("minimize",), study_name="ends", output_dir=str(tmp_path / "out"))
+    trials = Trials(settings)
+    mirror = Mirror(trials, {"x": Float(0, 1)})
+    for i in range(3):
+        mirror.started(f"a1b2c_0000{i}", {"x": i / 10})
+    mirror.completed("a1b2c_00000", {"objective": 0.5, schema.RAY_FINAL: True, schema.RAY_MODEL: True},
+                     tune.Checkpoint.from_directory(str(model)))  # fmt: skip
+    mirror.completed("a1b2c_00001", {"objective": 0.1}, None)  # stopped by the scheduler: no final report
+    mirror.failed("a1b2c_00002", "ValueError: boom")
+    ended = {t.number: (t.state, t.values, t.error) for t in trials.records()}
+    assert ended == {
+        0: (TrialState.COMPLETE, [0.5], None),
+        1: (TrialState.PRUNED, None, None),
+        2: (TrialState.FAILED, None, "ValueError: boom"),
+    }
+    assert (tmp_path / "out" / "best_model" / "weights.txt").read_text() == "trial 0"
+    assert not model.exists()  # the model's checkpoint is not left beside the kept copy
