@@ -115,7 +115,9 @@ class Mirror:
     def failed(self, ray_trial_id: str, error: str) -> None:
         self._end(ray_trial_id, {}, error)
 
-    def _end(self, ray_trial_id: str, result: dict[str, Any], error: str | None, model: Any = None) -> None:
+    def _end(
+        self, ray_trial_id: str, result: dict[str, Any], error: str | None, model: tune.Checkpoint | None = None
+    ) -> None:
         """End the trial as its last report says (`ray_trainable`): failed with `error`, completed with its
         objective (and its model, a checkpoint, offered to the engine's keeper), or else stopped by the scheduler."""
         live = self._live.pop(ray_trial_id, None)
