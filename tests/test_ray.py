@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.basic_variant import BasicVariantGenerator
 from transformers import AutoModelForSequenceClassification
 
@@ -77,6 +77,37 @@ def test_asha_stops_a_bad_trial_early_and_the_best_model_reloads(make_trainer):
     assert reloaded.evaluate()["eval_loss"] == pytest.approx(best.objective, rel=1e-5)
     checkpoints = list((Path(trainer.args.output_dir) / "ray").rglob("checkpoint_*"))
     assert not [c for c in checkpoints if any(c.iterdir())]  # models do not pile up per trial
+
+
+def test_a_ray_worker_keeps_each_trials_best_evaluation_and_its_model_with_checkpoints_and_tensorboard(make_trainer):
+    """A Ray worker stages a trial's model at each evaluation that beats the trial's earlier ones, as the loop does,
+    with checkpoints saved and a `report_to` integration on: the kept model scores the best trial's best evaluation,
+    which is not its last."""
+    trainer = make_trainer(
+        num_train_epochs=3, learning_rate=5e-2, eval_strategy="steps", eval_steps=1 / 5, save_strategy="steps",
+        save_steps=1 / 5, report_to="tensorboard",
+    )  # fmt: skip
+    best = trainer.hyperparameter_search(
+        backend="ray",
+        hp_space={"learning_rate": tune.uniform(2e-2, 5e-2)},
+        n_trials=2,
+        direction="maximize",
+        compute_objective=lambda m: m["eval_accuracy"] - m["eval_loss"],
+        objective_at="best",
+        scheduler=FIFOScheduler(),  # no stopping: every evaluation of the user's is recorded
+        seed=0,
+    )
+    trials = hpsearch.load_trials(trainer.args.output_dir)
+    assert len({t.params["learning_rate"] for t in trials}) == 2
+    for t in trials:
+        assert len(t.intermediate) == 5 and t.objective == max(t.intermediate.values())
+    (chosen,) = [t for t in trials if t.number == int(best.run_id)]
+    assert chosen.objective != chosen.intermediate[max(chosen.intermediate)]  # a model offered before the last
+    reloaded = make_trainer(
+        model_init=lambda: AutoModelForSequenceClassification.from_pretrained(best.run_summary.best_model_dir)
+    )
+    metrics = reloaded.evaluate()
+    assert metrics["eval_accuracy"] - metrics["eval_loss"] == pytest.approx(best.objective, rel=1e-5)
 
 
 def test_search_runs_on_a_ray_cluster_given_by_address(ray_cluster, tmp_path):
