@@ -117,6 +117,18 @@ def test_server_mode_runs_through_the_agent_and_records_like_local_mode(make_tra
     assert best.run_summary.native == "sweep123"
     assert Path(best.run_summary.best_model_dir, "model.safetensors").is_file()
 
+    # the agent leaves its last run's id and parameters behind (as wandb's does): a local search
+    # in the same process still logs each trial's own parameters, each in a run of its own
+    local = hpsearch.search(
+        lambda trial: trial.params["learning_rate"],
+        {"method": "random", "parameters": {"learning_rate": {"min": 5.0, "max": 6.0}}},
+        n_trials=2,
+        backend="wandb",
+        output_dir=str(tmp_path / "local"),
+    )
+    runs = {r["name"]: r["config"]["learning_rate"] for r in offline_runs(tmp_path / "local")}
+    assert runs == {f"trial-{t.number}": t.params["learning_rate"] for t in local.run_summary.trials}
+
 
 @pytest.mark.parametrize(
     ("hp_space", "direction", "message"),

@@ -65,7 +65,7 @@ class StandInAgent:
 
     For each run: write `{name: {"value": x}}` YAML to the file named by WANDB_SWEEP_PARAM_PATH,
     set WANDB_RUN_ID and WANDB_SWEEP_ID, tear wandb down, call the function, `wandb.finish()`
-    (exit code 1 if it raised).
+    (exit code 1 if it raised). Like wandb's agent, it leaves those variables set after its last run.
     """
 
     def __init__(self, config: dict[str, Any], base_dir: Path):
@@ -91,7 +91,4 @@ class StandInAgent:
             except Exception:
                 wandb.finish(exit_code=1)
                 suggestion.state = sweeps.RunState.failed
-            finally:
-                for name in ("WANDB_RUN_ID", "WANDB_SWEEP_PARAM_PATH", "WANDB_SWEEP_ID"):
-                    os.environ.pop(name, None)
             self.runs.append(suggestion)

@@ -12,11 +12,12 @@ logging (`report_to="wandb"`) goes into it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import sweeps
@@ -44,6 +45,8 @@ from hpsearch.space import (
 from hpsearch.trial import TrialState
 
 logger = logging.getLogger(__name__)
+# what `wandb.agent` sets for each run and leaves set after its last one
+AGENT_VARIABLES = ("WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH")
 # bands at a run's 1st, 2nd, 4th... reported values (the rungs), each keeping the better half
 DEFAULT_EARLY_TERMINATE = {"type": "hyperband", "min_iter": 1, "eta": 2}
 
@@ -146,13 +149,14 @@ class WandbBackend(AskTellBackend):
         remaining = self.settings.n_trials - loop.trials.finished()
         if remaining > 0:
             agent = self.agent or wandb.agent
-            agent(
-                sweep_id,
-                function=lambda: loop.run_trial(self._join_run()),
-                count=remaining,
-                project=self.project,
-                entity=self.entity,
-            )
+            with agent_leftovers_cleared():
+                agent(
+                    sweep_id,
+                    function=lambda: loop.run_trial(self._join_run()),
+                    count=remaining,
+                    project=self.project,
+                    entity=self.entity,
+                )
         return sweep_id
 
     def _set_environment(self) -> None:
@@ -216,3 +220,20 @@ class WandbBackend(AskTellBackend):
             sweep_run.summary_metrics = {self.metric: values[0]}
             run.summary[self.metric] = values[0]
         run.finish(exit_code=1 if state is TrialState.FAILED else 0)
+
+
+@contextlib.contextmanager
+def agent_leftovers_cleared() -> Iterator[None]:
+    """After `wandb.agent`: its last run's id and parameter file out of the environment again, and
+    W&B's process state (which keeps that run's sweep parameters) torn down; else every later
+    `wandb.init` in this process, a local search's trials included, takes that id and those values."""
+    before = {name: os.environ.get(name) for name in AGENT_VARIABLES}
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        wandb.teardown()
