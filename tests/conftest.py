@@ -21,9 +21,11 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 # Ray on loopback only (read when ray is first imported): the tests' clusters stay on 127.0.0.1.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-# Two test processes share 2 cores: two OpenMP threads each would oversubscribe them (a trial's
-# worker process still gets its share from the executor).
-os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Test processes (pytest-xdist) share the cores: torch's default of one OpenMP thread per core in each
+# would oversubscribe them (a trial's worker process still gets its share from the executor).
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _cores_each = (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores_each)))
 
 WORDS_POS = ["good", "great", "fine", "superb", "lovely"]
 WORDS_NEG = ["bad", "awful", "poor", "dull", "boring"]
