@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from collections.abc import Callable
@@ -66,3 +67,10 @@ def measured_at(results: dict[str, Any]) -> str:
     """The line a report ends with: the commit its results file was measured at, where the file records it."""
     recorded = results.get("commit")
     return f"hpsearch at {recorded}" if recorded else "hpsearch's commit not recorded in this file (see BENCHMARKS.md)"
+
+
+def machine() -> str:
+    """This machine as booted (Linux's boot id; else the host name): runs merged from several sittings compare
+    like with like only where they share it, as machines here differ in speed by several times."""
+    boot = Path("/proc/sys/kernel/random/boot_id")
+    return boot.read_text().strip() if boot.exists() else platform.node()

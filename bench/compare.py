@@ -62,7 +62,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 import transformers  # noqa: E402  (after the offline settings)
-from children import commit, print_result, run_child  # noqa: E402  (bench/ is on the path: this script's folder)
+from children import commit, machine, print_result, run_child  # noqa: E402  (bench/ is on the path: this script's folder)
 
 SYSTEMS = ("transformers", "hpsearch", "hpsearch-tpe", "hpsearch-warm", "optuna-hyperband", "ray-asha", "random")
 ROOT = Path(__file__).resolve().parent.parent
@@ -379,6 +379,8 @@ def compared(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             reached, ref_reached = time_to(r, ref["best_accuracy"]), time_to(ref, ref["best_accuracy"])
             r["reached_reference"] = reached is not None
             r["time_to_reference_ratio"] = reached / ref_reached if reached is not None and ref_reached else None
+            if r["system"] != "transformers":
+                r["side_by_side"] = r.get("machine") is not None and r.get("machine") == ref.get("machine")
         out.append(r)
     return out
 
@@ -438,6 +440,12 @@ def report(runs: list[dict[str, Any]]) -> str:
         + "\n\n"
         + table(runs, ranges=False)
     )
+    apart = [f"{r['dataset']} seed {r['seed']} {r['system']}" for r in runs if r.get("side_by_side") is False]
+    if apart:
+        parts.append(
+            "Not side by side with transformers' run of their dataset and seed (another machine, or one not "
+            "recorded: their ratios compare machines too): " + ", ".join(apart)
+        )
     return "\n\n".join(parts)
 
 
@@ -537,7 +545,7 @@ def main(argv: list[str] | None = None) -> None:
         print_result(result)
         return
     if not args.report:
-        version = commit()
+        version, here = commit(), machine()
         passed = list(argv if argv is not None else sys.argv[1:])
         for dataset, seed in [(dataset, seed) for seed in args.seeds for dataset in args.datasets]:
             turn = (seed * len(DATASETS) + list(DATASETS).index(dataset)) % len(args.systems)  # the same in any part
@@ -547,7 +555,7 @@ def main(argv: list[str] | None = None) -> None:
                     child = [*passed, "--one", f"{system} {dataset} {seed}"]
                     began = time.time()
                     result = run_child(__file__, child, what, BENCH_EVENTS=events.name)
-                result.update(commit=version, date=datetime.datetime.now().isoformat(timespec="seconds"))
+                result.update(commit=version, date=datetime.datetime.now().isoformat(timespec="seconds"), machine=here)
                 result["process_s"] = time.time() - began
                 merge(args.out, result)
                 best = result["best_accuracy"]

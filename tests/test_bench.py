@@ -46,14 +46,17 @@ def test_the_benchmark_runs_in_parts_that_merge_into_one_results_file(compare, t
     assert hpsearch.load_trials(stores / "tweets-seed0-hpsearch-warm")[0].params == best.params  # its best runs first
     assert all(merged[key] == run for key, run in first.items())
     tables = capsys.readouterr().out
-    again = {**merged[("tweets", 0, "random")], "wall_s": 12345.0}  # a part run again replaces exactly its own
-    compare.merge(out, again)
+    again = {**merged[("tweets", 0, "random")], "wall_s": 12345.0, "machine": "another"}  # a part run again,
+    compare.merge(out, again)  # on another machine, replaces exactly its own
     rerun = {(r["dataset"], r["seed"], r["system"]): r for r in json.loads(out.read_text())["runs"]}
     assert rerun == {**merged, ("tweets", 0, "random"): again}
+    assert "Not side by side" not in tables  # every part ran on this machine; the rerun is named as apart:
+    assert compare.report(list(rerun.values())).endswith("their ratios compare machines too): tweets seed 0 random")
 
     for r in merged.values():
         assert r["sizes"] == {"train": 48, "eval": 16, "max_length": 16} and r["trials"] == 2
         assert 0 < r["majority"] <= 1 and r["commit"] and r["date"] and r["wall_s"] > 0
+        assert r["machine"] == merged[("tweets", 0, "transformers")]["machine"]  # side by side: one machine
         finals = [e["accuracy"] for e in r["evaluations"] if e["final"]]
         assert finals and r["best_accuracy"] == max(finals)  # only final evaluations count
         assert (r["overhead_pct"] is None) == (r["system"] == "ray-asha")  # Ray's trials run in parallel workers
