@@ -115,7 +115,9 @@ best = trainer.hyperparameter_search(
     show_progress=False,
     **options,
 )
-print("RESULT " + json.dumps({"rank": dist.get_rank(), "trials": trained, "best": best and best.run_id}), flush=True)
+result = {"rank": dist.get_rank(), "trials": trained, "best": best and best.run_id}
+# One write, newline included: under torchrun's `python -u` print writes its end apart, and the ranks' lines interleave
+sys.stdout.write("RESULT " + json.dumps(result) + "\n")
 dist.destroy_process_group()  # exiting with gloo's threads still up can abort the process (pytorch#190489)
 sys.stdout.flush()
 os._exit(0)  # even after it, torch's C++ teardown at exit now and then aborts the process ("terminate called
