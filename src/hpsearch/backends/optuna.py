@@ -66,7 +66,8 @@ def default_sampler(seed: int | None, parallel: bool) -> AvoidOutOfMemory:
     """optuna's TPE as transformers' search makes it, its 10 random start-up trials included: on the benchmark's
     real trials it ended as well as or better than with 5, in less time (BENCHMARKS.md, "Which sampler"). With
     workers, the running trials count as if bad (optuna's constant liar), so that workers try apart. The discrete
-    values of a trial that ran out of memory are not drawn again (`AvoidOutOfMemory`)."""
+    values of a trial that ran out of memory are not drawn again (`AvoidOutOfMemory`), and trials paused at a rung
+    count as pruned there (`SeesPausedTrials`)."""
     return AvoidOutOfMemory(optuna.samplers.TPESampler(seed=seed, constant_liar=parallel), seed)
 
 

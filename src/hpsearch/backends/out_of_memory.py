@@ -17,6 +17,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 
 from hpsearch import schema
+from hpsearch.backends.paused_trials import SeesPausedTrials
 
 _RESAMPLES = 10  # the sampler's own tries for another value, before one is drawn among those left
 
@@ -26,18 +27,14 @@ def _discrete(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     return {name: trial.params[name] for name, dist in trial.distributions.items() if isinstance(dist, discrete)}
 
 
-class AvoidOutOfMemory(optuna.samplers.BaseSampler):
+class AvoidOutOfMemory(SeesPausedTrials):
     """`base`, except that a discrete value completing a combination that ran out of memory (and never ran) is drawn
-    again: by `base` up to `_RESAMPLES` times, then among the values left. Everything else is `base`'s."""
+    again: by `base` up to `_RESAMPLES` times, then among the values left. Everything else is `base`'s, shown the
+    paused trials too (`SeesPausedTrials`)."""
 
     def __init__(self, base: optuna.samplers.BaseSampler, seed: int | None = None):
-        self.base = base
+        super().__init__(base)
         self._rng = numpy.random.RandomState(seed)
-
-    def __getattr__(self, name: str) -> Any:  # `base`'s own settings (`_n_startup_trials`, ...)
-        if name == "base":  # not set yet (unpickling)
-            raise AttributeError(name)
-        return getattr(self.base, name)
 
     def _failed_combinations(self, study: optuna.Study) -> list[dict[str, Any]]:
         ended = study.get_trials(
@@ -50,12 +47,9 @@ class AvoidOutOfMemory(optuna.samplers.BaseSampler):
     def _completes_a_failure(self, failures: list[dict[str, Any]], chosen: dict[str, Any], name: str) -> bool:
         return any(name in f and all(k in chosen and chosen[k] == v for k, v in f.items()) for f in failures)
 
-    def infer_relative_search_space(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict:
-        return self.base.infer_relative_search_space(study, trial)
-
     def sample_relative(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, search_space: dict) -> dict:
         """`base`'s joint draw, less the discrete values that complete a failed combination (drawn one by one)."""
-        sampled = self.base.sample_relative(study, trial, search_space)
+        sampled = super().sample_relative(study, trial, search_space)
         failures = self._failed_combinations(study) if sampled else []
         chosen = {**trial.params, **sampled}
         return {k: v for k, v in sampled.items() if not self._completes_a_failure(failures, chosen, k)}
@@ -63,14 +57,14 @@ class AvoidOutOfMemory(optuna.samplers.BaseSampler):
     def sample_independent(
         self, study: optuna.Study, trial: optuna.trial.FrozenTrial, name: str, distribution: BaseDistribution
     ) -> Any:
-        value = self.base.sample_independent(study, trial, name, distribution)
+        value = super().sample_independent(study, trial, name, distribution)
         if not isinstance(distribution, (CategoricalDistribution, IntDistribution)):
             return value
         failures = self._failed_combinations(study)
         for _ in range(_RESAMPLES):
             if not self._completes_a_failure(failures, {**trial.params, name: value}, name):
                 return value
-            value = self.base.sample_independent(study, trial, name, distribution)
+            value = super().sample_independent(study, trial, name, distribution)
         choices = (
             distribution.choices
             if isinstance(distribution, CategoricalDistribution)
@@ -79,12 +73,6 @@ class AvoidOutOfMemory(optuna.samplers.BaseSampler):
         left = [c for c in choices if not self._completes_a_failure(failures, {**trial.params, name: c}, name)]
         return left[self._rng.randint(len(left))] if left else value
 
-    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self.base.before_trial(study, trial)
-
-    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, state: Any, values: Any) -> None:
-        self.base.after_trial(study, trial, state, values)
-
     def reseed_rng(self) -> None:
-        self.base.reseed_rng()
+        super().reseed_rng()
         self._rng.seed()
