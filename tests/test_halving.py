@@ -32,7 +32,8 @@ from hpsearch.halving import CONTINUE, PAUSE, PRUNE, peers_to_wait_for, verdict
         ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 0.3, False, 3, PRUNE),
         ([0.3, 0.3, 0.9], 0.3, False, 3, CONTINUE),  # tied with the best: goes on too
         ([0.3, 0.2, math.nan], math.nan, False, 3, PRUNE),  # a diverged trial never waits
-        ([0.5, 0.4, 0.3, 0.2], 0.2, False, 9, PAUSE),  # the last rung: the best of four still waits for nine
+        ([0.5, 0.4, 0.3, 0.2], 0.2, False, 9, PAUSE),  # the last rung: the best of four waits for nine peers
+        ([0.5, 0.4, 0.3, 0.2], 0.3, False, 9, PRUNE),  # and one below the best third is pruned at once
         ([0.9] * 8 + [0.2], 0.2, False, 9, CONTINUE),
         ([0.1, 0.2, 0.25] + [0.9] * 5 + [0.3], 0.3, False, 9, PRUNE),  # nine peers: the best three go on
     ],

@@ -7,8 +7,9 @@ checkpoint is kept and the search goes on. Once its rung has peers, the trial is
 it is among the best third of them, and pruned if not (ASHA's promotion of paused trials, Li et al. 2020). When no
 trial is left to start, a paused trial is judged by the peers it has: the best at its rung resumes.
 
-The last rung waits for `reduction_factor**2` peers: what it promotes to costs the most (the last two thirds of a
-trial's training), and among a few peers every trial that beats the ones before it goes on (after TPE's random
+At the last rung a trial among the best third goes on only once `reduction_factor**2` trials are there, pausing
+until then (one below it is pruned as at any rung): what it is promoted to costs the most, the last two thirds of a
+trial's training, and among a few peers each trial that beats the ones before it went on (after TPE's random
 start-up, most of them: 7 of 20 trials ran to the end in BENCHMARKS.md's tweets search, 4 of which the best third
 of all ten trials at that rung would have stopped).
 """
@@ -30,19 +31,22 @@ if TYPE_CHECKING:
 
 def verdict(peers: Sequence[float], value: float, maximize: bool, reduction_factor: int, wait_for: int) -> str:
     """What a rung does with a trial that scored `value` there, among `peers` (every score there, its own included):
-    CONTINUE if it is among the best `1/reduction_factor` of them (at least the best one), PRUNE if not, or PAUSE
-    while there are fewer than `wait_for` peers (0: nothing left to wait for)."""
+    PRUNE if it is not among the best `1/reduction_factor` of them (at least the best one), CONTINUE if it is and
+    there are `wait_for` peers (0: nothing left to wait for), PAUSE while there are fewer (and, below
+    `reduction_factor` peers, none to rank it among)."""
     if math.isnan(value):
         return PRUNE
-    if len(peers) < wait_for:
+    if len(peers) < min(reduction_factor, wait_for):
         return PAUSE
     better = sum((peer > value) if maximize else (peer < value) for peer in peers)
-    return CONTINUE if better < max(len(peers) // reduction_factor, 1) else PRUNE
+    if better >= max(len(peers) // reduction_factor, 1):
+        return PRUNE
+    return PAUSE if len(peers) < wait_for else CONTINUE
 
 
 def peers_to_wait_for(step: int, rungs: Sequence[int], reduction_factor: int) -> int:
-    """How many trials scored at rung `step` (itself included) a trial there waits for: `reduction_factor`, and its
-    square at the last of the search's `rungs` (above: the promotion that costs most)."""
+    """How many trials scored at rung `step` (itself included) a trial there waits for before it goes on:
+    `reduction_factor`, and its square at the last of the search's `rungs` (above: the promotion that costs most)."""
     return reduction_factor**2 if rungs and step == max(rungs) else reduction_factor
 
 
