@@ -15,27 +15,37 @@ from transformers import TrainerCallback
 import hpsearch
 from hpsearch import TrialState
 from hpsearch.fidelity import step_at
-from hpsearch.halving import CONTINUE, PAUSE, PRUNE, verdict
+from hpsearch.halving import CONTINUE, PAUSE, PRUNE, peers_to_wait_for, verdict
 
 
 @pytest.mark.parametrize(
-    ("peers", "value", "maximize", "can_wait", "expected"),
+    ("peers", "value", "maximize", "wait_for", "expected"),
     [
-        ([0.5], 0.5, False, True, PAUSE),  # the first trial at a rung has nothing to be compared with
-        ([0.5, 0.4], 0.4, False, True, PAUSE),
-        ([0.5, 0.4], 0.4, False, False, CONTINUE),  # nothing left to wait for: the best of two goes on
-        ([0.5, 0.4], 0.5, False, False, PRUNE),
-        ([0.5, 0.4, 0.3], 0.3, False, True, CONTINUE),  # three peers: the best third goes on
-        ([0.5, 0.4, 0.3], 0.4, False, True, PRUNE),
-        ([0.5, 0.4, 0.3], 0.5, True, True, CONTINUE),  # maximising: the highest is the best
-        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 0.2, False, True, CONTINUE),  # six peers: the best two
-        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 0.3, False, True, PRUNE),
-        ([0.3, 0.3, 0.9], 0.3, False, True, CONTINUE),  # tied with the best: goes on too
-        ([0.3, 0.2, math.nan], math.nan, False, True, PRUNE),  # a diverged trial never waits
+        ([0.5], 0.5, False, 3, PAUSE),  # the first trial at a rung has nothing to be compared with
+        ([0.5, 0.4], 0.4, False, 3, PAUSE),
+        ([0.5, 0.4], 0.4, False, 0, CONTINUE),  # nothing left to wait for: the best of two goes on
+        ([0.5, 0.4], 0.5, False, 0, PRUNE),
+        ([0.5, 0.4, 0.3], 0.3, False, 3, CONTINUE),  # three peers: the best third goes on
+        ([0.5, 0.4, 0.3], 0.4, False, 3, PRUNE),
+        ([0.5, 0.4, 0.3], 0.5, True, 3, CONTINUE),  # maximising: the highest is the best
+        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 0.2, False, 3, CONTINUE),  # six peers: the best two
+        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 0.3, False, 3, PRUNE),
+        ([0.3, 0.3, 0.9], 0.3, False, 3, CONTINUE),  # tied with the best: goes on too
+        ([0.3, 0.2, math.nan], math.nan, False, 3, PRUNE),  # a diverged trial never waits
+        ([0.5, 0.4, 0.3, 0.2], 0.2, False, 9, PAUSE),  # the last rung: the best of four waits for nine peers
+        ([0.5, 0.4, 0.3, 0.2], 0.3, False, 9, PRUNE),  # and one below the best third is pruned at once
+        ([0.9] * 8 + [0.2], 0.2, False, 9, CONTINUE),
+        ([0.1, 0.2, 0.25] + [0.9] * 5 + [0.3], 0.3, False, 9, PRUNE),  # nine peers: the best three go on
     ],
 )
-def test_a_rung_pauses_a_trial_until_it_has_peers_then_keeps_the_best_third(peers, value, maximize, can_wait, expected):
-    assert verdict(peers, value, maximize, 3, can_wait) == expected
+def test_a_rung_pauses_a_trial_until_it_has_peers_then_keeps_the_best_third(peers, value, maximize, wait_for, expected):
+    assert verdict(peers, value, maximize, 3, wait_for) == expected
+
+
+def test_the_last_rung_waits_for_the_square_of_the_reduction_factor():
+    """The promotion to a trial's last stretch of training, the costliest one, is judged among more peers."""
+    assert [peers_to_wait_for(step, (37, 111, 333), 3) for step in (37, 111, 333)] == [3, 3, 9]
+    assert peers_to_wait_for(333, (333,), 3) == 9 and peers_to_wait_for(111, (111, 333), 2) == 2
 
 
 class Starts(TrainerCallback):
@@ -79,7 +89,8 @@ def rung_values(trials, point):
 
 def test_the_first_trials_pause_at_a_rung_and_only_those_their_peers_rank_best_go_on(make_trainer):
     """As users run it (checkpoints each epoch, the best one loaded at the end, TensorBoard): trials 0 and 1 pause at
-    1/9, then the best of the first three goes on from its checkpoint; one trial runs to the end, the best at 1/3."""
+    1/9, then the best of the first three goes on from its checkpoint; one trial runs to the end, the best at 1/3,
+    once no trial is left to start."""
     trainer, best, trials, starts = search(make_trainer)
     runs = starts.runs
     assert sorted(t.state for t in trials) == [TrialState.COMPLETE] + [TrialState.PRUNED] * 4  # none left paused
@@ -88,6 +99,8 @@ def test_the_first_trials_pause_at_a_rung_and_only_those_their_peers_rank_best_g
     assert set(at_1_3) & {0, 1, 2} == {max(first_three, key=first_three.get)}  # of the first three, the best only
     (complete,) = [t for t in trials if t.state is TrialState.COMPLETE]
     assert complete.intermediate[333] == max(at_1_3.values())  # the one that ended: the best at 1/3
+    max_steps = runs[0][2]  # it paused there too: the last rung waits for nine peers, five trials are all there are
+    assert (f"run-{complete.number}", step_at(333, max_steps), max_steps) in runs
     assert best.run_id == str(complete.number) and len(set(at_1_9.values())) == 5  # five distinct points searched
     resumed = [(name, step, max_steps) for name, step, max_steps in runs if step > 0]
     assert resumed, "no trial was resumed from the checkpoint it paused at"

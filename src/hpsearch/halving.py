@@ -6,6 +6,12 @@ score. Here a trial that reaches a rung before `reduction_factor` trials have (i
 checkpoint is kept and the search goes on. Once its rung has peers, the trial is resumed from that checkpoint if
 it is among the best third of them, and pruned if not (ASHA's promotion of paused trials, Li et al. 2020). When no
 trial is left to start, a paused trial is judged by the peers it has: the best at its rung resumes.
+
+At the last rung a trial among the best third goes on only once `reduction_factor**2` trials are there, pausing
+until then (one below it is pruned as at any rung): what it is promoted to costs the most, the last two thirds of a
+trial's training, and among a few peers each trial that beats the ones before it went on (after TPE's random
+start-up, most of them: 7 of 20 trials ran to the end in BENCHMARKS.md's tweets search, 4 of which the best third
+of all ten trials at that rung would have stopped).
 """
 
 from __future__ import annotations
@@ -23,27 +29,39 @@ if TYPE_CHECKING:
     from hpsearch.settings import SearchSettings
 
 
-def verdict(peers: Sequence[float], value: float, maximize: bool, reduction_factor: int, can_wait: bool) -> str:
+def verdict(peers: Sequence[float], value: float, maximize: bool, reduction_factor: int, wait_for: int) -> str:
     """What a rung does with a trial that scored `value` there, among `peers` (every score there, its own included):
-    CONTINUE if it is among the best `1/reduction_factor` of them (at least the best one), PRUNE if not, or PAUSE
-    (where it `can_wait`) while there are fewer than `reduction_factor` peers."""
+    PRUNE if it is not among the best `1/reduction_factor` of them (at least the best one), CONTINUE if it is and
+    there are `wait_for` peers (0: nothing left to wait for), PAUSE while there are fewer (and, below
+    `reduction_factor` peers, none to rank it among)."""
     if math.isnan(value):
         return PRUNE
-    if len(peers) < reduction_factor and can_wait:
+    if len(peers) < min(reduction_factor, wait_for):
         return PAUSE
     better = sum((peer > value) if maximize else (peer < value) for peer in peers)
-    return CONTINUE if better < max(len(peers) // reduction_factor, 1) else PRUNE
+    if better >= max(len(peers) // reduction_factor, 1):
+        return PRUNE
+    return PAUSE if len(peers) < wait_for else CONTINUE
 
 
-def judge(study: optuna.Study, trial: optuna.trial.FrozenTrial, reduction_factor: int, can_wait: bool) -> str:
-    """The `verdict` on `trial` at the rung of its latest intermediate value, among every trial of `study` scored
-    there (in any state: paused, pruned, running or complete)."""
+def peers_to_wait_for(step: int, rungs: Sequence[int], reduction_factor: int) -> int:
+    """How many trials scored at rung `step` (itself included) a trial there waits for before it goes on:
+    `reduction_factor`, and its square at the last of the search's `rungs` (above: the promotion that costs most)."""
+    return reduction_factor**2 if rungs and step == max(rungs) else reduction_factor
+
+
+def judge(
+    study: optuna.Study, trial: optuna.trial.FrozenTrial, reduction_factor: int, can_wait: bool, rungs: Sequence[int]
+) -> str:
+    """The `verdict` on `trial` at the rung of its latest intermediate value (one of the search's `rungs`), among
+    every trial of `study` scored there (in any state: paused, pruned, running or complete)."""
     step = trial.last_step
     if step is None:
         return CONTINUE
     peers = [t.intermediate_values[step] for t in study.get_trials(deepcopy=False) if step in t.intermediate_values]
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    return verdict(peers, trial.intermediate_values[step], maximize, reduction_factor, can_wait)
+    wait_for = peers_to_wait_for(step, rungs, reduction_factor) if can_wait else 0
+    return verdict(peers, trial.intermediate_values[step], maximize, reduction_factor, wait_for)
 
 
 class PeerHalvingPruner(optuna.pruners.BasePruner):
@@ -57,11 +75,11 @@ class PeerHalvingPruner(optuna.pruners.BasePruner):
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         if trial.last_step not in self.rungs:
             return False
-        return judge(study, trial, self.reduction_factor, self.pause) != CONTINUE
+        return judge(study, trial, self.reduction_factor, self.pause, self.rungs) != CONTINUE
 
     def pauses(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         """Whether the trial, told to stop at its rung, is to wait there rather than be pruned."""
-        return self.pause and judge(study, trial, self.reduction_factor, True) == PAUSE
+        return self.pause and judge(study, trial, self.reduction_factor, True, self.rungs) == PAUSE
 
 
 def default_pruner(settings: SearchSettings, pause: bool = True) -> optuna.pruners.BasePruner:

@@ -93,7 +93,8 @@ class SearchLoop:
             return False
 
         factor, study = getattr(self.backend.pruner, "reduction_factor", REDUCTION_FACTOR), self.trials.study
-        paused = self.trials.claim_paused(lambda frozen: judge(study, frozen, factor, not self._settling))
+        rungs, can_wait = self.settings.rungs, not self._settling
+        paused = self.trials.claim_paused(lambda frozen: judge(study, frozen, factor, can_wait, rungs))
         if paused is None:
             return False
         self.run_trial(Proposal(paused[1]), paused[0])
@@ -189,7 +190,7 @@ class SearchLoop:
         if not (stop and isinstance(pruner, PeerHalvingPruner) and pruner.pause):
             return stop
         frozen = self.trials.storage.get_trial(live.trial_id)
-        verdict = judge(self.trials.study, frozen, pruner.reduction_factor, can_wait=not self._settling)
+        verdict = judge(self.trials.study, frozen, pruner.reduction_factor, not self._settling, pruner.rungs)
         return PAUSE if verdict == PAUSE else verdict == PRUNE
 
     def _count(self, failure: BaseException | None, params: dict[str, Any], values: list[float] | None) -> None:
