@@ -11,7 +11,8 @@ At the last rung a trial among the best third goes on only once `reduction_facto
 until then (one below it is pruned as at any rung): what it is promoted to costs the most, the last two thirds of a
 trial's training, and among a few peers each trial that beats the ones before it went on (after TPE's random
 start-up, most of them: 7 of 20 trials ran to the end in BENCHMARKS.md's tweets search, 4 of which the best third
-of all ten trials at that rung would have stopped).
+of all ten trials at that rung would have stopped). Measured against the same engine without it, in the same hour:
+0.83x the wall time, the same best accuracy on all 6 runs, the best reached sooner on 4 (BENCHMARKS.md).
 """
 
 from __future__ import annotations
