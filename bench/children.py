@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,3 +76,19 @@ def machine() -> str:
     like with like only where they share it, as machines here differ in speed by several times."""
     boot = Path("/proc/sys/kernel/random/boot_id")
     return boot.read_text().strip() if boot.exists() else platform.node()
+
+
+def speed() -> float:
+    """Seconds this machine takes now for a fixed amount of the work a trial does (products of 512x512 matrices;
+    the median of 5 rounds). One boot's speed changed by ~20% within a sitting here (BENCHMARKS.md), which the
+    boot id does not see."""
+    import torch
+
+    matrix = torch.randn(512, 512, generator=torch.Generator().manual_seed(0))
+    rounds = []
+    for _ in range(5):
+        began = time.perf_counter()
+        for _ in range(20):
+            matrix @ matrix
+        rounds.append(time.perf_counter() - began)
+    return statistics.median(rounds)

@@ -35,7 +35,9 @@ evaluations of optuna-hyperband and ray-asha are recorded but never counted (hps
 evaluations are quiet: no `on_evaluate`). Measured per search: wall time; best final accuracy;
 the time until the best final accuracy so far first reaches transformers' best of the same
 (dataset, seed), as a ratio to transformers' own time to it; the overhead, wall time outside
-training, evaluation and `model_init` (one process at a time only: not for ray-asha). The report
+training, evaluation and `model_init` (one process at a time only: not for ray-asha); the machine
+(its boot id) and its speed just before the run (`children.speed`): the report names the runs that
+did not run side by side with transformers' (another boot, or a speed over 10% apart). The report
 is a Markdown table per dataset (median and range over seeds), one overall (medians), and the
 anytime plot (`--plot`): best final accuracy so far against wall time, per dataset and system.
 """
@@ -62,8 +64,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 import transformers  # noqa: E402  (after the offline settings)
-from children import commit, machine, print_result, run_child  # noqa: E402  (bench/ is on the path: this script's folder)
+from children import commit, machine, print_result, run_child, speed  # noqa: E402  (bench/ is on the path: this script's folder)
 
+SPEED_TOLERANCE = 0.1  # runs whose machine's speed (`children.speed`) differs by more are not side by side
 SYSTEMS = ("transformers", "hpsearch", "hpsearch-tpe", "hpsearch-warm", "optuna-hyperband", "ray-asha", "random")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -380,9 +383,18 @@ def compared(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             r["reached_reference"] = reached is not None
             r["time_to_reference_ratio"] = reached / ref_reached if reached is not None and ref_reached else None
             if r["system"] != "transformers":
-                r["side_by_side"] = r.get("machine") is not None and r.get("machine") == ref.get("machine")
+                r["side_by_side"] = side_by_side(r, ref)
         out.append(r)
     return out
+
+
+def side_by_side(run: dict[str, Any], reference: dict[str, Any]) -> bool:
+    """Whether `run` ran on `reference`'s machine (its boot) at its speed, within `SPEED_TOLERANCE` (where both
+    recorded it)."""
+    if run.get("machine") is None or run.get("machine") != reference.get("machine"):
+        return False
+    mine, theirs = run.get("speed_s"), reference.get("speed_s")
+    return mine is None or theirs is None or abs(mine / theirs - 1) <= SPEED_TOLERANCE
 
 
 ROWS = [
@@ -443,8 +455,9 @@ def report(runs: list[dict[str, Any]]) -> str:
     apart = [f"{r['dataset']} seed {r['seed']} {r['system']}" for r in runs if r.get("side_by_side") is False]
     if apart:
         parts.append(
-            "Not side by side with transformers' run of their dataset and seed (another machine, or one not "
-            "recorded: their ratios compare machines too): " + ", ".join(apart)
+            "Not side by side with transformers' run of their dataset and seed (another machine, one not recorded, "
+            f"or its speed changed by over {SPEED_TOLERANCE:.0%}: their ratios compare machines too): "
+            + ", ".join(apart)
         )
     return "\n\n".join(parts)
 
@@ -553,9 +566,11 @@ def main(argv: list[str] | None = None) -> None:
                 with tempfile.NamedTemporaryFile(suffix=".jsonl") as events:
                     what = f"{system} on {dataset}, seed {seed}"
                     child = [*passed, "--one", f"{system} {dataset} {seed}"]
+                    calibration = speed()
                     began = time.time()
                     result = run_child(__file__, child, what, BENCH_EVENTS=events.name)
-                result.update(commit=version, date=datetime.datetime.now().isoformat(timespec="seconds"), machine=here)
+                now = datetime.datetime.now().isoformat(timespec="seconds")
+                result.update(commit=version, date=now, machine=here, speed_s=calibration)
                 result["process_s"] = time.time() - began
                 merge(args.out, result)
                 best = result["best_accuracy"]

@@ -22,7 +22,15 @@ def compare(monkeypatch):
     return compare
 
 
-def test_the_benchmark_runs_in_parts_that_merge_into_one_results_file(compare, tiny_model_dir, tmp_path, capsys):
+def test_the_machine_speed_is_the_time_of_a_fixed_work(compare):
+    import children
+
+    assert 0 < children.speed() < 30  # seconds for 100 products of 512x512 matrices
+
+
+def test_the_benchmark_runs_in_parts_that_merge_into_one_results_file(
+    compare, tiny_model_dir, tmp_path, capsys, monkeypatch
+):
     out, plot = tmp_path / "results.json", tmp_path / "anytime.png"
     tiny = ["--trials", "2", "--train-size", "48", "--eval-size", "16", "--max-length", "16"]
     common = [*tiny, "--seeds", "0", "--datasets", "tweets", "--model-dir", str(tiny_model_dir)]
@@ -33,6 +41,7 @@ def test_the_benchmark_runs_in_parts_that_merge_into_one_results_file(compare, t
         compare.main([*common, "--systems", *systems, *files])
         return {(r["dataset"], r["seed"], r["system"]): r for r in json.loads(out.read_text())["runs"]}
 
+    monkeypatch.setattr(compare, "speed", lambda: 0.5)  # the suite's other process makes the real one vary
     first = part("transformers", "hpsearch", "hpsearch-tpe")
     assert sorted(first) == [("tweets", 0, s) for s in ("hpsearch", "hpsearch-tpe", "transformers")]
     source = stores / "tweets-seed0-hpsearch"  # kept by --stores: the study a later search warm-starts from
@@ -52,11 +61,16 @@ def test_the_benchmark_runs_in_parts_that_merge_into_one_results_file(compare, t
     assert rerun == {**merged, ("tweets", 0, "random"): again}
     assert "Not side by side" not in tables  # every part ran on this machine; the rerun is named as apart:
     assert compare.report(list(rerun.values())).endswith("their ratios compare machines too): tweets seed 0 random")
+    slower = {**merged[("tweets", 0, "hpsearch")], "speed_s": 0.6}  # the same boot, 20% slower than transformers'
+    apart = compare.report([*merged.values(), slower])
+    assert apart.endswith("machines too): tweets seed 0 hpsearch")
+    assert "Not side by side" not in compare.report([*merged.values(), {**slower, "speed_s": 0.52}])  # within 10%
 
     for r in merged.values():
         assert r["sizes"] == {"train": 48, "eval": 16, "max_length": 16} and r["trials"] == 2
         assert 0 < r["majority"] <= 1 and r["commit"] and r["date"] and r["wall_s"] > 0
         assert r["machine"] == merged[("tweets", 0, "transformers")]["machine"]  # side by side: one machine
+        assert r["speed_s"] == 0.5  # measured before each run
         finals = [e["accuracy"] for e in r["evaluations"] if e["final"]]
         assert finals and r["best_accuracy"] == max(finals)  # only final evaluations count
         assert (r["overhead_pct"] is None) == (r["system"] == "ray-asha")  # Ray's trials run in parallel workers
