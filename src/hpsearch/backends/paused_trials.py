@@ -49,9 +49,10 @@ class StudyWithPaused:
     def _get_trials(
         self, deepcopy: bool = True, states: Container[TrialState] | None = None, use_cache: bool = False
     ) -> list[FrozenTrial]:
-        every = self._study._get_trials(deepcopy=deepcopy, states=None, use_cache=use_cache)
+        every = self._study._get_trials(deepcopy=False, states=None, use_cache=use_cache)
         shown = [_as_pruned(t) if _paused(t) else t for t in every]
-        return shown if states is None else [t for t in shown if t.state in states]
+        shown = shown if states is None else [t for t in shown if t.state in states]
+        return copy.deepcopy(shown) if deepcopy else shown
 
 
 class SeesPausedTrials(optuna.samplers.BaseSampler):
