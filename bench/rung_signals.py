@@ -14,6 +14,13 @@ each signal is scored by how well it foretells the trials' final accuracy (on th
 
     .venv/bin/python bench/rung_signals.py --dataset tweets --trials 20          # writes bench/rung_signals-tweets.json
     .venv/bin/python bench/rung_signals.py --report bench/rung_signals-tweets.json
+
+With `--steps`, the rungs are at fixed counts of optimizer steps instead, to tell how many steps a trial must
+have taken before a rung ranks it (`hpsearch.rungs.MIN_RUNG_STEPS`); `--space quickstart` draws from the README's
+Quickstart space (learning rate 1e-5..1e-4 log, batch size 16 or 32), where trials differ less than in the docs':
+
+    .venv/bin/python bench/rung_signals.py --dataset rotten_tomatoes --space quickstart --train-size 1600 \
+        --steps 1 2 4 8 16 32 --trials 12 --out bench/rung_signals-steps.json
 """
 
 from __future__ import annotations
@@ -37,8 +44,14 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from children import commit, measured_at  # noqa: E402
 
+from hpsearch.fidelity import step_at  # noqa: E402
+
 RUNGS = (111, 333)  # hpsearch's default rung points, in thousandths of training
-SUBSETS = (32, 64, 128)
+SUBSETS = (32, 64, 128, 256)
+SPACES = {  # learning rates (log-uniform) and batch sizes
+    "docs": ((1e-6, 1e-4), [16, 32, 64, 128]),
+    "quickstart": ((1e-5, 1e-4), [16, 32]),
+}
 DRAWS = 200
 
 
@@ -46,6 +59,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=("rotten_tomatoes", "tweets", "convention"), default="tweets")
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--space", choices=list(SPACES), default="docs")
+    parser.add_argument("--steps", type=int, nargs="+", help="rungs at these optimizer steps, not at 1/9 and 1/3")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train-size", type=int)
     parser.add_argument("--eval-size", type=int)
@@ -56,16 +71,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def points(count: int, seed: int) -> list[dict[str, Any]]:
-    """Random points of the docs' optuna space."""
+def points(count: int, seed: int, space: str = "docs") -> list[dict[str, Any]]:
+    """Random points of an optuna space of `SPACES`."""
     draw = random.Random(seed)
+    (low, high), batch_sizes = SPACES[space]
     return [
         {
-            "learning_rate": math.exp(draw.uniform(math.log(1e-6), math.log(1e-4))),
-            "per_device_train_batch_size": draw.choice([16, 32, 64, 128]),
+            "learning_rate": math.exp(draw.uniform(math.log(low), math.log(high))),
+            "per_device_train_batch_size": draw.choice(batch_sizes),
         }
         for _ in range(count)
     ]
+
+
+def rung_steps(args: argparse.Namespace, max_steps: int) -> dict[str, int]:
+    """Each rung's name (its progress in thousandths, or `s<steps>`) and the step it is taken at."""
+    if args.steps:
+        return {f"s{steps}": steps for steps in args.steps if steps <= max_steps}
+    return {str(point): step_at(point, max_steps) for point in RUNGS}
 
 
 def per_example(trainer: Any) -> dict[str, list]:
@@ -84,7 +107,6 @@ def run_trials(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification
 
     from hpsearch.demo import text_trainer, training_arguments
-    from hpsearch.fidelity import step_at
 
     load, train_size, eval_size, _ = DATASETS[args.dataset]
     train_size, eval_size = args.train_size or train_size, args.eval_size or eval_size
@@ -105,14 +127,14 @@ def run_trials(args: argparse.Namespace) -> dict[str, Any]:
             self.trainer: Any = None
 
         def on_step_end(self, args_, state, control, **kwargs):
-            for point in RUNGS:
-                if point not in self.rungs and state.global_step >= step_at(point, state.max_steps):
+            for point, step in rung_steps(args, state.max_steps).items():
+                if point not in self.rungs and state.global_step >= step:
                     began = time.time()
                     self.rungs[point] = {"step": state.global_step, **per_example(self.trainer)}
                     self.rungs[point]["seconds"] = time.time() - began
 
     trials = []
-    for number, point in enumerate(points(args.trials, args.seed)):
+    for number, point in enumerate(points(args.trials, args.seed, args.space)):
         signals = Signals()
         output_dir = tempfile.mkdtemp(prefix="rung-signals-")
         arguments = training_arguments(output_dir, 1, eval_strategy="no", logging_steps=1, **point)
@@ -138,6 +160,7 @@ def run_trials(args: argparse.Namespace) -> dict[str, Any]:
             flush=True,
         )
     settings = {"dataset": args.dataset, "train_size": train_size, "eval_size": eval_size, "seed": args.seed}
+    settings["space"] = args.space
     return {"settings": settings, "majority": majority, "trials": trials}
 
 
@@ -158,11 +181,11 @@ def _keeps_best(signal: np.ndarray, final: np.ndarray) -> tuple[bool, int]:
     return bool(final[kept].max() >= final.max()), int(kept.sum())
 
 
-def _train_loss(trial: dict[str, Any], point: int) -> float:
+def _train_loss(trial: dict[str, Any], point: str) -> float:
     """The mean training loss of the steps since the previous rung (what a log at each rung gives)."""
-    steps = {p: trial["rungs"][str(p)]["step"] for p in RUNGS}
+    steps = {p: rung["step"] for p, rung in trial["rungs"].items()}
     end = steps[point]
-    start = max([steps[p] for p in RUNGS if p < point], default=0)
+    start = max([step for step in steps.values() if step < end], default=0)
     window = [loss for step, loss in trial["train_losses"] if start < step <= end]
     return float(np.mean(window or [loss for step, loss in trial["train_losses"] if step <= end][-1:]))
 
@@ -173,8 +196,10 @@ def analyse(results: dict[str, Any]) -> str:
     size = len(trials[0]["final"]["correct"])
     draw = np.random.default_rng(0)
     rows = []
-    for point in RUNGS:
-        at = [t["rungs"][str(point)] for t in trials]
+    for point in trials[0]["rungs"]:
+        if any(point not in t["rungs"] for t in trials):
+            continue  # a rung past some trial's end
+        at = [t["rungs"][point] for t in trials]
         correct, loss = np.array([r["correct"] for r in at]), np.array([r["loss"] for r in at])
         cases = {f"accuracy, all {size}": correct.mean(1), f"eval loss, all {size}": -loss.mean(1)}
         cases["training loss since the last rung"] = -np.array([_train_loss(t, point) for t in trials])
@@ -198,7 +223,8 @@ def analyse(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     for point, name, rho, keeps, kept in rows:
-        lines.append(f"| {point / 1000:.3f} | {name} | {rho:+.2f} | {keeps:.2f} | {kept:.1f} |")
+        at = f"{point[1:]} steps" if point.startswith("s") else f"{int(point) / 1000:.3f}"
+        lines.append(f"| {at} | {name} | {rho:+.2f} | {keeps:.2f} | {kept:.1f} |")
     seconds = [t["seconds"] for t in trials]
     evals = [r["seconds"] for t in trials for r in t["rungs"].values()]
     lines.append(

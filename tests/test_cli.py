@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import subprocess
 import sys
@@ -84,7 +85,8 @@ def test_run_summary_dataframe_has_the_columns_and_rows_of_show(searched):
     assert list(frame["number"]) == [t["number"] for t in trials]
     assert list(frame["state"]) == [t["state"] for t in trials]
     assert list(frame["params_x"]) == [t["params"]["x"] for t in trials]
-    assert frame["objective"].tolist() == pytest.approx([t["objective"] for t in trials])
+    objectives = [math.nan if t["objective"] is None else t["objective"] for t in trials]  # a pruned trial has none
+    assert frame["objective"].tolist() == pytest.approx(objectives, nan_ok=True)
     html = best.run_summary._repr_html_()  # a notebook's view: the leaderboard
     assert html.count("<tr>") == 1 + len(trials) and "<th>objective</th>" in html
 

@@ -1,11 +1,12 @@
-"""The leaderboard's order: completed trials best first, then pruned, failed, running and waiting ones."""
+"""The leaderboard's order (completed trials best first, then pruned, failed, running and waiting ones), its columns,
+and the report's pages."""
 
 from __future__ import annotations
 
 import pytest
 
 from hpsearch import store
-from hpsearch.leaderboard import leaderboard
+from hpsearch.leaderboard import RUNG_SCORES, leaderboard, markdown_table, rows
 from hpsearch.report import write_report
 from hpsearch.trial import TrialRecord, TrialState
 
@@ -45,6 +46,23 @@ def test_leaderboard_ranks_by_the_first_of_several_directions():
             r.values = [*r.values, -r.values[0]]  # the second direction would rank them the other way
     numbers = [r.number for r in leaderboard(records, ["maximize", "minimize"])]
     assert numbers == [8, 4, 10, 6, 3, 9, 2, 11, 1, 5, 0, 7]
+
+
+def test_the_objective_column_holds_final_objectives_and_the_rung_scores_their_own():
+    """A pruned trial's last rung score (optuna records it as the trial's value) is not an objective: the objective
+    column holds the completed trials' final objectives only, the rung scores (a negated loss here) their own."""
+    records = [
+        TrialRecord(0, TrialState.COMPLETE, {}, [0.81], intermediate={111: -0.69, 333: -0.52}),
+        TrialRecord(1, TrialState.PRUNED, {}, [-0.71], intermediate={111: -0.71}),
+    ]
+    table = rows(records, ["maximize"])
+    assert [row["objective"] for row in table] == [0.81, None]
+    lines = markdown_table(records, ["maximize"]).splitlines()
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    cells = {n: [cell.strip() for cell in line.strip("|").split("|")] for n, line in enumerate(lines[2:])}
+    objective, rungs = header.index("objective"), header.index(RUNG_SCORES)
+    assert [cells[0][objective], cells[1][objective]] == ["0.81", "-"]
+    assert [cells[0][rungs], cells[1][rungs]] == ["111: -0.69, 333: -0.52", "111: -0.71"]
 
 
 def test_a_report_of_several_objectives_draws_the_pareto_front_and_each_objectives_plots(tmp_path):

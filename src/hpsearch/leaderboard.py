@@ -15,6 +15,8 @@ from hpsearch.trial import TrialRecord, TrialState
 PARAM_PREFIX = "params_"  # as optuna's `trials_dataframe()` names parameter columns
 # Columns too long for a table on screen: in CSV, JSON and DataFrames only.
 _DETAIL_COLUMNS = ("intermediate", "error")
+RUNG_SCORES = "rung scores"  # on screen only: a trial's intermediate values, apart from its objective
+_RUNGS_SHOWN = 3  # the latest ones
 
 
 def format_value(value: Any) -> str:
@@ -51,8 +53,9 @@ def state_name(record: TrialRecord) -> str:
 
 
 def columns(records: Sequence[TrialRecord], directions: Sequence[str]) -> list[str]:
-    """The table's columns: number, state, the objective (one column per direction), each parameter
-    (`params_<name>`), duration in seconds, intermediate values and error text."""
+    """The table's columns: number, state, the objective (one column per direction; a completed trial's only, not a
+    pruned trial's last intermediate value), each parameter (`params_<name>`), duration in seconds, intermediate
+    values (the rung scores, keyed by step: progress in thousandths in a Trainer search) and error text."""
     objectives = ["objective"] if len(directions) == 1 else [f"objective_{i}" for i in range(len(directions))]
     params = sorted({PARAM_PREFIX + name for r in records for name in r.params})
     return ["number", "state", *objectives, *params, "duration", *_DETAIL_COLUMNS]
@@ -63,7 +66,7 @@ def rows(records: Sequence[TrialRecord], directions: Sequence[str]) -> list[dict
     names = columns(records, directions)
     table = []
     for r in leaderboard(records, directions):
-        values = r.values if r.values is not None else [None] * len(directions)
+        values = r.values if r.values is not None and r.state is TrialState.COMPLETE else [None] * len(directions)
         row = {"number": r.number, "state": state_name(r), "duration": r.duration, "error": r.error}
         row["intermediate"] = {step: value for step, value in sorted(r.intermediate.items())}
         if len(directions) == 1:
@@ -81,7 +84,7 @@ def as_json(record: TrialRecord) -> dict[str, Any]:
         "number": record.number,
         "state": state_name(record),
         "params": record.params,
-        "objective": record.objective,
+        "objective": record.objective if record.state is TrialState.COMPLETE else None,
         "intermediate": {str(step): value for step, value in sorted(record.intermediate.items())},
         "duration": record.duration,
         "error": record.error,
@@ -98,12 +101,19 @@ def csv_cell(value: Any) -> Any:
 
 
 def _screen(records: Sequence[TrialRecord], directions: Sequence[str]) -> tuple[list[str], list[list[str]]]:
-    """The headers and cells of the on-screen table: parameters by their own names, values shortened."""
+    """The headers and cells of the on-screen table: parameters by their own names, values shortened, the rung scores
+    (the latest few intermediate values, `step: value`) beside the objective."""
     names = [c for c in columns(records, directions) if c not in _DETAIL_COLUMNS]
+    if any(r.intermediate for r in records):
+        names.insert(names.index("duration"), RUNG_SCORES)
     headers = [n[len(PARAM_PREFIX) :] if n.startswith(PARAM_PREFIX) else n for n in names]
+    table = rows(records, directions)
+    for row in table:
+        latest = list(row["intermediate"].items())[-_RUNGS_SHOWN:]
+        row[RUNG_SCORES] = ", ".join(f"{step}: {format_value(value)}" for step, value in latest) or None
     cells = [
         ["-" if row[n] is None else f"{row[n]:.1f}" if n == "duration" else format_value(row[n]) for n in names]
-        for row in rows(records, directions)
+        for row in table
     ]
     return headers, cells
 
