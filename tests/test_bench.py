@@ -130,3 +130,28 @@ def test_the_parallel_benchmark_runs_workers_beside_transformers_and_reports_rat
     assert [r["system"] for r in runs] == systems
     assert all(r["trials_per_hour"] > 0 and 0 <= r["best_accuracy"] <= 1 for r in runs)
     assert "| trials per hour / transformers' | 1.00 |" in capsys.readouterr().out
+
+
+def test_the_disk_benchmark_measures_each_systems_peak_beside_the_other(compare, tiny_model_dir, tmp_path, capsys):
+    """bench/pause_disk.py on a tiny model: hpsearch's and transformers' peak disk, with the user's checkpoints."""
+    import pause_disk
+
+    out = tmp_path / "disk.json"
+    tiny = ["--trials", "3", "--train-size", "48", "--eval-size", "16", "--max-length", "16", "--save-steps", "2"]
+    pause_disk.main([*tiny, "--saves", "steps", "--model-dir", str(tiny_model_dir), "--out", str(out)])
+    runs = {run["system"]: run for run in json.loads(out.read_text())["runs"]}
+    assert runs["transformers"]["peak_bytes"] > 10_000 and runs["hpsearch"]["peak_bytes"] > 10_000
+    assert runs["hpsearch"]["end_bytes"] < runs["transformers"]["end_bytes"]  # it keeps the best model, not every run
+    assert "| hpsearch (" in capsys.readouterr().out
+
+
+def test_the_pause_cost_table_says_where_a_pause_pays(compare):
+    """bench/pause_cost.py's table from measured runs: a pause that costs less than running on pays, one that costs
+    more (a huge checkpoint on a fast step) does not."""
+    import pause_cost
+
+    cheap = {"model": "small", "parameters": 22e6, "trained_parameters": 22e6, "checkpoint_bytes": 3e8}
+    cheap.update(save_seconds=1.0, load_seconds=1.0, step_seconds=0.5)  # a trial of 62 s; 14 s from 1/9 to 1/3
+    costly = {**cheap, "model": "huge", "save_seconds": 30.0, "load_seconds": 20.0, "step_seconds": 0.1}
+    lines = pause_cost.table({"runs": [cheap, costly]}).splitlines()
+    assert lines[2].endswith("| yes, yes |") and lines[3].endswith("| no, no |")

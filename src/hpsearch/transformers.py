@@ -23,7 +23,7 @@ from hpsearch.fidelity import DEFAULT_EVALS_PER_TRIAL, MAX_EVALS_PER_TRIAL, rung
 from hpsearch.fingerprint import describe_setup
 from hpsearch.objective import default_compute_objective
 from hpsearch.result import BestRun
-from hpsearch.rungs import AUTO, DEFAULT_RUNG_METRIC, RUNG_METRICS
+from hpsearch.rungs import AUTO, DEFAULT_RUNG_METRIC, RUNG_METRICS, rungs_that_fit
 from hpsearch.runner import RunSettings, TrialRunner
 
 logger = logging.getLogger(__name__)
@@ -163,7 +163,8 @@ def hyperparameter_search(
         settings = RunSettings(
             directions=tuple(search.directions),
             objective_at=objective_at,
-            rungs=rungs if search.backend.can_prune else (),  # scores no pruner looks at: not worth their time
+            # scores no pruner looks at are not worth their time, nor scores on noise
+            rungs=_rungs_that_fit(rungs, trainer, search, rung_eval_size) if search.backend.can_prune else (),
             rung_eval_size=rung_eval_size,
             rung_metric=rung_metric,
             study_name=search.settings.study_name,
@@ -226,6 +227,15 @@ def _check_search(search: Search, trainer: transformers.Trainer, coordinator: An
             "the search as one process (Ray gives each trial `resources_per_trial`, GPUs included)."
         )
     check_params(search.param_space, trainer.model_init)
+
+
+def _rungs_that_fit(rungs: tuple[int, ...], trainer: transformers.Trainer, search: Search, size: Any) -> tuple:
+    """The rungs at which trials can be ranked (`hpsearch.rungs.rungs_that_fit`); where some cannot, said once."""
+    fit, why = rungs_that_fit(rungs, trainer, search.param_space, size)
+    if why:
+        outcome = "every trial runs to the end" if not fit else f"the rungs at {[p / 1000 for p in fit]} remain"
+        logger.warning(f"hpsearch: {why}: {outcome}.")
+    return fit
 
 
 def _tell_a_changed_setup(search: Search, trainer: transformers.Trainer) -> None:
