@@ -131,6 +131,20 @@ def uninstall(monkeypatch):
     return hide
 
 
+@pytest.fixture
+def libsigopt_as_released(monkeypatch):
+    """libsigopt as its last release runs on numpy 2: without hpsearch's shim (`compat.numpy_1_for_libsigopt`)."""
+    import importlib
+
+    import numpy
+
+    from hpsearch import compat
+
+    monkeypatch.setattr(compat, "numpy_1_for_libsigopt", lambda: None)
+    for name in compat.NUMPY_1_CALLERS:
+        monkeypatch.setattr(importlib.import_module(name), "numpy", numpy)
+
+
 def compute_metrics(eval_pred) -> dict[str, float]:
     logits, labels = eval_pred
     return {"accuracy": float((logits.argmax(-1) == labels).mean())}

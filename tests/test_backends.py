@@ -69,9 +69,9 @@ def test_the_four_backends_import_together_on_numpy_2():
 
 
 def test_sigopt_without_its_embedded_optimizer_names_the_no_deps_install_and_the_doctor(uninstall):
-    from hpsearch.backends.sigopt import _embedded_connection
+    from hpsearch.backends.sigopt import embedded_connection
 
     uninstall("sigoptlite")
     command = 'pip install "hpsearch[sigopt]" && pip install --no-deps sigoptlite==0.1.2 libsigopt==1.0.0 qmcpy==1.2'
     with pytest.raises(ImportError, match=re.escape(command) + r".*hpsearch doctor --fix.*SIGOPT_API_TOKEN"):
-        _embedded_connection()
+        embedded_connection()

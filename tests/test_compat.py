@@ -145,3 +145,35 @@ def test_a_trainer_paused_where_training_ends_saves_what_resumes_it_outside_its_
     stop.step = None
     trainer.train(resume_from_checkpoint=str(pause))
     assert stop.began == [0, 4] and trainer.state.global_step == 6
+
+
+def test_libsigopt_calls_no_numpy_1_name_but_those_the_shim_gives():
+    """The shim covers every name missing from this numpy that libsigopt and sigoptlite call, and only theirs: a
+    release that drops them, or calls another, fails here."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    import numpy
+
+    missing = set()
+    for package in ("libsigopt", "sigoptlite"):
+        root = Path(importlib.util.find_spec(package).submodule_search_locations[0])
+        for path in root.rglob("*.py"):
+            code = "\n".join(line.split("#")[0] for line in path.read_text().splitlines())
+            module = ".".join(path.relative_to(root.parent).with_suffix("").parts)
+            missing |= {(module, n) for n in re.findall(r"\bnumpy\.(\w+)", code) if not hasattr(numpy, n)}
+    assert missing == {(module, name) for module in compat.NUMPY_1_CALLERS for name in compat.NUMPY_1_NAMES}
+
+
+def test_libsigopt_sees_numpy_1_names_and_numpy_stays_as_it_is():
+    import numpy
+    from libsigopt.compute import probabilistic_failures
+    from sigoptlite import validators
+
+    compat.numpy_1_for_libsigopt()
+    compat.numpy_1_for_libsigopt()  # once is enough; twice changes nothing
+    seen = probabilistic_failures.numpy
+    assert seen.product([[2.0, 3.0], [4.0, 5.0]], axis=0).tolist() == [8.0, 15.0]
+    assert seen.zeros is numpy.zeros and seen.ndarray is numpy.ndarray
+    assert validators.numpy is seen and not hasattr(numpy, "product")

@@ -18,7 +18,10 @@ def test_the_doctor_reports_every_backend_torch_and_a_storage(tmp_path):
     assert lines[0].startswith("hpsearch ") and " on Python 3." in lines[0]
     for backend in ("ray", "wandb", "sigopt"):
         assert any(re.match(rf'ok +backend "{backend}": {backend} \d', line) for line in lines), result.output
-    assert any(re.match(r"ok +backend \"wandb\": .*sweeps 0\.3\.0", line) for line in lines)
+    assert any(re.match(r"ok +backend \"wandb\": .*sweeps 0\.3\.0 \(3 bayes runs\)$", line) for line in lines)
+    assert any(line.endswith("(6 suggestions of two objectives)") for line in lines if '"sigopt"' in line)
+    assert any(line.endswith("(3 random variants, 3 suggestions of a searcher)") for line in lines if '"ray"' in line)
+    assert re.search(r"^ok +optuna: 5\.\S+ \(3 trials asked and told\)$", result.output, re.MULTILINE)
     gpus = "no GPU visible" if not torch.cuda.is_available() else torch.cuda.get_device_name(0)
     assert f"ok       torch: {torch.__version__}, " in result.output and gpus in result.output
     assert f"ok       storage {url}: reachable, 0 studies" in lines
@@ -58,3 +61,15 @@ def test_an_unreachable_storage_is_said_with_the_driver_s_reason(free_port):
     assert result.exit_code == 0 and "secret" not in result.output
     shown = url.replace("secret", "***")
     assert f"missing  storage {shown}: not reachable: " in result.output and "Connection refused" in result.output
+
+
+def test_a_backend_whose_engine_fails_when_it_suggests_is_reported_broken_with_the_error(libsigopt_as_released):
+    """libsigopt's own release on numpy 2 imports, and fails at a two-objective experiment's 6th suggestion."""
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 0, result.output  # an optional backend: told, not a failure
+    sigopt = next(line for line in result.output.splitlines() if '"sigopt"' in line)
+    assert sigopt.startswith('broken   backend "sigopt": sigopt ')
+    assert sigopt.endswith(
+        ", but its engine fails when asked for suggestions: SigOptException: module 'numpy' has no attribute 'product'"
+    )
+    assert 'ok       backend "wandb": ' in result.output

@@ -115,3 +115,46 @@ def test_neutral_space_round_trips_with_its_types():
     )
     for t in best.run_summary.trials:
         assert isinstance(t.params["layers"], int) and t.params["batch"] in (16, 32) and 1e-5 <= t.params["lr"] <= 1e-3
+
+
+def dominated(values, by, directions) -> bool:
+    """Whether `by` is at least as good as `values` in every direction, and not the same point."""
+    better = [b <= v if d == "minimize" else b >= v for v, b, d in zip(values, by, directions)]
+    return all(better) and list(by) != list(values)
+
+
+def test_two_objectives_run_past_the_sixth_suggestion_to_a_pareto_front():
+    """libsigopt's two-objective phases call numpy 1's `numpy.product` from the 6th suggestion on."""
+    from hpsearch.space import Float
+
+    directions = ["minimize", "maximize"]
+    front = hpsearch.search(
+        lambda trial: ((trial.params["x"] - 0.3) ** 2, trial.params["x"] * trial.params["y"]),
+        {"x": Float(0.0, 1.0), "y": Float(0.0, 1.0)},
+        n_trials=8,
+        backend="sigopt",
+        direction=directions,
+        seed=0,
+        show_progress=False,
+    )
+    trials = front[0].run_summary.trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 8
+    on_front = {int(run.run_id) for run in front}
+    for t in trials:  # the front: the trials no other dominates
+        beaten = any(dominated(t.values, other.values, directions) for other in trials)
+        assert beaten is (t.number not in on_front), (t.number, t.values)
+
+
+def test_a_two_objective_trainer_search_runs_past_the_sixth_suggestion(make_trainer):
+    trainer = make_trainer(num_train_epochs=1)
+    front = trainer.hyperparameter_search(
+        direction=["minimize", "maximize"],
+        backend="sigopt",
+        hp_space=sigopt_hp_space,
+        n_trials=6,
+        compute_objective=lambda metrics: (metrics["eval_loss"], metrics["eval_accuracy"]),
+    )
+    trials = hpsearch.load_trials(trainer.args.output_dir)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
+    assert front and {run.run_id for run in front} <= {str(t.number) for t in trials}
+    assert all(run.objective == trials[int(run.run_id)].values for run in front)

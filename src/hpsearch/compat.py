@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib
+import types
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -166,6 +168,32 @@ def ray_trial_error(trial: Any) -> str:
 def ray_trial_end(trial: Any) -> tuple[dict[str, Any], Any]:
     """A finished Ray trial's last result and its latest checkpoint (None if none)."""
     return trial.last_result or {}, trial.checkpoint
+
+
+# -- libsigopt (sigoptlite's optimizer) ----------------------------------------------------------------------------
+
+# numpy 1 names that libsigopt and sigoptlite call and numpy 2 removed -> the name numpy 2 gives the same function
+NUMPY_1_NAMES = {"product": "prod"}
+# the modules that call them (`import numpy` at their top): a two-objective experiment's 6th suggestion on
+NUMPY_1_CALLERS = ("libsigopt.compute.probabilistic_failures", "sigoptlite.validators")
+
+
+def numpy_1_for_libsigopt() -> None:
+    """Give the modules of libsigopt and sigoptlite that call numpy 1 names (`numpy.product`) a numpy that has them:
+    its own `numpy` name, numpy with those names added, so that numpy itself and every other module are untouched.
+    libsigopt 1.0.0, the last release, pins numpy<1.23; without this a two-objective search fails."""
+    import numpy
+
+    if all(hasattr(numpy, old) for old in NUMPY_1_NAMES):
+        return
+    numpy_1 = types.ModuleType("numpy", numpy.__doc__)
+    numpy_1.__getattr__ = lambda name: getattr(numpy, name)  # every other name: numpy's own (PEP 562)
+    for old, new in NUMPY_1_NAMES.items():
+        setattr(numpy_1, old, getattr(numpy, new))
+    for name in NUMPY_1_CALLERS:
+        module = importlib.import_module(name)
+        if module.numpy is numpy:
+            module.numpy = numpy_1
 
 
 # -- W&B -----------------------------------------------------------------------------------------------------------

@@ -1,10 +1,17 @@
 """`hpsearch doctor`: what this environment can run (each backend and its versions, torch's build and the
-GPUs it sees, a storage), and, with `--fix`, the installs pip cannot do from hpsearch's extras alone."""
+GPUs it sees, a storage), and, with `--fix`, the installs pip cannot do from hpsearch's extras alone.
+
+A backend that imports may still fail when its engine first suggests (libsigopt on numpy 2 did, at a two-objective
+experiment's 6th suggestion): each installed backend's engine is asked for a few suggestions, in a second or two."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import platform
 import sys
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hpsearch import extras
@@ -21,15 +28,16 @@ class Check:
     ok: bool
     detail: str
     required: bool = False  # hpsearch cannot run at all without it
+    broken: bool = False  # installed, yet it fails when it runs
 
     def line(self) -> str:
-        return f"{'ok' if self.ok else 'missing':8} {self.what}: {self.detail}"
+        return f"{'ok' if self.ok else 'broken' if self.broken else 'missing':8} {self.what}: {self.detail}"
 
 
 def checks(storage: str | None = None) -> list[Check]:
     """Every check, in the order the report prints them."""
-    found = [_core("transformers"), _core("optuna"), _torch()]
-    found += [_extra(extra) for extra in extras.EXTRAS]
+    found = [_core("transformers"), _tried(_core("optuna"), _optuna_suggests), _torch()]
+    found += [_tried(_extra(extra), SUGGESTS[extra]) if extra in SUGGESTS else _extra(extra) for extra in extras.EXTRAS]
     return [*found, _storage(storage)] if storage else found
 
 
@@ -91,3 +99,105 @@ def _storage(url: str) -> Check:
     except Exception as e:  # what the database driver says is the diagnosis (store's errors hide the password)
         return Check(what, False, f"not reachable: {e}")
     return Check(what, True, f"reachable, {len(studies)} studies")
+
+
+def _tried(check: Check, suggest: Callable[[], str]) -> Check:
+    """`check` of an installed backend once its engine has made a few suggestions (`suggest` says which): broken, with
+    the engine's error, if it raised."""
+    if not check.ok:
+        return check
+    try:
+        with warnings.catch_warnings(), _one_blas_thread():
+            warnings.simplefilter("ignore")  # the libraries' notices to their authors (pydantic, Ray's space advice)
+            done = suggest()
+    except Exception as e:  # whatever the engine raised is the diagnosis
+        failed = f"{check.detail}, but its engine fails when asked for suggestions: {type(e).__name__}: {e}"
+        return dataclasses.replace(check, ok=False, broken=True, detail=failed)
+    return dataclasses.replace(check, detail=f"{check.detail} ({done})")
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager:
+    """One BLAS thread for the engines' tiny matrices: more only wait on each other, for seconds on a busy machine
+    (`threadpoolctl`, where scikit-learn brought it)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
+def _optuna_suggests() -> str:
+    """hpsearch's default sampler, asked and told as the engine does, in memory."""
+    import optuna
+
+    from hpsearch import store
+    from hpsearch.backends.optuna import default_sampler
+
+    with store.quiet_optuna():
+        study = optuna.create_study(sampler=default_sampler(seed=0, parallel=False))
+    for _ in range(3):
+        trial = study.ask()
+        study.tell(trial, (trial.suggest_float("x", 1e-6, 1e-4, log=True) - 5e-5) ** 2 + trial.suggest_int("n", 1, 3))
+    return "3 trials asked and told"
+
+
+def _sigopt_suggests() -> str:
+    """The embedded optimizer with two objectives, past the 6th suggestion: the first that is not random."""
+    from hpsearch.backends.sigopt import embedded_connection
+
+    connection = embedded_connection()
+    experiment = connection.experiments().create(
+        name="hpsearch doctor",
+        parameters=[{"name": "x", "type": "double", "bounds": {"min": 0.0, "max": 1.0}}],
+        metrics=[{"name": "low", "objective": "minimize"}, {"name": "high", "objective": "maximize"}],
+        observation_budget=6,
+    )
+    for _ in range(6):
+        suggestion = connection.experiments(experiment.id).suggestions().create()
+        x = suggestion.assignments["x"]
+        values = [{"name": "low", "value": x}, {"name": "high", "value": x * x}]
+        connection.experiments(experiment.id).observations().create(suggestion=suggestion.id, values=values)
+    return "6 suggestions of two objectives"
+
+
+def _wandb_suggests() -> str:
+    """W&B's sweep engine, bayes: its third run is the first its Gaussian process proposes."""
+    import sweeps
+
+    config = {
+        "method": "bayes",
+        "metric": {"name": "loss", "goal": "minimize"},
+        "parameters": {"x": {"min": 0.0, "max": 1.0}},
+    }
+    runs = []
+    for number in range(3):
+        run = sweeps.next_run(config, runs)
+        run.name, run.state = str(number), sweeps.RunState.finished
+        run.summary_metrics = {"loss": (run.config["x"]["value"] - 0.3) ** 2}
+        runs.append(run)
+    return "3 bayes runs"
+
+
+def _ray_suggests() -> str:
+    """Ray Tune's random search (the default) and a searcher (what `search_alg=` takes), with no cluster."""
+    import numpy
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+    from ray.tune.search.variant_generator import generate_variants
+
+    from hpsearch import store
+
+    space = {"x": tune.uniform(0.0, 1.0), "n": tune.choice([1, 2])}
+    random = numpy.random.default_rng(0)
+    for _ in range(3):
+        list(generate_variants(space, random_state=random))
+    with store.quiet_optuna():
+        searcher = OptunaSearch(space=OptunaSearch.convert_search_space(space), metric="loss", mode="min", seed=0)
+    for trial_id in ("0", "1", "2"):
+        config = searcher.suggest(trial_id)
+        searcher.on_trial_complete(trial_id, {"loss": config["x"] * config["n"]})
+    return "3 random variants, 3 suggestions of a searcher"
+
+
+# what asks each extra's backend for a few suggestions (the dashboard is no backend)
+SUGGESTS = {"ray": _ray_suggests, "wandb": _wandb_suggests, "sigopt": _sigopt_suggests}

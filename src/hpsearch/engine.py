@@ -12,7 +12,7 @@ import dataclasses
 import inspect
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,7 +63,7 @@ class Search:
             or in memory without `output_dir`.
         study_name: the study's name in the storage.
         timeout: seconds after which no new trial starts.
-        catch: the exceptions that fail a trial and let the search go on.
+        catch: the exceptions that fail a trial and let the search go on: a class or several, as optuna takes it.
         max_consecutive_failed_trials: stop after this many trials in a row failed (None: never).
         show_progress: a progress bar and, at the end, the leaderboard.
         n_jobs: how many trials run at once, each in a worker process of its own on the study's storage
@@ -111,7 +111,7 @@ class Search:
         storage: Any = None,
         study_name: str = DEFAULT_STUDY_NAME,
         timeout: float | None = None,
-        catch: tuple[type[BaseException], ...] = (Exception,),
+        catch: type[BaseException] | Iterable[type[BaseException]] = (Exception,),
         max_consecutive_failed_trials: int | None = 3,
         show_progress: bool = True,
         n_jobs: int = 1,
@@ -147,7 +147,7 @@ class Search:
             study_name=study_name,
             output_dir=output_dir,
             timeout=timeout,
-            catch=tuple(catch),
+            catch=_exception_classes(catch),
             max_consecutive_failed_trials=max_consecutive_failed_trials,
             show_progress=show_progress,
             rungs=tuple(rungs),
@@ -265,6 +265,17 @@ def _check_search_arguments(n_trials: Any, timeout: Any, gc_after_trial: Any, ma
         )
     limit, never = max_consecutive_failed_trials, ", or None to never stop for failures"
     check_number("max_consecutive_failed_trials", limit, 1, allowed=(None,), says=never)
+
+
+def _exception_classes(catch: Any) -> tuple[type[BaseException], ...]:
+    """`catch` as a tuple: one exception class, or an iterable of them (optuna's `Study.optimize` takes both)."""
+    classes = (catch,) if isinstance(catch, type) else tuple(catch) if isinstance(catch, Iterable) else (catch,)
+    if not all(isinstance(c, type) and issubclass(c, BaseException) for c in classes):
+        raise ConfigError(
+            f"`catch` must be an exception class or a tuple of them, e.g. catch=(ValueError,). "
+            f"Received: catch={catch!r}."
+        )
+    return classes
 
 
 def _storage(storage: Any, output_dir: str | None) -> Any:

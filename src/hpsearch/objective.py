@@ -35,6 +35,22 @@ def _summed(metrics: Mapping[str, float]) -> dict[str, float]:
     }
 
 
+def metric_objective(metric: str) -> Callable[[Mapping[str, float]], float]:
+    """The objective that is one evaluation metric, named as the Trainer's metrics name it (`eval_accuracy`) or as its
+    W&B logging does (`eval/accuracy`, which transformers' W&B search takes as `metric=`)."""
+    key = f"eval_{metric.removeprefix('eval/')}" if metric.startswith("eval/") else metric
+
+    def objective(metrics: Mapping[str, float]) -> float:
+        if key not in metrics:
+            raise ObjectiveError(
+                f"`metric={metric!r}` names no metric of the evaluation, which has {sorted(metrics)}: pass one of "
+                "them (W&B's `eval/` names are the Trainer's `eval_` ones)."
+            )
+        return metrics[key]
+
+    return objective
+
+
 def objective_names(compute_objective: Callable[..., Any], metrics: Mapping[str, Any], result: Any) -> list[str]:
     """What each objective of `result` (`compute_objective(metrics)`) is, for the study's metric names (the
     dashboard's axes): the metrics the default objective sums, else the metric an objective equals ("eval_accuracy",

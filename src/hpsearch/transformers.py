@@ -15,13 +15,13 @@ from transformers.trainer_utils import number_of_arguments
 
 from hpsearch import continuity, schema, store
 from hpsearch.arguments import check_params, typed
-from hpsearch.backends.base import AskTellBackend
+from hpsearch.backends.base import AskTellBackend, get_backend
 from hpsearch.distributed import Coordinator, follow
 from hpsearch.engine import Search
 from hpsearch.errors import ConfigError, RankFailed, check_number
 from hpsearch.fidelity import DEFAULT_EVALS_PER_TRIAL, MAX_EVALS_PER_TRIAL, rung_points
 from hpsearch.fingerprint import describe_setup
-from hpsearch.objective import default_compute_objective
+from hpsearch.objective import default_compute_objective, metric_objective
 from hpsearch.result import BestRun
 from hpsearch.rungs import AUTO, DEFAULT_RUNG_METRIC, RUNG_METRICS, rungs_that_fit
 from hpsearch.runner import RunSettings, TrialRunner
@@ -100,7 +100,8 @@ def hyperparameter_search(
             `eval_dataset`. A stock `transformers.Trainer` works too.
         hp_space: the space in the backend's native format (as the transformers docs show it per
             backend) or an `hpsearch.space` dict; None: transformers' default for the backend.
-        compute_objective: metrics -> objective; default: the sum of the metrics, else the loss.
+        compute_objective: metrics -> objective; default: the sum of the metrics, else the loss (on W&B,
+            `metric="eval/accuracy"` instead makes that evaluation metric the objective, as transformers' sweep does).
         n_trials: how many trials the study ends with, finished ones of earlier runs included.
         direction: "minimize" or "maximize", as transformers takes it; a list: several objectives.
         backend: "optuna" (default), "sigopt", "ray" or "wandb", as transformers takes it.
@@ -139,6 +140,7 @@ def hyperparameter_search(
         {'learning_rate': 3.1e-05, 'per_device_train_batch_size': 32}
     """
     _check_arguments(trainer, compute_objective, objective_at, evals_per_trial, rung_eval_size, rung_metric)
+    compute_objective = _objective(backend, compute_objective, kwargs)
     coordinator = Coordinator() if trainer.args.world_size > 1 else None
     if coordinator is not None and not coordinator.leads:
         return _follow(coordinator, trainer, compute_objective, hp_name)
@@ -215,6 +217,21 @@ def _check_arguments(
     check_number("rung_eval_size", rung_eval_size, 1, allowed=(None, AUTO), says=whole)
     if rung_metric not in RUNG_METRICS:
         raise ConfigError(f"`rung_metric` must be one of {list(RUNG_METRICS)}. Received: rung_metric={rung_metric!r}.")
+
+
+def _objective(backend: Any, compute_objective: Callable[..., Any] | None, options: dict[str, Any]) -> Any:
+    """`compute_objective`, or the evaluation metric the backend's options name as what the search optimises (W&B's
+    `metric=`, which transformers' W&B search optimises while `compute_objective` only picks the best run)."""
+    metric = get_backend(backend).objective_metric(options)
+    if metric is None:
+        return compute_objective
+    if compute_objective is not None:
+        raise ConfigError(
+            f"Pass `metric` or `compute_objective`, not both: the sweep optimises the search's objective. Received: "
+            f"metric={metric!r} (the objective is then that evaluation metric) and compute_objective="
+            f"{compute_objective!r}; drop `metric` to optimise what `compute_objective` returns."
+        )
+    return metric_objective(metric)
 
 
 def _check_search(search: Search, trainer: transformers.Trainer, coordinator: Any, objective_at: str) -> None:

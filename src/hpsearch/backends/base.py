@@ -101,6 +101,12 @@ class Backend(ABC):
         return DEFAULT_SPACE
 
     @classmethod
+    def objective_metric(cls, options: dict[str, Any]) -> str | None:
+        """The evaluation metric the backend's `options` name as what the search optimises (W&B's `metric=`), which
+        a Trainer search makes its objective; None where they name none."""
+        return None
+
+    @classmethod
     def space_directions(cls, hp_space: Any) -> list[str] | None:
         """The direction(s) `hp_space` itself names (a W&B sweep's metric goal), which decide when the
         caller passes no `direction`; None where it names none."""

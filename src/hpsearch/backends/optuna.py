@@ -98,7 +98,8 @@ class OptunaBackend(AskTellBackend):
             )
         self.seed = seed
         self.pruner = pruner or default_pruner(settings)
-        self._options = {"load_if_exists": load_if_exists, "sampler": sampler}
+        # a worker process (`n_jobs`) joins the study its search's process opened, `load_if_exists` or not
+        self._options = {"load_if_exists": load_if_exists or settings.workers > 1, "sampler": sampler}
 
     def study_options(self) -> dict[str, Any]:
         return {**super().study_options(), **self._options}

@@ -17,7 +17,7 @@ from typing import Any
 from sigopt import Connection
 from sigopt.objects import ApiObject, Suggestion
 
-from hpsearch import extras, schema
+from hpsearch import compat, extras, schema
 from hpsearch.backends.base import AskTellBackend, Loop, Proposal
 from hpsearch.backends.randomness import PrivateRandomState
 from hpsearch.errors import ConfigError, MissingExtra
@@ -98,7 +98,8 @@ def sigopt_parameters(hp_space: Any) -> list[dict[str, Any]]:
     return [dict(p) for p in parameters]
 
 
-def _embedded_connection() -> Connection:
+def embedded_connection() -> Connection:
+    """A connection to SigOpt's optimizer run in this process (`sigoptlite`), made to work on numpy 2."""
     lite = extras.EXTRAS["sigopt"][1]
     if error := extras.import_error(lite):
         raise MissingExtra(
@@ -106,6 +107,7 @@ def _embedded_connection() -> Connection:
             f"{extras.install_command('sigopt', lite)} (their numpy pins are wrong; hpsearch's sigopt extra brings "
             "what they need; `hpsearch doctor --fix` runs it). Or set SIGOPT_API_TOKEN to use a SigOpt-API server."
         ) from error
+    compat.numpy_1_for_libsigopt()
     return Connection(driver="lite")
 
 
@@ -134,7 +136,7 @@ class SigOptBackend(AskTellBackend):
         self._choices = self._original_choices(hp_space)
         token = api_token or os.environ.get("SIGOPT_API_TOKEN")
         self.server = bool(token)
-        self.connection = Connection(client_token=token, api_url=api_url) if token else _embedded_connection()
+        self.connection = Connection(client_token=token, api_url=api_url) if token else embedded_connection()
         self.seed = seed
         self.experiment_id: str | None = None
         self._observed: set[int] = set()  # the trials the experiment knows the end of, by number

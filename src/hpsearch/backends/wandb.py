@@ -54,7 +54,8 @@ DEFAULT_EARLY_TERMINATE = {"type": "hyperband", "min_iter": 1, "eta": 2}
 class WandbBackend(AskTellBackend):
     """W&B sweeps: `method` random, grid or bayes; `early_terminate` hyperband (by default, bands at
     the search's rungs; `None`: no early termination); `project`, `entity`; `seed` for
-    reproducible proposals (local mode)."""
+    reproducible proposals (local mode). As in transformers, `name` is the sweep's (locally: its
+    runs' group) and `metric` the name of the metric it optimises: the objective, logged under it."""
 
     name = "wandb"
     max_objectives = 1
@@ -69,11 +70,14 @@ class WandbBackend(AskTellBackend):
         server: bool | None = None,
         agent: Callable[..., Any] | None = None,
         seed: int | None = None,
+        name: str | None = None,
+        metric: str | None = None,
     ):
         super().__init__(hp_space, settings)
         space = self.default_space() if hp_space is None else hp_space
         # a sweep of ours: W&B's hyperband unless it has a rule of its own (or `"early_terminate": None`)
-        self.config = sweep_config(space, self.directions[0], DEFAULT_EARLY_TERMINATE if sweep_id is None else None)
+        early_terminate = DEFAULT_EARLY_TERMINATE if sweep_id is None else None
+        self.config = sweep_config(space, self.directions[0], early_terminate, name=name, metric=metric)
         self.metric = self.config["metric"]["name"]
         self.space = neutral_space(self.config["parameters"], to_neutral)
         self.project = project or os.environ.get("WANDB_PROJECT") or "hpsearch"
@@ -99,6 +103,12 @@ class WandbBackend(AskTellBackend):
                 "per_device_train_batch_size": {"values": [4, 8, 16, 32, 64]},
             },
         }
+
+    @classmethod
+    def objective_metric(cls, options: dict[str, Any]) -> str | None:
+        """`metric=`: transformers' W&B search optimises that evaluation metric, so a Trainer search makes it the
+        objective."""
+        return options.get("metric")
 
     @classmethod
     def space_directions(cls, hp_space: Any) -> list[str] | None:
@@ -186,7 +196,7 @@ class WandbBackend(AskTellBackend):
                 dir=self.dir,
                 project=self.project,
                 entity=self.entity or None,
-                group=self.settings.study_name,
+                group=self.config.get("name", self.settings.study_name),  # the runs of a sweep, as W&B shows them
                 name=f"trial-{trial.number}",
                 config=proposal.params,
                 reinit="finish_previous",

@@ -88,10 +88,17 @@ def sweep_goal(hp_space: Any) -> str | None:
     return goal if goal in ("minimize", "maximize") else None
 
 
-def sweep_config(hp_space: Any, direction: str, early_terminate: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The W&B sweep config of an `hp_space`, checked by W&B's own schema, its metric's goal
-    `direction` (which wins, with a warning, over a goal that says otherwise), and `early_terminate`
-    where it has none (`"early_terminate": None` in it: no early termination)."""
+def sweep_config(
+    hp_space: Any,
+    direction: str,
+    early_terminate: dict[str, Any] | None = None,
+    name: str | None = None,
+    metric: str | None = None,
+) -> dict[str, Any]:
+    """The W&B sweep config of an `hp_space`, checked by W&B's own schema: its metric's goal `direction` and, where
+    given, its metric's name `metric` and its own `name` (as transformers' `metric=` and `name=` set them; each wins,
+    the metric's with a warning, over what `hp_space` says), and `early_terminate` where it has none
+    (`"early_terminate": None` in it: no early termination)."""
     config = copy.deepcopy(dict(_native_config(hp_space)))
     if config.setdefault("early_terminate", copy.deepcopy(early_terminate)) is None:
         del config["early_terminate"]
@@ -100,14 +107,22 @@ def sweep_config(hp_space: Any, direction: str, early_terminate: dict[str, Any] 
             f"The W&B sweep `method` must be one of {list(METHODS)} (what the sweep engine runs). "
             f"Received: method={config.get('method')!r}."
         )
-    metric = config.setdefault("metric", {})
-    metric.setdefault("name", "objective")
-    if metric.setdefault("goal", direction) != direction:
+    if name is not None:
+        config["name"] = name
+    sought = config.setdefault("metric", {})
+    sought.setdefault("name", metric or "objective")
+    if metric is not None and sought["name"] != metric:
         logger.warning(
-            f"The sweep's metric goal is {metric['goal']!r} but direction={direction!r}: the search will "
+            f"The sweep's metric is named {sought['name']!r} but metric={metric!r}: the sweep will optimise "
+            f"{metric!r} (the `metric` argument wins)."
+        )
+        sought["name"] = metric
+    if sought.setdefault("goal", direction) != direction:
+        logger.warning(
+            f"The sweep's metric goal is {sought['goal']!r} but direction={direction!r}: the search will "
             f"{direction} the objective (the `direction` argument wins)."
         )
-        metric["goal"] = direction
+        sought["goal"] = direction
     with contextlib.suppress(TypeError):  # a malformed parameter: W&B's schema names it, below
         neutral_space(config["parameters"], to_neutral)
     violations = sweeps.schema_violations_from_proposed_config(config)
