@@ -87,10 +87,11 @@ def best(directory: str, study_name: str | None, as_json_: bool) -> None:
 @_STUDY
 @click.option("--out", default=None, type=click.Path(), help="Where to write it (default: DIRECTORY/report).")
 def report(directory: str, study_name: str | None, out: str | None) -> None:
-    """Write PNG plots and a Markdown page for the search in DIRECTORY."""
+    """Write the report of the search in DIRECTORY: report.html (interactive plots, opens offline), and
+    report.md with the same plots as PNG files. Prints each file written."""
     study = _load(directory, study_name)
-    page = write_report(study, out or Path(directory) / "report")
-    click.echo(f"report: {page}")
+    for path in write_report(study, out or Path(directory) / "report"):
+        click.echo(f"wrote {path}")
 
 
 @main.command("dashboard")

@@ -166,9 +166,9 @@ def main(argv: list[str] | None = None) -> None:
         f"accuracy {best.objective:.4f}, {best.hyperparameters}"
     )
     print(f"Best model: {best.run_summary.best_model_dir} (load it with from_pretrained)")
-    page = write_report(best.run_summary.study, Path(args.output_dir) / "report")
+    interactive, page, *_ = write_report(best.run_summary.study, Path(args.output_dir) / "report")
     print(
-        f"Report: {page} and {page.with_name('report.html')} (interactive, offline); "
+        f"Report: {interactive} (interactive, offline) and {page} with its PNG plots; "
         f"`hpsearch show {args.output_dir}` lists the trials, `hpsearch dashboard {args.output_dir}` serves them"
     )
 
