@@ -102,3 +102,46 @@ def test_wandb_still_takes_its_experimental_stats_switch():
     assert compat.quiet_wandb_settings().x_disable_stats is True
     with pytest.raises(pydantic.ValidationError):  # a setting it no longer has would be refused, not ignored
         __import__("wandb").Settings(x_no_such_setting=True)
+
+
+class StopAt(TrainerCallback):
+    """Stops training at `step`; counts the saves the user's callbacks see, and the steps training begins at."""
+
+    def __init__(self, step: int):
+        self.step, self.saves, self.began = step, 0, []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.began.append(state.global_step)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        control.should_training_stop = control.should_training_stop or state.global_step == self.step
+
+    def on_save(self, args, state, control, **kwargs):
+        self.saves += 1
+
+
+def test_a_trainer_paused_where_training_ends_saves_what_resumes_it_outside_its_checkpoints(make_trainer, tmp_path):
+    """The pause saves after the step's own checkpoint, with no `on_save`, no best model loaded, no rotation; training
+    resumed from that save goes on from its step, with the Trainer's state (its best checkpoint) as it was."""
+    import json
+
+    trainer = make_trainer(
+        max_steps=6, save_strategy="steps", save_steps=2, eval_strategy="steps", eval_steps=2, save_total_limit=1,
+        load_best_model_at_end=True, metric_for_best_model="accuracy",
+    )  # fmt: skip
+    stop = StopAt(4)
+    trainer.add_callback(stop)
+    pause = tmp_path / "pause"
+    with compat.pausing_where_training_ends(trainer, lambda: True, lambda: compat.save_resumable(trainer, str(pause))):
+        trainer.train()
+    assert stop.saves == 2 and trainer.args.load_best_model_at_end  # the user's own checkpoints at steps 2 and 4
+    assert {"model.safetensors", "optimizer.pt", "scheduler.pt", "rng_state.pth"} <= {p.name for p in pause.iterdir()}
+    state = json.loads((pause / "trainer_state.json").read_text())
+    assert state["global_step"] == 4 and state["best_model_checkpoint"].endswith("checkpoint-2")
+    assert not state["stateful_callbacks"]["TrainerControl"]["args"]["should_training_stop"]
+    assert (tmp_path / "out" / "checkpoint-2").is_dir()  # the best checkpoint: not deleted under save_total_limit=1
+    assert "_finalize_training" not in vars(trainer)
+
+    stop.step = None
+    trainer.train(resume_from_checkpoint=str(pause))
+    assert stop.began == [0, 4] and trainer.state.global_step == 6

@@ -8,6 +8,7 @@ import pytest
 
 from hpsearch.errors import SearchFailed
 from hpsearch.failures import FailurePolicy, check_run, nothing_completed, workers_died
+from hpsearch.trial import TrialRecord, TrialState
 
 
 def test_failures_in_a_row_stop_a_search_with_trials_left_raised_from_the_first():
@@ -50,4 +51,4 @@ def test_dying_workers_and_a_study_with_nothing_completed_are_search_failures():
     with pytest.raises(SearchFailed, match="4 workers died in a row .*signal SIGKILL.*\nKilled"):
         workers_died(4, "signal SIGKILL", "Killed")
     with pytest.raises(SearchFailed, match=r"No trial of the study completed \(3 recorded\)"):
-        nothing_completed(3)
+        nothing_completed([TrialRecord(n, TrialState.PRUNED, {}) for n in range(3)])

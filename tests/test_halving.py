@@ -14,6 +14,7 @@ from transformers import TrainerCallback
 
 import hpsearch
 from hpsearch import TrialState
+from hpsearch.disk import PAUSED_DIR
 from hpsearch.fidelity import step_at
 from hpsearch.halving import CONTINUE, PAUSE, PRUNE, peers_to_wait_for, verdict
 
@@ -141,8 +142,9 @@ def test_trials_paused_when_the_search_is_stopped_are_judged_on_its_rerun(make_t
         run()
     stopped = hpsearch.load_trials(trainer.args.output_dir)
     assert [t.state for t in stopped] == [TrialState.PAUSED, TrialState.PAUSED, TrialState.FAILED]
-    assert len(list(Path(trainer.args.output_dir).glob("run-*/checkpoint-*"))) == 2  # where they resume from
+    output = Path(trainer.args.output_dir)
+    assert len(list(output.glob(f"{PAUSED_DIR}/hpsearch/trial-*"))) == 2  # hpsearch's own, where they resume from
     best = run()
     trials = [t for t in best.run_summary.trials if t.counts]
     assert sorted(t.state for t in trials) == [TrialState.COMPLETE] + [TrialState.PRUNED] * 3
-    assert not list(Path(trainer.args.output_dir).glob("run-*/checkpoint-*"))
+    assert not list(output.glob("run-*/checkpoint-*")) and not (output / PAUSED_DIR).exists()

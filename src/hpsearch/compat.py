@@ -7,7 +7,9 @@ The libraries are imported inside the functions: importing this module imports n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import copy
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -86,6 +88,57 @@ def close_prediction_bar(callback: Any) -> None:
     if bar is not None:
         bar.close()
         callback.prediction_bar = None
+
+
+def save_resumable(trainer: transformers.Trainer, directory: str) -> None:
+    """Save what `train(resume_from_checkpoint=directory)` resumes from, as a checkpoint of the Trainer's holds it (the
+    model, optimizer, scheduler, scaler, random states, the Trainer's state), but outside the Trainer's checkpoint
+    bookkeeping: no `on_save`, no rotation under `save_total_limit`, no best-checkpoint change, no push to the Hub,
+    the optimizer saved even with `save_only_model`. Every rank calls it (each saves its part). The Trainer's
+    `_save_checkpoint` does all of those; its parts do only the saving."""
+    import dataclasses
+    import os
+
+    from transformers.trainer import TRAINER_STATE_NAME
+    from transformers.trainer_callback import ExportableState
+
+    trainer.save_model(directory, _internal_call=True)
+    trainer._save_optimizer_and_scheduler(directory)
+    trainer._save_scaler(directory)
+    trainer._save_rng_state(directory)
+    if trainer.args.should_save:
+        # the callbacks' states as at a checkpoint of the user's schedule: training goes on from here
+        control = dataclasses.replace(trainer.control, should_training_stop=False, should_epoch_stop=False)
+        holders = [c for c in [*trainer.callback_handler.callbacks, control] if isinstance(c, ExportableState)]
+        state = dataclasses.replace(trainer.state, stateful_callbacks=holders)
+        state.save_to_json(os.path.join(directory, TRAINER_STATE_NAME))
+
+
+@contextlib.contextmanager
+def pausing_where_training_ends(trainer: transformers.Trainer, pausing: Callable[[], bool], save: Callable[[], None]):
+    """While training, a trial that stops to pause (`pausing()`) calls `save()` where the training loop ends, after the
+    user's evaluations and checkpoints of its last step, and before the Trainer ends the run: which then neither loads
+    the best checkpoint (`load_best_model_at_end`; the trial goes on later) nor deletes the user's last checkpoint
+    (`save_total_limit=1`). No callback marks that moment: the Trainer's `_finalize_training` is wrapped."""
+    finalize = trainer._finalize_training
+
+    def finalize_or_pause(*args: Any, **kwargs: Any) -> Any:
+        if not pausing():
+            return finalize(*args, **kwargs)
+        save()
+        own = trainer.args
+        trainer.args = copy.copy(own)
+        trainer.args.load_best_model_at_end, trainer.args.save_total_limit = False, None
+        try:
+            return finalize(*args, **kwargs)
+        finally:
+            trainer.args = own
+
+    trainer._finalize_training = finalize_or_pause
+    try:
+        yield
+    finally:
+        del trainer._finalize_training
 
 
 def reset_accelerator_state() -> None:

@@ -75,6 +75,22 @@ class StudyCounts:
         trials = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
         return sum(bool(schema.fact(t, schema.PAUSED)) for t in trials)
 
+    def paused_bytes(self) -> int:
+        """The disk the checkpoints of the trials waiting at a rung take (`hpsearch.disk`)."""
+        return sum(schema.fact(t, schema.PAUSE_FILES)["bytes"] for t in self._paused_with_files())
+
+    def measured_pause(self) -> tuple[int, float] | None:
+        """The bytes and save seconds of the largest pause checkpoint saved in the study (None before the first)."""
+        files = [schema.fact(t, schema.PAUSE_FILES) for t in self.study.get_trials(deepcopy=False)]
+        largest = max((f for f in files if f), key=lambda f: f["bytes"], default=None)
+        return None if largest is None else (largest["bytes"], largest["seconds"])
+
+    def _paused_with_files(self) -> list[optuna.trial.FrozenTrial]:
+        import optuna
+
+        trials = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        return [t for t in trials if schema.fact(t, schema.PAUSED) and schema.fact(t, schema.PAUSE_FILES)]
+
     def _not_run(self, *states: optuna.trial.TrialState) -> list[int]:
         """The numbers of the trials in `states` that use no slot: interrupted failures, queued ones."""
         return self._not_run_of(self.study.get_trials(deepcopy=False, states=states))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpsearch import continuity, failures, liveness, store
+from hpsearch import continuity, disk, failures, liveness, schema, store
 from hpsearch.backends.base import Backend, get_backend
 from hpsearch.best_model import kept_model
 from hpsearch.errors import ConfigError, SearchInterrupted, check_number, interrupted_message
@@ -81,6 +81,9 @@ class Search:
         retry_stale_trials: run such a trial again with its parameters up to this many times (optuna's
             `RetryHeartbeatStaleTrialCallback(max_retry=...)`), before any new trial.
         pause_trials: a trial at a rung with no peers yet waits for them, resumed from `trial.resume_from` (`halving`).
+        pause_disk: the most disk the checkpoints of paused trials may take at once: bytes, a size ("20GB"), "auto"
+            (default: half the disk free under `output_dir`), or None (no cap). A trial whose pause would pass it
+            is judged by the peers it has (`hpsearch.disk`).
         output_dir: where the best model (`best_model/`; a study not named as the default:
             `studies/<study_name>/best_model/`) and the backends' files go.
         warm_start: an earlier study (its search's `output_dir`, a storage URL, an `optuna.Study`) whose best
@@ -120,6 +123,7 @@ class Search:
         define_by_run: bool = True,
         rungs: Sequence[int] = (),
         pause_trials: bool = False,
+        pause_disk: int | str | None = disk.AUTO,
         heartbeat_interval: int | None = None,
         grace_period: int | None = None,
         retry_stale_trials: int = 0,
@@ -150,6 +154,7 @@ class Search:
             show_progress=show_progress,
             rungs=tuple(rungs),
             pause_trials=bool(pause_trials),
+            pause_disk=disk.check_cap(pause_disk),
             **beats,
             **resources.worker_identity(),
         )
@@ -212,6 +217,8 @@ class Search:
         records = self.trials.records()
         if self.settings.show_progress:
             print_leaderboard(records, self.directions)
+            if peak := schema.study_fact(self.study.user_attrs, schema.PAUSE_PEAK):
+                print(f"Paused trials' checkpoints took at most {disk.size_text(peak)} of disk at once.")
         return records
 
     def recover(self) -> None:
@@ -239,7 +246,7 @@ class Search:
         records = store.records(self.study)
         complete = [r for r in records if r.state is TrialState.COMPLETE]
         if not complete:
-            failures.nothing_completed(len(records))
+            failures.nothing_completed(records, self.settings.timeout)
         kept = kept_model(self.settings.output_dir, self.study) if self.trials.keeper is not None else None
         run_summary = SearchSummary(records, self.study, str(kept[0]) if kept else None, self.native)
         if len(self.directions) == 1:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from hpsearch.errors import SearchFailed, failures_message
+from hpsearch.trial import TrialRecord, TrialState
 
 logger = logging.getLogger(__name__)
 Failure = tuple[Mapping[str, Any], BaseException | str]  # a failed trial's parameters, and its error (or its text)
@@ -83,6 +84,11 @@ def workers_died(count: int, how: str, last_output: str) -> NoReturn:
     )
 
 
-def nothing_completed(recorded: int) -> NoReturn:
-    """Asked for the best run of a study none of whose `recorded` trials completed."""
-    raise SearchFailed(f"No trial of the study completed ({recorded} recorded); nothing to return.")
+def nothing_completed(records: Sequence[TrialRecord], timeout: float | None = None) -> NoReturn:
+    """Asked for the best run of a study none of whose `records` completed (in a search with `timeout`)."""
+    within = f" within timeout={timeout} s" if timeout is not None else ""
+    message = f"No trial of the study completed{within} ({len(records)} recorded); nothing to return."
+    if paused := [r.number for r in records if r.state is TrialState.PAUSED]:
+        longer = " (with a longer `timeout`, or None)" if timeout is not None else ""
+        message += f" Trials {paused} wait at a rung with their checkpoints: rerun the same call{longer} to resume."
+    raise SearchFailed(message)

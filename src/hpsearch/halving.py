@@ -51,6 +51,14 @@ def peers_to_wait_for(step: int, rungs: Sequence[int], reduction_factor: int) ->
     return reduction_factor**2 if rungs and step == max(rungs) else reduction_factor
 
 
+def pause_pays(pause_seconds: float, ran_seconds: float, step: int, next_step: int, reduction_factor: int) -> bool:
+    """Whether pausing a trial at progress `step` (its checkpoint saved, then loaded: `pause_seconds`) costs less than
+    running it on to `next_step`, its next verdict, would waste: the training to there (at the pace of the
+    `ran_seconds` it took to reach `step`), lost where it is pruned then, as `1 - 1/reduction_factor` of trials are."""
+    running_on = ran_seconds * (next_step - step) / max(step, 1)
+    return pause_seconds < (1 - 1 / reduction_factor) * running_on
+
+
 def judge(
     study: optuna.Study, trial: optuna.trial.FrozenTrial, reduction_factor: int, can_wait: bool, rungs: Sequence[int]
 ) -> str:

@@ -13,13 +13,12 @@ import datetime
 import functools
 import json
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpsearch import compat, liveness, schema, store
+from hpsearch import compat, disk, liveness, schema, store
 from hpsearch.best_model import BestModelKeeper
 from hpsearch.counts import StudyCounts
 from hpsearch.errors import out_of_memory
@@ -32,6 +31,15 @@ if TYPE_CHECKING:
     import optuna
 
 logger = logging.getLogger(__name__)
+
+
+def _leftovers(paused: optuna.trial.FrozenTrial) -> list[str]:
+    """What a paused trial pruned before it resumed leaves: its pause checkpoint and (unless the user keeps them) its
+    run directory (a study of an hpsearch before `PAUSE_FILES` recorded only the checkpoint)."""
+    if files := schema.fact(paused, schema.PAUSE_FILES):
+        return files["remove"]
+    checkpoint = schema.fact(paused, schema.CHECKPOINT)
+    return [checkpoint] if checkpoint else []
 
 
 @dataclass
@@ -145,6 +153,8 @@ class Trials(StudyCounts):
             self.storage.set_trial_user_attr(live.trial_id, schema.RAN, ran)
             self.storage.set_trial_user_attr(live.trial_id, schema.PAUSED, True)
             self.storage.set_trial_state_values(live.trial_id, optuna.trial.TrialState.WAITING)
+            if (total := self.paused_bytes()) > (self.recall(schema.PAUSE_PEAK) or 0):
+                self.remember(schema.PAUSE_PEAK, total)
         return not live.taken_over
 
     def claim_paused(self, judge: Callable[[optuna.trial.FrozenTrial], str]) -> tuple[LiveTrial, dict[str, Any]] | None:
@@ -162,10 +172,7 @@ class Trials(StudyCounts):
                 resume_from = checkpoint if checkpoint and Path(checkpoint).is_dir() else None
                 return self._running(trial_id, resume_from), store.to_record(frozen).params
             self._end(frozen.number, trial_id, TrialState.PRUNED, None, None, interrupted=False)
-            if checkpoint:  # the pause's own checkpoint, then its run directory if nothing else is left there
-                shutil.rmtree(checkpoint, ignore_errors=True)
-                with contextlib.suppress(OSError):
-                    Path(checkpoint).parent.rmdir()
+            disk.remove(_leftovers(frozen))
         return None
 
     def claim_resumable(self) -> tuple[LiveTrial, dict[str, Any]] | None:
@@ -187,6 +194,12 @@ class Trials(StudyCounts):
 
     def note_checkpoint(self, live: LiveTrial, path: str) -> None:  # where a crash resumes it (`recover`)
         self.storage.set_trial_user_attr(live.trial_id, schema.CHECKPOINT, path)
+
+    def note_pause(self, live: LiveTrial, checkpoint: str, size: int, seconds: float, leftovers: list[str]) -> None:
+        """The checkpoint the trial pauses with (it resumes there), what it takes, and what it leaves if pruned."""
+        self.note_checkpoint(live, checkpoint)
+        files = {"bytes": size, "seconds": seconds, "remove": leftovers}
+        self.storage.set_trial_user_attr(live.trial_id, schema.PAUSE_FILES, files)
 
     def report(self, live: LiveTrial, step: int, value: float) -> bool:
         """Record an intermediate value (none for several objectives); False once another worker failed the trial."""

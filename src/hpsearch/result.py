@@ -6,7 +6,7 @@ import dataclasses
 import html
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from hpsearch import store
+from hpsearch import schema, store
 from hpsearch.leaderboard import columns, html_table, rows
 from hpsearch.trial import TrialRecord
 
@@ -41,6 +41,11 @@ class SearchSummary:
     @property
     def directions(self) -> list[str]:
         return store.study_directions(self.study)
+
+    @property
+    def peak_pause_bytes(self) -> int:
+        """The most disk the checkpoints of trials paused at a rung took at once (0: none paused)."""
+        return schema.study_fact(self.study.user_attrs, schema.PAUSE_PEAK) or 0
 
     def trials_dataframe(self) -> pandas.DataFrame:
         """Every trial, best first, with the columns of `hpsearch show --csv`: number, state, objective

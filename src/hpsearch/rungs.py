@@ -24,6 +24,7 @@ from hpsearch import compat
 from hpsearch.errors import ConfigError
 from hpsearch.fidelity import step_at
 from hpsearch.objective import check_values
+from hpsearch.pausing import estimated_bytes
 from hpsearch.trial import Trial
 
 AUTO = "auto"  # the default `rung_eval_size`: sized from the trial's training (`auto_subset_size`)
@@ -92,8 +93,9 @@ def rung_sources(trainer: transformers.Trainer, size: int | str | None, study_na
 
 class RungEvaluations(transformers.TrainerCallback):
     """Scores the trial at each rung point of its training and reports the score at that point's
-    progress; when the backend says prune, training stops there and nothing more is evaluated or saved (but,
-    for a trial to pause there, the checkpoint it resumes from)."""
+    progress. When the backend says prune, training stops there and nothing more is evaluated or saved; when it
+    says pause, training stops after what the user's schedule does at that step (an evaluation, a checkpoint, and
+    those of an epoch's end where the step ends one), and the trial's own checkpoint is saved (`hpsearch.pausing`)."""
 
     def __init__(
         self,
@@ -115,14 +117,18 @@ class RungEvaluations(transformers.TrainerCallback):
 
     def on_step_end(self, args, state, control, **kwargs):
         while self.pending and state.global_step >= step_at(self.pending[0], state.max_steps):
-            if self.trial.report(self.pending.pop(0), self._score_at(state.global_step)):
+            score = self._score_at(state.global_step)
+            self.trial.pause_bytes = estimated_bytes(self.trainer)
+            if self.trial.report(self.pending.pop(0), score):
                 control.should_training_stop = True
-                control.should_evaluate = False
-                control.should_save = self.trial.pausing  # the checkpoint a paused trial resumes from
+                if not self.trial.pausing:  # a pruned trial's model is not evaluated or saved again
+                    control.should_evaluate = control.should_save = False
                 return
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        if self.trial.should_stop:  # a pruned trial's model is not evaluated or saved again
+        """A trial stopped mid-epoch has no epoch end to evaluate or save at; one paused at an epoch's last step
+        has, as the user's schedule says."""
+        if self.trial.should_stop and not (self.trial.pausing and float(state.epoch).is_integer()):
             control.should_evaluate = control.should_save = False
 
     def _score_at(self, step: int) -> float:

@@ -14,7 +14,6 @@ import contextlib
 import copy
 import functools
 import gc
-import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import transformers
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, number_of_arguments
 
-from hpsearch import compat
+from hpsearch import compat, disk, pausing
 from hpsearch.arguments import argument_types, typed, warn_unread
 from hpsearch.errors import ConfigError
 from hpsearch.fidelity import progress
@@ -153,8 +152,15 @@ class TrialRunner:
         for callback in callbacks:
             trainer.add_callback(callback)
         failed = True
+        pause_dir = disk.pause_dir(self.output_dir, self.settings.study_name, trial.number)
+        keeps_run = self.settings.keep_checkpoints  # the run directory is named once the model is built (`_start`)
         try:
-            trainer.train(resume_from_checkpoint=trial.resume_from)  # None, or the checkpoint a crash left
+            with compat.pausing_where_training_ends(
+                trainer,
+                lambda: trial.pausing,
+                lambda: pausing.save(trainer, trial, pause_dir, None if keeps_run else args.output_dir),
+            ):  # None, or the checkpoint a crash or a pause left
+                trainer.train(resume_from_checkpoint=trial.resume_from)
             if trial.should_stop:  # pruned or paused: the trial has no objective (yet), its model is dropped
                 failed = False
                 return None
@@ -171,8 +177,8 @@ class TrialRunner:
             self._release()
             if not failed:  # a rank that failed leaves at once: the launcher (torchrun) ends the others
                 _wait_for_every_rank()
-            if not (self.settings.keep_checkpoints or trial.pausing):  # a paused trial resumes from its checkpoint
-                shutil.rmtree(args.output_dir, ignore_errors=True)
+            if not trial.pausing:  # a paused trial resumes from its checkpoints; one that ran on is done with them
+                disk.remove([str(pause_dir), *([] if self.settings.keep_checkpoints else [args.output_dir])])
 
     def _start(
         self,

@@ -28,6 +28,8 @@ INTERRUPTED = "hpsearch:interrupted"  # a failed trial that was stopped rather t
 EXTRA_PARAMS = "hpsearch:extra_params"  # parameters outside the space (constants), beside optuna's
 CHECKPOINT = "hpsearch:checkpoint"  # a running trial's latest checkpoint, where a crash resumes it
 PAUSED = "hpsearch:paused"  # a trial waiting at a rung (optuna state WAITING) from its checkpoint (`hpsearch.halving`)
+# a paused trial's checkpoint: {"bytes", "seconds" (its save), "remove": what to remove if it never resumes}
+PAUSE_FILES = "hpsearch:pause_files"
 RAN = "hpsearch:ran_s"  # a trial paused at a rung: the seconds it ran before its latest start (optuna's)
 RAY_TRIAL_ID = "hpsearch:ray_trial_id"  # Ray's id of the trial
 WARM_START = "hpsearch:warm_start"  # beside a trial: its origin; beside the study: the source and what it queued
@@ -40,6 +42,7 @@ BEST_MODEL = "hpsearch:best_model"  # the kept model's trial and path
 SPACE = "hpsearch:space"  # the space its first run searched
 BACKEND = "hpsearch:backend"  # the backend its first run searched with
 SETUP = "hpsearch:setup"  # what its first run trained on
+PAUSE_PEAK = "hpsearch:pause_peak_bytes"  # the most disk the paused trials' checkpoints took at once
 STALE = "hpsearch:stale:"  # + a trial's number: that trial was failed by the heartbeat check
 SIGOPT_EXPERIMENT = "hpsearch:sigopt_experiment"  # the SigOpt experiment's id
 WANDB_SWEEP = "hpsearch:wandb_sweep_id"  # the local W&B sweep's id

@@ -17,7 +17,8 @@ class SearchSettings:
     `max_consecutive_failed_trials` fail in a row (None: never stop for that). `rungs` are the
     progress points (`hpsearch.fidelity`) at which a Trainer search scores every trial on its way,
     where the backends' default pruning rules put their rungs; empty for the function API. `pause_trials`: a
-    trial reaching a rung before it has peers pauses there (`hpsearch.halving`) rather than running on.
+    trial reaching a rung before it has peers pauses there (`hpsearch.halving`) rather than running on, while the
+    paused trials' checkpoints fit in `pause_disk` bytes ("auto": `hpsearch.disk`; None: no cap).
     `heartbeat_interval` and `grace_period` (seconds; None for a storage that is not a database URL)
     are optuna's heartbeats of running trials; a trial they find dead runs again with its parameters up
     to `retry_stale_trials` times. `worker` is which of the search's `workers` processes (`n_jobs`)
@@ -35,6 +36,7 @@ class SearchSettings:
     show_progress: bool = True
     rungs: tuple[int, ...] = ()
     pause_trials: bool = False
+    pause_disk: int | str | None = "auto"  # the most disk paused trials' checkpoints take (`hpsearch.disk`)
     heartbeat_interval: int | None = None
     grace_period: int | None = None
     retry_stale_trials: int = 0

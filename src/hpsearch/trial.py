@@ -76,7 +76,9 @@ class Trial:
     (define-by-run), which `params` then holds too. `tracking_run` is the experiment-tracking run
     the backend opened for the trial (a W&B run), if any. `resume_from` is the checkpoint a trial
     resumed after a crash continues from (None for a fresh start); `note_checkpoint(path)` records the
-    latest checkpoint a trial saved, so that a crash resumes it there.
+    latest checkpoint a trial saved, so that a crash resumes it there. `pause_bytes` is what a checkpoint of the
+    trial would take if it paused at its rung (an estimate its runner gives before reporting there), and
+    `note_pause` records the one it saved.
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class Trial:
         resume_from: str | None = None,
         checkpointed: Callable[[str], None] | None = None,
         named: Callable[[list[str]], None] | None = None,
+        paused: Callable[[str, int, float, list[str]], None] | None = None,
     ) -> None:
         self.number = number
         self.native = native
@@ -99,6 +102,8 @@ class Trial:
         self._checkpointed = checkpointed
         self.should_stop = False
         self.pausing = False  # stopped to pause at a rung: its checkpoint is kept there, it resumes later
+        self.pause_bytes: int | None = None
+        self._paused = paused
         self._params = params
         self._suggested = suggested
         self._report = report
@@ -134,6 +139,12 @@ class Trial:
         """Record `path` as the trial's latest checkpoint (a directory that resumes its training)."""
         if self._checkpointed is not None:
             self._checkpointed(path)
+
+    def note_pause(self, checkpoint: str, size: int, seconds: float, leftovers: list[str]) -> None:
+        """Record the checkpoint the trial pauses with (`size` bytes, saved in `seconds`), and the directories to
+        remove should it never resume (that checkpoint, its run directory)."""
+        if self._paused is not None:
+            self._paused(checkpoint, size, seconds, leftovers)
 
     def name_objectives(self, names: list[str]) -> None:
         """Say what the objective(s) are ("eval_accuracy"): the study's metric names, where it has none yet. Once a
