@@ -23,11 +23,9 @@ study's model there when it names that study's trial.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
-import re
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import filelock
 
 from hpsearch.objective import is_better
-from hpsearch.settings import DEFAULT_STUDY_NAME
+from hpsearch.settings import DEFAULT_STUDY_NAME, study_folder
 
 if TYPE_CHECKING:
     import optuna
@@ -50,14 +48,11 @@ STUDIES_DIR = "studies"  # in output_dir: a directory per study other than the d
 
 
 def study_dir(output_dir: str | Path, study_name: str = DEFAULT_STUDY_NAME) -> Path:
-    """Where a study's best model is kept: `output_dir` for the default study, else `studies/<study_name>`
-    there (a name that is not a plain file name is made one, with a hash of it so that no two studies meet)."""
+    """Where a study's best model is kept: `output_dir` for the default study, else `studies/<study_name>` there
+    (`study_folder`: a name that is not a plain file name made one)."""
     if study_name == DEFAULT_STUDY_NAME:
         return Path(output_dir)
-    name = re.sub(r"[^\w.-]", "_", study_name)
-    if name != study_name or name.strip(".") == "":
-        name = f"{name}-{hashlib.sha256(study_name.encode()).hexdigest()[:8]}"
-    return Path(output_dir, STUDIES_DIR, name)
+    return Path(output_dir, STUDIES_DIR, study_folder(study_name))
 
 
 class BestModelKeeper:
