@@ -48,9 +48,10 @@ def wandb_hp_space(trial):
 SPACES = {"optuna": optuna_hp_space, "sigopt": sigopt_hp_space, "ray": ray_hp_space, "wandb": wandb_hp_space}
 
 if __name__ == "__main__":
-    parser = size_parser(__doc__)
+    parser = size_parser(__doc__, "runs/backends-<backend>")
     parser.add_argument("--backend", choices=SPACES, default="optuna")
     args = parser.parse_args()
+    args.output_dir = args.output_dir.replace("<backend>", args.backend)  # a study per backend
     os.environ.setdefault("WANDB_MODE", "offline")  # no W&B account needed; `wandb sync` uploads the runs later
     trainer = review_trainer(args)
     best_run = trainer.hyperparameter_search(

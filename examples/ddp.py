@@ -17,7 +17,7 @@ def hp_space(trial):
 
 
 if __name__ == "__main__":
-    args = size_parser(__doc__).parse_args()
+    args = size_parser(__doc__, "runs/ddp").parse_args()
     arguments = TrainingArguments(
         args.output_dir,
         num_train_epochs=1,

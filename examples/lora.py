@@ -29,7 +29,7 @@ def model_init(trial):
 
 
 if __name__ == "__main__":
-    args = size_parser(__doc__).parse_args()
+    args = size_parser(__doc__, "runs/lora").parse_args()
     trainer = review_trainer(args, model_init=model_init)
     best_run = trainer.hyperparameter_search(
         direction="maximize",

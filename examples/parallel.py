@@ -17,7 +17,7 @@ def hp_space(trial):
 
 
 if __name__ == "__main__":  # the workers import this file: the search starts only in the main process
-    parser = size_parser(__doc__)
+    parser = size_parser(__doc__, "runs/parallel")
     parser.add_argument("--n-jobs", type=int, default=2)
     args = parser.parse_args()
     trainer = review_trainer(args)

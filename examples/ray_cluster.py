@@ -13,7 +13,7 @@ from backends import ray_hp_space  # this folder's example: the docs' Ray Tune s
 from hpsearch.demo import review_trainer, size_parser
 
 if __name__ == "__main__":
-    parser = size_parser(__doc__)
+    parser = size_parser(__doc__, "runs/ray_cluster")
     parser.add_argument("--address", default=None, help="the cluster's address (default: RAY_ADDRESS, else local)")
     args = parser.parse_args()
     trainer = review_trainer(args)

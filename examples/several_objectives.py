@@ -14,7 +14,7 @@ def hp_space(trial):
 
 
 if __name__ == "__main__":
-    args = size_parser(__doc__).parse_args()
+    args = size_parser(__doc__, "runs/several_objectives").parse_args()
     trainer = review_trainer(args)
     front = trainer.hyperparameter_search(
         direction=["maximize", "minimize"],

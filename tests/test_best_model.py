@@ -130,3 +130,16 @@ def test_a_promote_killed_at_any_step_leaves_the_old_model_or_the_new_one_whole(
     assert kept(output) == (2, "new")
     assert_settled(output)
     assert steps > 4
+
+
+@pytest.mark.parametrize("name", ["first", "a/b", "a_b", "..", "", "étude 2"])
+def test_each_study_keeps_its_model_in_a_directory_of_its_own_under_output_dir(tmp_path, name):
+    from hpsearch.best_model import STUDIES_DIR, study_dir
+
+    assert study_dir(tmp_path) == tmp_path  # the default study's: `output_dir`, as before studies had their own
+    own = study_dir(tmp_path, name)
+    assert own.parent == tmp_path / STUDIES_DIR and own.name not in ("", ".", "..") and "/" not in own.name
+    others = {study_dir(tmp_path, other) for other in ["first", "a/b", "a_b", "..", "", "étude 2"] if other != name}
+    assert own not in others
+    promote(BestModelKeeper(tmp_path, study_name=name), 1, name)
+    assert kept(own) == (1, name) and not (tmp_path / "best_model").exists()

@@ -103,6 +103,11 @@ def test_report_writes_plots_and_a_page(study_dir):
     result = CliRunner().invoke(main, ["report", str(study_dir)])
     assert result.exit_code == 0, result.output
     report = study_dir / "report"
+    lines = result.output.splitlines()  # every file it wrote, the page to open first
+    assert lines[:2] == [f"wrote {report / 'report.html'}", f"wrote {report / 'report.md'}"]
+    assert sorted(lines[2:]) == sorted(f"wrote {png}" for png in report.glob("*.png"))
+    said = " ".join(CliRunner().invoke(main, ["report", "--help"]).output.split())
+    assert "report.html (interactive plots, opens offline), and report.md with the same plots as PNG files" in said
     page = (report / "report.md").read_text()
     for name in ("optimization_history", "intermediate_values", "parallel_coordinates"):
         png = report / f"{name}.png"

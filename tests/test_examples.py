@@ -1,9 +1,11 @@
-"""Every script in examples/ runs as a user runs it, at a tiny size (the real model, 32 reviews, 2 trials).
-`backends.py`'s Ray space runs through `ray_cluster.py`, on a real cluster."""
+"""Every script in examples/ runs as a user runs it, at a tiny size (the real model, 32 reviews, 2 trials), one
+after another in one folder, each into its own default output directory. `backends.py`'s Ray space runs through
+`ray_cluster.py`, on a real cluster."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,16 +18,16 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TINY = ["--train-size", "32", "--eval-size", "16", "--max-length", "16", "--trials", "2"]
 
 
-def run_example(command: list[str], output_dir: Path) -> str:
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(output_dir)}
-    done = subprocess.run(
-        [*command, *TINY, "--output-dir", str(output_dir)],
-        cwd=output_dir.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """The one folder every example of this module runs in, as a user runs one after another."""
+    return tmp_path_factory.mktemp("examples")
+
+
+def run_example(command: list[str], folder: Path) -> str:
+    """Run an example in `folder` with its default `--output-dir`."""
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(folder)}
+    done = subprocess.run([*command, *TINY], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -41,29 +43,40 @@ def run_example(command: list[str], output_dir: Path) -> str:
     ],
     ids=lambda script: "-".join(script).replace(".py", "").replace("--backend-", ""),
 )
-def test_an_example_searches_two_distinct_points_and_says_the_best(script, tmp_path):
-    out = run_example([sys.executable, str(EXAMPLES / script[0]), *script[1:]], tmp_path / "out")
+def test_an_example_searches_two_distinct_points_and_says_the_best(script, folder):
+    out = run_example([sys.executable, str(EXAMPLES / script[0]), *script[1:]], folder)
     assert out.splitlines()[-1].startswith("best run ")
-    trials = hpsearch.load_trials(tmp_path / "out")
+    name = Path(script[0]).stem + (f"-{script[2]}" if script[0] == "backends.py" else "")
+    trials = hpsearch.load_trials(folder / "runs" / name)
     finished = [t for t in trials if t.state in (hpsearch.TrialState.COMPLETE, hpsearch.TrialState.PRUNED)]
     assert len(finished) == 2 and finished[0].params != finished[1].params
 
 
-def test_the_several_objectives_example_prints_its_pareto_front(tmp_path):
-    out = run_example([sys.executable, str(EXAMPLES / "several_objectives.py")], tmp_path / "out")
+def test_the_several_objectives_example_prints_its_pareto_front(folder):
+    out = run_example([sys.executable, str(EXAMPLES / "several_objectives.py")], folder)
     front = [line for line in out.splitlines() if line.startswith("run ")]
     assert 1 <= len(front) <= 2 and all("accuracy, loss [" in line for line in front)
 
 
-def test_the_ddp_example_runs_under_torchrun_on_two_ranks(tmp_path):
+def test_the_ddp_example_runs_under_torchrun_on_two_ranks(folder):
     torchrun = Path(sys.executable).with_name("torchrun")
     command = [str(torchrun), "--nproc_per_node=2", str(EXAMPLES / "ddp.py")]
-    out = run_example(command, tmp_path / "out")
+    out = run_example(command, folder)
     assert sum(line.startswith("best run ") for line in out.splitlines()) == 1  # rank 0 only
-    assert len(hpsearch.load_trials(tmp_path / "out")) == 2
+    assert len(hpsearch.load_trials(folder / "runs" / "ddp")) == 2
 
 
-def test_the_ray_cluster_example_joins_the_cluster_it_is_given(ray_cluster, tmp_path):
-    out = run_example([sys.executable, str(EXAMPLES / "ray_cluster.py"), "--address", ray_cluster], tmp_path / "out")
+def test_the_ray_cluster_example_joins_the_cluster_it_is_given(ray_cluster, folder):
+    out = run_example([sys.executable, str(EXAMPLES / "ray_cluster.py"), "--address", ray_cluster], folder)
     assert out.splitlines()[-1].startswith("best run ")
-    assert len(hpsearch.load_trials(tmp_path / "out")) == 2
+    assert len(hpsearch.load_trials(folder / "runs" / "ray_cluster")) == 2
+
+
+def test_each_example_has_an_output_dir_of_its_own_by_default():
+    """Any two examples run one after another in one folder are two searches, not one refused as another space."""
+    defaults = {}
+    for script in sorted(EXAMPLES.glob("*.py")):
+        done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        defaults[script.name] = re.search(r"\(default: (runs/[^)]+)\)", " ".join(done.stdout.split())).group(1)
+    assert len(set(defaults.values())) == len(defaults) == 6, defaults

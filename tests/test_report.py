@@ -3,6 +3,8 @@ and the report's pages."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from hpsearch import store
@@ -70,7 +72,7 @@ def test_a_report_of_several_objectives_draws_the_pareto_front_and_each_objectiv
 
     study = optuna.create_study(directions=["minimize", "maximize"], storage=store.storage_url(tmp_path))
     study.optimize(lambda t: (t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)), n_trials=5)
-    page = write_report(study, tmp_path / "report")
+    written = write_report(study, tmp_path / "report")
     html = (tmp_path / "report" / "report.html").read_text()
     sections = {part.split("</h2>")[0]: part for part in html.split("<h2>")[2:]}
     assert list(sections) == [
@@ -83,8 +85,9 @@ def test_a_report_of_several_objectives_draws_the_pareto_front_and_each_objectiv
     ]
     assert all(part.count('class="plotly-graph-div"') == 1 for part in sections.values())
     assert "objective 1" in sections["Optimization history 1"]  # drawn against the second objective
-    markdown = page.read_text()
+    markdown = (tmp_path / "report" / "report.md").read_text()
     assert all(f"({name}.png)" in markdown for name in ("pareto_front", "optimization_history_1", "slices_0"))
+    assert written == [tmp_path / "report" / name for name in ("report.html", "report.md", *pngs(markdown))]
     assert "| objective_0 | objective_1 |" in markdown  # the leaderboard, a column per objective
 
 
@@ -95,12 +98,18 @@ def test_a_plot_the_study_cannot_have_says_why_on_both_pages(tmp_path):
     try:
         study = optuna.create_study(storage=store.storage_url(tmp_path))
         study.optimize(lambda t: 1 / 0, n_trials=1, catch=(ZeroDivisionError,))  # no trial completed
-        page = write_report(study, tmp_path / "report")
+        written = write_report(study, tmp_path / "report")
     finally:
         optuna.logging.set_verbosity(optuna.logging.INFO)
     html = (tmp_path / "report" / "report.html").read_text()
     sections = {part.split("</h2>")[0]: part for part in html.split("<h2>")[2:]}
     assert len(sections) == 5 and "plotly-graph-div" not in html
     assert "Not drawn: There are no complete trials." in sections["Optimization history"]
-    markdown = page.read_text()
+    markdown = (tmp_path / "report" / "report.md").read_text()
     assert markdown.count("Not drawn: ") == 5 and not list((tmp_path / "report").glob("*.png"))
+    assert written == [tmp_path / "report" / "report.html", tmp_path / "report" / "report.md"]
+
+
+def pngs(markdown: str) -> list[str]:
+    """The PNG files a report's Markdown page shows, in its order."""
+    return re.findall(r"\]\(([\w.]+\.png)\)", markdown)

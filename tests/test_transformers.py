@@ -47,7 +47,7 @@ def test_training_arguments_are_applied_and_cast(make_trainer):
             "num_train_epochs": trial.suggest_int("num_train_epochs", 1, 2),
         }
 
-    trainer.hyperparameter_search(hp_space=hp_space, n_trials=4, sampler=optuna.samplers.RandomSampler(3))
+    best = trainer.hyperparameter_search(hp_space=hp_space, n_trials=4, sampler=optuna.samplers.RandomSampler(3))
     trials = hpsearch.load_trials(trainer.args.output_dir)
     expected = set()
     for trial in trials:
@@ -56,6 +56,20 @@ def test_training_arguments_are_applied_and_cast(make_trainer):
     # a trial paused at a rung runs again from its checkpoint, with the same arguments
     assert len(trials) == 4 and {(run["batch_size"], run["max_steps"]) for run in seen.runs} == expected
     assert trainer.args.per_device_train_batch_size == 8  # the user's arguments are back after the search
+    # what the backend gave, typed as the fields take it: the categorical's "8" an int, suggest_int's epochs an int
+    epochs, batch = best.hyperparameters["num_train_epochs"], best.hyperparameters["per_device_train_batch_size"]
+    assert type(epochs) is int and epochs == trials[int(best.run_id)].params["num_train_epochs"]
+    assert type(batch) is int and str(batch) == trials[int(best.run_id)].params["per_device_train_batch_size"]
+
+
+def test_searching_the_epochs_under_a_fixed_max_steps_fails_before_any_training(make_trainer):
+    trainer = make_trainer(max_steps=5)
+    space = {"num_train_epochs": hpsearch.space.Int(1, 3)}
+    with pytest.raises(hpsearch.ConfigError, match=r"searches 'num_train_epochs', but the Trainer's `max_steps=5`"):
+        trainer.hyperparameter_search(hp_space=space, n_trials=2)
+    assert not list(Path(trainer.args.output_dir).glob("*"))  # nothing trained, nor any study recorded
+    searched_too = {**space, "max_steps": hpsearch.space.Categorical([-1, 5])}  # each trial sets both: fine
+    trainer.hyperparameter_search(hp_space=searched_too, n_trials=1, study_name="both")
 
 
 def test_model_hyperparameter_reaches_model_init(make_trainer, tiny_model_dir):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import optuna
 import pytest
 
@@ -119,6 +122,7 @@ def test_a_rerun_of_the_same_call_queues_nothing_again(tmp_path, caplog):
     search(tmp_path / "a", SPACE, n_trials=5, seed=0)
     search(tmp_path / "b", SPACE, n_trials=4, seed=0, warm_start=str(tmp_path / "a"))
     attribute = store.load_study(tmp_path / "b").user_attrs[WARM_START]
+    caplog.clear()  # what the first call said
     with caplog.at_level("INFO", logger="hpsearch"):
         search(tmp_path / "b", SPACE, n_trials=7, seed=0, warm_start=str(tmp_path / "a"))
     trials = hpsearch.load_trials(tmp_path / "b")
@@ -258,3 +262,18 @@ def test_a_trainer_search_runs_the_earlier_best_learning_rate_first(make_trainer
     trials = hpsearch.load_trials(tmp_path / "second")
     assert trials[0].params["learning_rate"] == best.hyperparameters["learning_rate"] == rates.seen[0]
     assert rates.seen[1] != rates.seen[0] and trials[1].params["learning_rate"] == rates.seen[1]
+
+
+def test_what_was_queued_and_skipped_is_said_where_a_user_without_logging_set_up_sees_it(tmp_path):
+    space = {"x": Float(0.0, 3.0)}
+    earlier_study(tmp_path / "a", [({"x": 0.5}, space, 1.0), ({"x": 2.5}, space, 2.0), ({"x": 1.5}, space, 3.0)])
+    script = (
+        "import hpsearch\nfrom hpsearch.space import Float\n"
+        f"hpsearch.search(lambda t: t.params['x'], {{'x': Float(0.0, 3.0)}}, n_trials=2, show_progress=False, "
+        f"output_dir={str(tmp_path / 'b')!r}, warm_start={str(tmp_path / 'a')!r})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    source = f"Warm start from study 'hpsearch' in {(tmp_path / 'a').resolve()}"
+    assert f"{source}: skipped trial 2: n_trials=2 leaves it no slot." in done.stderr
+    assert f"{source}: its trials [0, 1] run first, as trials [0, 1]." in done.stderr

@@ -52,6 +52,17 @@ def check_params(space: Mapping[str, Dimension | None], model_init: Callable[...
     log(f"hp_space key(s) {model_keys} are model hyperparameters: `model_init(trial)` must read them.{hints}")
 
 
+def check_schedule(space: Mapping[str, Dimension | None], args: transformers.TrainingArguments) -> None:
+    """Fail before training where the space searches `num_train_epochs` while the Trainer's fixed `max_steps`
+    overrides it: every trial would train the same steps, and the search would compare nothing."""
+    if "num_train_epochs" in space and "max_steps" not in space and args.max_steps > 0:
+        raise ConfigError(
+            f"hp_space searches 'num_train_epochs', but the Trainer's `max_steps={args.max_steps}` overrides it "
+            f"(transformers trains {args.max_steps} steps whatever the epochs): build the Trainer's "
+            "`TrainingArguments` with `max_steps=-1` to search the epochs, or search 'max_steps' instead."
+        )
+
+
 def warn_unread(searched: Mapping[str, Any], model: Any) -> None:
     """After the first trial's `model_init(trial)`, before it trains: warn of each searched model hyperparameter
     that its model does not show (not in its config, or there with another value), which then changes nothing."""
@@ -125,9 +136,17 @@ def cast(name: str, value: Any) -> Any:
 
 def typed(params: Mapping[str, Any]) -> dict[str, Any]:
     """A trial's parameters with each `TrainingArguments` field's value cast to its type (SigOpt's categorical "16"
-    -> 16), so that `TrainingArguments(**params)` takes them; model hyperparameters as they are."""
+    -> 16), so that `TrainingArguments(**params)` takes them; an int the backend gave a float field stays that int
+    (`num_train_epochs` 3, not 3.0), and model hyperparameters are as they are."""
     fields = argument_types()
-    return {name: cast(name, value) if name in fields else value for name, value in params.items()}
+    return {
+        name: value if name not in fields or _int_for_float(name, value) else cast(name, value)
+        for name, value in params.items()
+    }
+
+
+def _int_for_float(name: str, value: Any) -> bool:
+    return type(value) is int and _field_type(name) is float
 
 
 _BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}

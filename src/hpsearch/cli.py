@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from hpsearch import dashboard, store
-from hpsearch.best_model import BestModelKeeper
+from hpsearch.best_model import kept_model
 from hpsearch.errors import ConfigError, MissingExtra
 from hpsearch.leaderboard import as_json, columns, csv_cell, leaderboard, print_leaderboard, rows
 from hpsearch.report import write_report
@@ -22,7 +22,7 @@ _STUDY = click.option("--study", "study_name", default=None, help="Study name, w
 
 def _load(directory: str, study_name: str | None) -> Any:
     try:
-        return store.load_study(directory, study_name=study_name)
+        return store.load_study(directory, study_name=study_name, option="--study")
     except (FileNotFoundError, ValueError, KeyError) as e:
         raise click.ClickException(str(e).strip("'\"")) from None
 
@@ -63,9 +63,10 @@ def best(directory: str, study_name: str | None, as_json_: bool) -> None:
     study = _load(directory, study_name)
     if not any(r.state is TrialState.COMPLETE for r in store.records(study)):
         raise click.ClickException(f"No trial of the study in {directory!r} completed.")
-    keeper = BestModelKeeper(directory)
-    if len(study.directions) == 1:  # among tied trials, the one whose model is kept
-        records = [store.best_record(study, keeper.kept_trial())]
+    kept = None
+    if len(study.directions) == 1:  # among tied trials, the one whose model (the study's own) is kept
+        kept = kept_model(directory, study)
+        records = [store.best_record(study, kept[1] if kept else None)]
     else:
         records = [store.to_record(t) for t in study.best_trials]
     if as_json_:
@@ -77,8 +78,8 @@ def best(directory: str, study_name: str | None, as_json_: bool) -> None:
         return
     for r in records:
         click.echo(f"trial {r.number}: objective {r.objective}, params {r.params}")
-    if keeper.kept_trial() is not None:
-        click.echo(f"best model: {keeper.dir} (trial {keeper.kept_trial()})")
+    if kept:
+        click.echo(f"best model: {kept[0]} (trial {kept[1]})")
 
 
 @main.command()
@@ -86,10 +87,11 @@ def best(directory: str, study_name: str | None, as_json_: bool) -> None:
 @_STUDY
 @click.option("--out", default=None, type=click.Path(), help="Where to write it (default: DIRECTORY/report).")
 def report(directory: str, study_name: str | None, out: str | None) -> None:
-    """Write PNG plots and a Markdown page for the search in DIRECTORY."""
+    """Write the report of the search in DIRECTORY: report.html (interactive plots, opens offline), and
+    report.md with the same plots as PNG files. Prints each file written."""
     study = _load(directory, study_name)
-    page = write_report(study, out or Path(directory) / "report")
-    click.echo(f"report: {page}")
+    for path in write_report(study, out or Path(directory) / "report"):
+        click.echo(f"wrote {path}")
 
 
 @main.command("dashboard")

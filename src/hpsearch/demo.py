@@ -79,9 +79,10 @@ SPACE = {
 }
 
 
-def size_parser(description: str, trials: int = 20, output_dir: str = "runs/example") -> argparse.ArgumentParser:
+def size_parser(description: str, output_dir: str, trials: int = 20) -> argparse.ArgumentParser:
     """The options of the demo and of `examples/`: how many trials, reviews and tokens, and where the study
-    goes (the suite runs the examples at `--train-size 32 --eval-size 16 --trials 2`)."""
+    goes, by default a folder of each script's own, so that one run after another in one folder is not refused
+    as another search (the suite runs the examples at `--train-size 32 --eval-size 16 --trials 2`)."""
     parser = argparse.ArgumentParser(description=description.strip().splitlines()[0])
     parser.add_argument("--trials", type=int, default=trials, help=f"number of trials (default: {trials})")
     parser.add_argument("--train-size", type=int, default=2000, help="training reviews (default: 2000)")
@@ -92,7 +93,7 @@ def size_parser(description: str, trials: int = 20, output_dir: str = "runs/exam
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = size_parser(__doc__, trials=8, output_dir="runs/demo")
+    parser = size_parser(__doc__, "runs/demo", trials=8)
     parser.prog = "hpsearch demo"
     parser.add_argument("--backend", default="optuna", help="search backend (default: optuna)")
     parser.add_argument("--epochs", type=float, default=1.0, help="epochs per trial (default: 1)")
@@ -166,9 +167,9 @@ def main(argv: list[str] | None = None) -> None:
         f"accuracy {best.objective:.4f}, {best.hyperparameters}"
     )
     print(f"Best model: {best.run_summary.best_model_dir} (load it with from_pretrained)")
-    page = write_report(best.run_summary.study, Path(args.output_dir) / "report")
+    interactive, page, *_ = write_report(best.run_summary.study, Path(args.output_dir) / "report")
     print(
-        f"Report: {page} and {page.with_name('report.html')} (interactive, offline); "
+        f"Report: {interactive} (interactive, offline) and {page} with its PNG plots; "
         f"`hpsearch show {args.output_dir}` lists the trials, `hpsearch dashboard {args.output_dir}` serves them"
     )
 

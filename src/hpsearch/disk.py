@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hpsearch.errors import ConfigError
+from hpsearch.settings import study_folder
 
 AUTO = "auto"
 PAUSED_DIR = ".paused"  # in `output_dir`: `<study>/trial-<n>`, each paused trial's checkpoint
@@ -65,7 +66,7 @@ def size_text(size: float) -> str:
 
 def pause_dir(output_dir: str | Path, study_name: str, number: int) -> Path:
     """Where trial `number` of the study keeps its checkpoint while it waits at a rung."""
-    return Path(output_dir, PAUSED_DIR, re.sub(r"[^\w.-]", "_", study_name), f"trial-{number}")
+    return Path(output_dir, PAUSED_DIR, study_folder(study_name), f"trial-{number}")
 
 
 def remove(paths: list[str]) -> None:

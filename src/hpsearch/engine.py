@@ -19,6 +19,7 @@ from typing import Any
 
 from hpsearch import continuity, disk, failures, liveness, schema, store
 from hpsearch.backends.base import Backend, get_backend
+from hpsearch.best_model import kept_model
 from hpsearch.errors import ConfigError, SearchInterrupted, check_number, interrupted_message
 from hpsearch.executors import resources
 from hpsearch.executors.base import Executor
@@ -83,7 +84,8 @@ class Search:
         pause_disk: the most disk the checkpoints of paused trials may take at once: bytes, a size ("20GB"), "auto"
             (default: half the disk free under `output_dir`), or None (no cap). A trial whose pause would pass it
             is judged by the peers it has (`hpsearch.disk`).
-        output_dir: where the best model (`best_model/`) and the backends' files go.
+        output_dir: where the best model (`best_model/`; a study not named as the default:
+            `studies/<study_name>/best_model/`) and the backends' files go.
         warm_start: an earlier study (its search's `output_dir`, a storage URL, an `optuna.Study`) whose best
             trials (up to 3; for several directions, its Pareto front's first) run first in a new study, projected
             onto this space (`hpsearch.warm_start`); a rerun does not queue them again.
@@ -245,11 +247,10 @@ class Search:
         complete = [r for r in records if r.state is TrialState.COMPLETE]
         if not complete:
             failures.nothing_completed(records, self.settings.timeout)
-        keeper = self.trials.keeper
-        kept = keeper is not None and keeper.dir.is_dir()
-        run_summary = SearchSummary(records, self.study, str(keeper.dir) if kept else None, self.native)
+        kept = kept_model(self.settings.output_dir, self.study) if self.trials.keeper is not None else None
+        run_summary = SearchSummary(records, self.study, str(kept[0]) if kept else None, self.native)
         if len(self.directions) == 1:
-            best = store.best_record(self.study, keeper.kept_trial() if kept else None)
+            best = store.best_record(self.study, kept[1] if kept else None)
             return BestRun(str(best.number), best.values[0], best.params, run_summary)
         front = [store.to_record(t) for t in self.study.best_trials]
         return [BestRun(str(t.number), list(t.values), t.params, run_summary) for t in front]

@@ -62,7 +62,7 @@ class Trials(StudyCounts):
         self.settings = settings
         self._study_options = study_options
         output, keeps = settings.output_dir, settings.output_dir is not None and settings.single_objective
-        self.keeper = BestModelKeeper(output, settings.directions[0]) if keeps else None
+        self.keeper = BestModelKeeper(output, settings.directions[0], settings.study_name) if keeps else None
         self._heartbeats: dict[int, liveness.Heartbeat] = {}  # trial id -> the beat of a trial this process runs
         self._fail_stale = liveness.StaleCheck(settings.heartbeat_interval)
         self._resumable: list[tuple[int, str]] = []  # crashed trials this process took over: id, checkpoint

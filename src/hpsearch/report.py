@@ -1,5 +1,5 @@
-"""A search's report: optuna's plots of the study, as PNG files under a Markdown page and as plotly
-figures in one interactive HTML page that needs no network, each with the leaderboard."""
+"""A search's report: optuna's plots of the study, as plotly figures in one interactive HTML page that
+needs no network and as PNG files under a Markdown page, each with the leaderboard."""
 
 from __future__ import annotations
 
@@ -98,12 +98,12 @@ def _header(study: Any, records: list[Any]) -> tuple[str, str]:
     return f"hpsearch report: study {study.study_name}", f"{len(records)} trials, direction {directions}."
 
 
-def write_report(study: Any, out_dir: str | Path) -> Path:
-    """Write the report of `study` in `out_dir`: PNG plots and a Markdown page embedding them, and
-    `report.html`, the same plots as interactive plotly figures (plotly.js inline: opens offline).
+def write_report(study: Any, out_dir: str | Path) -> list[Path]:
+    """Write the report of `study` in `out_dir`: `report.html`, the plots as interactive plotly figures
+    (plotly.js inline: opens offline), and the same plots as PNG files under a Markdown page, `report.md`.
 
     A plot the study cannot have (too few completed trials, no intermediate values) is named on
-    the pages with the reason instead. Returns the Markdown page's path.
+    the pages with the reason instead. Returns every file written: the HTML page, the Markdown page, the PNGs.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -113,13 +113,14 @@ def write_report(study: Any, out_dir: str | Path) -> Path:
     title, summary = _header(study, records)
     sections = [f"# {title}", "", f"{summary} Interactive plots: [{INTERACTIVE_PAGE}]({INTERACTIVE_PAGE}).", ""]
     sections += ["## Leaderboard", "", markdown_table(records, directions), ""]
+    pngs = []
     for plot, drawn in zip(chosen, _draw_png(study, chosen, out)):
         body = f"![{plot.title}]({plot.name}.png)" if drawn is None else f"Not drawn: {drawn}"
         sections += [f"## {plot.title}", "", body, ""]
-    page = out / PAGE
-    page.write_text("\n".join(sections))
+        pngs += [out / f"{plot.name}.png"] if drawn is None else []
+    (out / PAGE).write_text("\n".join(sections))
     _write_interactive(study, out / INTERACTIVE_PAGE, records, directions, chosen)
-    return page
+    return [out / INTERACTIVE_PAGE, out / PAGE, *pngs]
 
 
 def _draw_png(study: Any, chosen: list[Plot], out: Path) -> list[str | None]:

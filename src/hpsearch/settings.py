@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_STUDY_NAME = "hpsearch"
+
+
+def study_folder(study_name: str) -> str:
+    """A study's name as the name of a folder of its own: the name itself where it is a plain file name, else one
+    made of it with a hash of the name, so that no two studies share a folder ("a/b" and "a_b", "..")."""
+    name = re.sub(r"[^\w.-]", "_", study_name)
+    if name != study_name or name.strip(".") == "":
+        name = f"{name}-{hashlib.sha256(study_name.encode()).hexdigest()[:8]}"
+    return name
 
 
 @dataclass(frozen=True)

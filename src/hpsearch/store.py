@@ -221,10 +221,12 @@ def load_study(
     output_dir: str | os.PathLike | None = None,
     storage: str | optuna.storages.BaseStorage | None = None,
     study_name: str | None = None,
+    option: str = "study_name",
 ) -> optuna.Study:
     """The study of a search, from its `output_dir` (or its `storage`), whichever backend ran it.
 
-    `study_name` may be left out when the storage holds one study.
+    `study_name` may be left out when the storage holds one study; `option` is what the caller calls it
+    in its messages (the command line's `--study`).
     """
     import optuna
 
@@ -235,11 +237,17 @@ def load_study(
             raise FileNotFoundError(f"No hpsearch study in {str(output_dir)!r}: {STORE_FILE} is missing.")
         storage = storage_url(output_dir)
     storage = open_storage(storage)
+    names = optuna.get_all_study_names(storage)
+    if not names:
+        raise ConfigError("The storage holds no study: no search has recorded a trial there yet.")
     if study_name is None:
-        names = optuna.get_all_study_names(storage)
         if len(names) != 1:
-            raise ConfigError(f"The storage holds {len(names)} studies {names}; pass `study_name`.")
+            raise ConfigError(f"The storage holds {len(names)} studies {names}; pass one of them with `{option}`.")
         study_name = names[0]
+    elif study_name not in names:
+        raise ConfigError(
+            f"The storage holds no study {study_name!r}; its studies are {names}. Pass one of them with `{option}`."
+        )
     return optuna.load_study(study_name=study_name, storage=storage)
 
 

@@ -14,7 +14,7 @@ import transformers
 from transformers.trainer_utils import number_of_arguments
 
 from hpsearch import continuity, schema, store
-from hpsearch.arguments import check_params, typed
+from hpsearch.arguments import check_params, check_schedule, typed
 from hpsearch.backends.base import AskTellBackend, get_backend
 from hpsearch.distributed import Coordinator, follow
 from hpsearch.engine import Search
@@ -244,6 +244,7 @@ def _check_search(search: Search, trainer: transformers.Trainer, coordinator: An
             "the search as one process (Ray gives each trial `resources_per_trial`, GPUs included)."
         )
     check_params(search.param_space, trainer.model_init)
+    check_schedule(search.param_space, trainer.args)
 
 
 def _rungs_that_fit(rungs: tuple[int, ...], trainer: transformers.Trainer, search: Search, size: Any) -> tuple:

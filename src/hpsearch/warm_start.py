@@ -86,7 +86,8 @@ class WarmStart:
         self.skipped.append(f"trial {number}: {why}")
 
     def enqueue(self, trials: Trials) -> None:
-        """Queue the points in the new study, if it has no trial yet (a rerun queues nothing again), and say so."""
+        """Queue the points in the new study, if it has no trial yet (a rerun queues nothing again), and say what
+        was queued and skipped, as a warning: a user sees it before the first trial, whatever logging they set up."""
         if trials.created():
             if _identity(trials.study) == self.identity:
                 raise ConfigError(
@@ -97,13 +98,13 @@ class WarmStart:
         if self.disjoint:
             logger.warning(self.disjoint)
         for reason in [] if self.disjoint else self.skipped:
-            logger.info(f"Warm start from {self.source}: skipped {reason}.")
+            logger.warning(f"Warm start from {self.source}: skipped {reason}.")
         queued = [(trials.enqueue(self._waiting(n, point)), n) for n, point in self.points]
         trials.remember(
             schema.WARM_START, {"source": self.source, "trials": [{"trial": q, "from": n} for q, n in queued]}
         )
         if queued:
-            logger.info(
+            logger.warning(
                 f"Warm start from {self.source}: its trials {[n for _, n in queued]} run first, as trials "
                 f"{[q for q, _ in queued]}."
             )
