@@ -160,7 +160,7 @@ class RayBackend(Backend):
         verbose: int | None = None,
         storage_filesystem: Any = None,
         sync_config: Any = None,
-        reuse_actors: bool = True,  # a worker's imports (torch, transformers) serve its next trials too
+        reuse_actors: bool | None = None,
         trial_name_creator: Any = None,
         trial_dirname_creator: Any = None,
     ):
@@ -200,6 +200,8 @@ class RayBackend(Backend):
             storage_filesystem=storage_filesystem,
             sync_config=sync_config,
         )
+        if reuse_actors is None:  # a worker's imports (torch, transformers) serve its next trials too; but a reused
+            reuse_actors = not log_to_file  # worker writes a later trial's output to the earlier one's closed files
         self.tune_options = dict(  # to Ray's `TuneConfig` as they are
             reuse_actors=reuse_actors,
             trial_name_creator=trial_name_creator,
@@ -291,6 +293,8 @@ class RayBackend(Backend):
         root = self.storage_path or str(local)
         # Save Ray's experiment state at every step, so that a killed driver's rerun repeats no trial
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+        if self.run_options["progress_reporter"] is not None:  # Ray's newer output ignores it, with a warning
+            os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         connected = self._connect()
         results = None
         mirror = Mirror(trials, self.space)
