@@ -141,6 +141,7 @@ def test_every_tune_run_keyword_is_taken_or_refused_with_its_reason():
         ({"local_dir": "a", "storage_path": "b"}, r"Pass `storage_path` or `local_dir` .*not both"),
         ({"time_budget_s": 5, "timeout": 5}, r"Pass `timeout` or `time_budget_s` .*not both"),
         ({"max_failures": -2}, r"`max_failures` must be an int >= -1 \(-1: no limit\). Received: max_failures=-2"),
+        ({"mode": "max"}, r"`mode` \('min' or 'max'\) goes with `metric`.* Received: metric=None, mode='max'"),
     ],
 )
 def test_tune_run_keywords_refused_before_any_trial_with_what_to_pass(options, message):

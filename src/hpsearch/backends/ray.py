@@ -171,7 +171,7 @@ class RayBackend(Backend):
         self.resources = resources_per_trial
         self.scheduler, self.search_alg = _named(scheduler, search_alg)
         self.max_concurrent_trials = max_concurrent_trials
-        self.storage_path = _storage_path(storage_path, local_dir)
+        self.storage_path = _results_path(storage_path, local_dir)
         if seed is not None and search_alg is not None:
             raise ConfigError(
                 f"Pass `seed` or `search_alg`, not both: give the seed to your search algorithm. Received: "
@@ -179,6 +179,11 @@ class RayBackend(Backend):
             )
         self.seed = seed
         self.experiment_name = name or settings.study_name
+        if mode not in (None, "min", "max") or (mode is not None and metric is None):
+            raise ConfigError(
+                f"`mode` ('min' or 'max') goes with `metric`, the reported metric Ray's scheduler and search algorithm "
+                f"judge by (the objective's way is `direction`). Received: metric={metric!r}, mode={mode!r}."
+            )
         self.metric, self.mode, self.stop = metric, mode, stop
         check_number("max_failures", max_failures, -1, says=" (-1: no limit)")
         self.max_failures = max_failures
@@ -243,10 +248,10 @@ class RayBackend(Backend):
         return tuple(dict.fromkeys(m for m in flat if m and m != "objective"))
 
     def _metric_and_mode(self) -> tuple[str | None, str | None]:
-        """Tune's `metric` and `mode`: yours, else the objective in the search's direction, except where your
-        scheduler or search algorithm has a metric of its own (Ray refuses a second beside it)."""
+        """Tune's `metric` and `mode`: yours (by default in the search's direction), else the objective, except where
+        your scheduler or search algorithm has a metric of its own (Ray refuses a second beside it)."""
         if self.metric is None and self.judged():
-            return None, self.mode
+            return None, None
         return self.metric or "objective", self.mode or ("max" if self.directions[0] == "maximize" else "min")
 
     def _scheduler(self) -> Any:
@@ -400,7 +405,7 @@ def _named(scheduler: Any, search_alg: Any) -> tuple[Any, Any]:
     return scheduler, search_alg
 
 
-def _storage_path(storage_path: str | None, local_dir: str | None) -> str | None:
+def _results_path(storage_path: str | None, local_dir: str | None) -> str | None:
     """Where Ray's experiments go: `storage_path`, or `local_dir`, its older name (Ray 2 refuses it; Ray's PBT
     example for transformers still passes it)."""
     if local_dir is None:
