@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,6 +20,7 @@ import hpsearch
 from hpsearch import TrialState
 
 STEPS = 4
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def sleeping_objective(marks: Path, checkpoints: Path):
@@ -85,3 +89,70 @@ def test_a_lost_ray_node_loses_no_trial_its_trials_run_again_from_their_checkpoi
             again[int(number)] = max(again.get(int(number), 0), int(start))
     assert set(again) == lost
     assert max(again.values()) >= 1  # the one lost with a checkpoint reported went on from it, not from its start
+
+
+DRIVER = """
+import sys
+from pathlib import Path
+
+sys.path[:0] = [str(Path(sys.argv[1]) / "src"), sys.argv[1]]
+from ray import tune
+from ray.tune.schedulers import FIFOScheduler
+
+import hpsearch
+from tests.test_ray_node_loss import sleeping_objective
+
+tmp = Path(sys.argv[3])
+hpsearch.search(sleeping_objective(tmp / "marks", tmp / "checkpoints"), {"x": tune.uniform(0, 1)}, n_trials=4,
+                backend="ray", address=sys.argv[2], output_dir=str(tmp / "out"), show_progress=False,
+                scheduler=FIFOScheduler())
+"""
+
+
+def wait_for(condition, what: str, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.05)
+
+
+def test_a_search_killed_while_a_lost_nodes_trial_ran_again_finishes_it_on_its_rerun(ray_two_nodes, tmp_path):
+    """The node lost, then the search's process killed while a lost trial ran again: the rerun of the same call
+    restores Ray's experiment and runs what it left (that trial from its checkpoint); the study ends with `n_trials`
+    complete, none lost."""
+    marks, checkpoints = tmp_path / "marks", tmp_path / "checkpoints"
+    marks.mkdir()
+    (tmp_path / "driver.py").write_text(DRIVER)
+    driver = subprocess.Popen(
+        [sys.executable, str(tmp_path / "driver.py"), str(ROOT), ray_two_nodes.address, str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def starts(node: str) -> set[int]:
+            return {int(m.name.split("-")[0]) for m in marks.iterdir() if m.name.split("-")[1] == node}
+
+        wait_for(lambda: any((checkpoints / f"{n}-2").is_dir() for n in starts("worker")), "a worker trial is midway")
+        lost = {n for n in starts("worker") if not (checkpoints / f"{n}-{STEPS}").is_dir()}
+        ray_two_nodes.lose_worker_node()
+        wait_for(lambda: starts("head") & lost, "a lost trial runs again")
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=60)
+    finally:
+        driver.kill()
+    hpsearch.search(
+        sleeping_objective(marks, checkpoints),
+        {"x": tune.uniform(0, 1)},
+        n_trials=4,
+        backend="ray",
+        address=ray_two_nodes.address,
+        output_dir=str(tmp_path / "out"),
+        show_progress=False,
+        scheduler=FIFOScheduler(),
+    )
+    trials = hpsearch.load_trials(tmp_path / "out")
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 4, [(t.number, t.state, t.error) for t in trials]
+    # the killed run's running trials are marked interrupted (no slot used) and run again: from Ray's saved state,
+    # their checkpoints, or (where a kill left that state behind) as new trials in their slots
+    assert all(t.state is TrialState.COMPLETE or t.interrupted for t in trials)
