@@ -1,6 +1,7 @@
 """A Ray node lost mid-search loses no trial: on a real two-node cluster on 127.0.0.1, the worker node's raylet and
 its children are killed while its trials run; Ray runs those trials again (`max_failures`) from their last
-checkpoint, and the study ends with `n_trials` finished trials, each recorded once."""
+checkpoint, and the study ends with `n_trials` finished trials, each recorded once; so does a rerun after the search
+itself was killed. A Trainer trial whose worker dies resumes from its own checkpoint."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from ray import tune
 from ray.tune.schedulers import FIFOScheduler
+from transformers import AutoModelForSequenceClassification, TrainerCallback
 
 import hpsearch
 from hpsearch import TrialState
@@ -156,3 +159,48 @@ def test_a_search_killed_while_a_lost_nodes_trial_ran_again_finishes_it_on_its_r
     # the killed run's running trials are marked interrupted (no slot used) and run again: from Ray's saved state,
     # their checkpoints, or (where a kill left that state behind) as new trials in their slots
     assert all(t.state is TrialState.COMPLETE or t.interrupted for t in trials)
+
+
+class DiesOnceAtItsSecondSave(TrainerCallback):
+    """Kills the trial's worker process (as a lost node does) right after its second checkpoint, once; notes the
+    step each start of training began at."""
+
+    def __init__(self, marks: Path):
+        self.marks = marks
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        (self.marks / f"began-{len(list(self.marks.glob('began-*')))}-at-{state.global_step}").touch()
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == 8 and not (self.marks / "died").exists():
+            (self.marks / "died").touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_trainer_trial_whose_worker_died_resumes_from_its_checkpoint_and_completes(make_trainer, tmp_path):
+    """Steps-based evaluation and checkpoints, `load_best_model_at_end`: the trial's worker dies after its
+    checkpoint at step 8; Ray runs the trial again from the checkpoint its last report pointed to (step 4), and it
+    completes as one trial whose kept model scores its objective."""
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    trainer = make_trainer(
+        max_steps=12, eval_strategy="steps", eval_steps=4, save_strategy="steps", save_steps=4,
+        load_best_model_at_end=True, metric_for_best_model="accuracy",
+    )  # fmt: skip
+    trainer.add_callback(DiesOnceAtItsSecondSave(marks))
+    best = trainer.hyperparameter_search(
+        backend="ray",
+        hp_space={"learning_rate": tune.uniform(1e-2, 2e-2)},
+        n_trials=1,
+        direction="maximize",
+        compute_objective=lambda metrics: metrics["eval_accuracy"],
+        scheduler=FIFOScheduler(),
+        show_progress=False,
+    )
+    assert sorted(m.name for m in marks.iterdir()) == ["began-0-at-0", "began-1-at-4", "died"]
+    (trial,) = hpsearch.load_trials(trainer.args.output_dir)
+    assert trial.state is TrialState.COMPLETE and sorted(trial.intermediate) == [333, 667, 1000]
+    reloaded = make_trainer(
+        model_init=lambda: AutoModelForSequenceClassification.from_pretrained(best.run_summary.best_model_dir)
+    )
+    assert reloaded.evaluate()["eval_accuracy"] == pytest.approx(best.objective)
