@@ -231,7 +231,7 @@ class Recorder(tune.Callback):
                 self._send("started", each.trial_id, dict(each.config))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if schema.RAY_STEP in result:
+        if schema.RAY_STEP in result and schema.RAY_FAILED not in result:  # a failure's report is no evaluation
             self._send("reported", trial.trial_id, result[schema.RAY_STEP], result["objective"])
 
     def on_trial_complete(self, iteration, trials, trial, **info):
