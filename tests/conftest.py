@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -201,42 +202,57 @@ def free_port() -> int:
     return _free_port()
 
 
-@contextlib.contextmanager
-def _ray_head(*options: str):
-    """A real Ray cluster on 127.0.0.1 (`ray start --head`), and its port; its workers import this checkout.
-    Stopped by killing its own processes (those naming its temp dir): `ray stop` would kill every Ray on the
-    machine, a local one that another test process runs at that moment included."""
+def _ray_start(*options: str, env: dict[str, str] | None = None) -> str:
+    """`ray start` with `options`, its temp dir of its own (so that its processes can be found and killed); the
+    temp dir. Its workers import this checkout (its `src` first) as the tests do."""
     ray = Path(sys.executable).with_name("ray")
-    port = _free_port()
+    root = Path(__file__).resolve().parents[1]
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
-    env = dict(os.environ, RAY_AUTH_MODE="disabled", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    subprocess.run(
-        [
-            str(ray),
-            "start",
-            "--head",
-            f"--port={port}",
-            "--node-ip-address=127.0.0.1",
-            "--num-cpus=2",
-            "--include-dashboard=false",
-            "--disable-usage-stats",
-            f"--temp-dir={temp_dir}",
-            *options,
-        ],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    path = os.pathsep.join([str(root / "src"), str(root)])
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": path, **(env or {})}
+    common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats", f"--temp-dir={temp_dir}"]
+    try:
+        started = subprocess.run([str(ray), "start", *common, *options], env=env, capture_output=True, timeout=120)
+    except BaseException:
+        _kill_ray(temp_dir)
+        raise
+    if started.returncode != 0:
+        _kill_ray(temp_dir)
+        raise RuntimeError(f"`ray start {' '.join(options)}` failed: {started.stderr.decode()[-3000:]}")
+    return temp_dir
+
+
+def _ray_processes(temp_dir: str) -> list[psutil.Process]:
+    """The processes of the Ray node started with `temp_dir` (its raylet, GCS, agents, log monitor), and their
+    children (the workers, whose titles Ray rewrites)."""
+    own = [p for p in psutil.process_iter(["cmdline"]) if temp_dir in " ".join(p.info["cmdline"] or ())]
+    children = []
+    for process in own:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            children += process.children(recursive=True)
+    return list({p.pid: p for p in own + children}.values())
+
+
+def _kill_ray(temp_dir: str) -> None:
+    """Kill the Ray node started with `temp_dir`: `ray stop` would kill every Ray on the machine, a local one that
+    another test process runs at that moment included."""
+    processes = _ray_processes(temp_dir)
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(processes, timeout=30)
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _ray_head(*options: str, env: dict[str, str] | None = None):
+    """A real Ray cluster on 127.0.0.1 (`ray start --head`), and its port; stopped by killing its own processes."""
+    port = _free_port()
+    temp_dir = _ray_start("--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false", *options, env=env)
     try:
         yield port
     finally:
-        own = [p for p in psutil.process_iter(["cmdline"]) if temp_dir in " ".join(p.info["cmdline"] or ())]
-        for process in own:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.kill()
-        psutil.wait_procs(own, timeout=30)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        _kill_ray(temp_dir)
 
 
 @pytest.fixture
@@ -252,6 +268,29 @@ def ray_client_server():
     client_port = _free_port()
     with _ray_head(f"--ray-client-server-port={client_port}"):
         yield f"ray://127.0.0.1:{client_port}"
+
+
+@pytest.fixture
+def ray_two_nodes():
+    """A Ray cluster of two nodes on 127.0.0.1: a head with 1 CPU and a worker node with 2 (its workers see
+    HPSEARCH_TEST_NODE=worker). Yields its `address`, and `lose_worker_node()`, which kills that node's raylet and
+    its children, as a machine lost."""
+    # A node joins only where Ray clusters are on (the tests' loopback-only setting turns them off); then Ray listens
+    # on every interface and the joining node finds the head at this machine's address. The nodes stay 127.0.0.1.
+    clusters = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
+    with _ray_head("--num-cpus=1", env=clusters) as port:
+        ports = [f"--{name}-port={_free_port()}" for name in WORKER_NODE_PORTS]
+        env = {**clusters, "HPSEARCH_TEST_NODE": "worker"}
+        worker = _ray_start(f"--address=127.0.0.1:{port}", "--num-cpus=2", *ports, env=env)
+        try:
+            yield SimpleNamespace(address=f"127.0.0.1:{port}", lose_worker_node=lambda: _kill_ray(worker))
+        finally:
+            _kill_ray(worker)
+
+
+# a second node on the same machine needs ports of its own (the dashboard agent's default one is the head's)
+WORKER_NODE_PORTS = ("node-manager", "object-manager", "dashboard-agent-listen", "dashboard-agent-grpc",
+                     "metrics-export", "runtime-env-agent")  # fmt: skip
 
 
 @pytest.fixture(scope="session")

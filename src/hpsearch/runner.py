@@ -67,7 +67,7 @@ class _Reporter(transformers.TrainerCallback):
             return
         (number,) = check_values(value, 1)
         self.runner.on_evaluation(self.trial, number)
-        if not self.runner.rungs and self.trial.report(progress(state.global_step, state.max_steps), number):
+        if not self.runner.rungs and self.trial.report(progress(state.global_step, state.max_steps), number, metrics):
             control.should_training_stop = True
             control.should_save = False
 

@@ -52,6 +52,9 @@ WANDB_SWEEP = "hpsearch:wandb_sweep_id"  # the local W&B sweep's id
 RAY_STEP = "hpsearch_step"  # an intermediate report's progress (a Trainer's: how far its training went)
 RAY_FINAL = "hpsearch_final"  # the last report of a trial that completed (one the scheduler stopped has none)
 RAY_MODEL = "hpsearch_model"  # in the last report: its checkpoint is the trial's model, not a training checkpoint
+RAY_FAILED = "hpsearch_failed"  # the last report of a trial whose own code failed: its traceback (Ray retries none)
+RAY_STOPS = "hpsearch_stops"  # beside it, where the failure stops the search: "ObjectiveError: ..." / "TrialError: ..."
+RAY_RESUME = "hpsearch_resume"  # in a reported checkpoint's metadata: the trial's own checkpoint, where a retry resumes
 
 # Tags on a trial's MLflow run (`hpsearch.tracking`), in MLflow's dotted style
 TRACKING_STUDY, TRACKING_TRIAL = "hpsearch.study", "hpsearch.trial"

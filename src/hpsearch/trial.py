@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -101,6 +101,7 @@ class Trial:
         self.resume_from = resume_from
         self._checkpointed = checkpointed
         self.should_stop = False
+        self.metrics: dict[str, Any] = {}  # the evaluation metrics of the latest report
         self.pausing = False  # stopped to pause at a rung: its checkpoint is kept there, it resumes later
         self.pause_bytes: int | None = None
         self._paused = paused
@@ -128,9 +129,11 @@ class Trial:
             return self.sync_definition(self, build)
         return build(self.native)
 
-    def report(self, step: int, value: float) -> bool:
-        """Record an intermediate objective at `step`; True when the backend says to stop this trial now (to
-        prune it, or with PAUSE to pause it there)."""
+    def report(self, step: int, value: float, metrics: Mapping[str, Any] | None = None) -> bool:
+        """Record an intermediate objective at `step`, scored from the evaluation `metrics` if given (Ray passes them
+        to its schedulers and stop criteria, as transformers' search does); True when the backend says to stop
+        this trial now (to prune it, or with PAUSE to pause it there)."""
+        self.metrics = dict(metrics or {})
         if self._report is not None and (verdict := self._report(step, value)):
             self.should_stop, self.pausing = True, verdict == PAUSE
         return self.should_stop

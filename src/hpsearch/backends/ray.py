@@ -23,12 +23,13 @@ from ray import tune
 from ray.tune.search import BasicVariantGenerator, sample
 
 from hpsearch import failures, schema
+from hpsearch.backends import ray_options
 from hpsearch.backends.base import Backend, Loop
 from hpsearch.backends.randomness import stream_seed
 from hpsearch.backends.ray_client import mirroring
 from hpsearch.backends.ray_trainable import NEXT, ray_trial
-from hpsearch.backends.ray_tune import Mirror, Recorder, ctrl_c_raises, finished_ray_trials, ray_numbers
-from hpsearch.errors import ConfigError
+from hpsearch.backends.ray_tune import Mirror, Recorder, UserStop, ctrl_c_raises, finished_ray_trials, ray_numbers
+from hpsearch.errors import ConfigError, check_number
 from hpsearch.fidelity import PROGRESS_END, REDUCTION_FACTOR
 from hpsearch.settings import SearchSettings
 from hpsearch.space import (
@@ -119,10 +120,12 @@ def _join(address: str) -> None:
 class RayBackend(Backend):
     """Ray Tune: `search_alg=` and `scheduler=` as Ray takes them (default: `ASHAScheduler` at the
     search's rungs, on the trial's progress); `seed=` for reproducible proposals of Ray's default
-    random search.
+    random search. It takes `tune.run`'s keywords too, which transformers' own Ray search forwards
+    (`ray_options`): Ray's meaning, translated where hpsearch does the job itself.
 
     With no cluster it starts a local Ray with this machine's CPUs and shuts it down after; with
-    `address=` (or `RAY_ADDRESS`) it joins that cluster and leaves it running.
+    `address=` (or `RAY_ADDRESS`) it joins that cluster and leaves it running. A trial whose worker or
+    node dies runs again from its last checkpoint, up to `max_failures` times.
     """
 
     name = "ray"
@@ -139,21 +142,83 @@ class RayBackend(Backend):
         max_concurrent_trials: int | None = None,
         storage_path: str | None = None,
         seed: int | None = None,
+        # tune.run's own (`ray_options`)
+        name: str | None = None,
+        metric: str | None = None,
+        mode: str | None = None,
+        stop: Any = None,
+        max_failures: int = ray_options.DEFAULT_MAX_FAILURES,
+        fail_fast: bool | str = False,
+        keep_checkpoints_num: int | None = None,
+        checkpoint_score_attr: str | None = None,
+        checkpoint_config: tune.CheckpointConfig | None = None,
+        local_dir: str | None = None,
+        time_budget_s: float | None = None,
+        callbacks: list[tune.Callback] | None = None,
+        progress_reporter: Any = None,
+        log_to_file: bool | str | tuple[str, str] = False,
+        verbose: int | None = None,
+        storage_filesystem: Any = None,
+        sync_config: Any = None,
+        reuse_actors: bool | None = None,
+        trial_name_creator: Any = None,
+        trial_dirname_creator: Any = None,
     ):
         super().__init__(hp_space, settings)
         self.ray_space = _param_space(self.default_space() if hp_space is None else hp_space)
         self.space = neutral_space(self.ray_space, to_neutral)
         self.address = address
         self.resources = resources_per_trial
-        self.scheduler, self.search_alg = scheduler, search_alg
+        self.scheduler, self.search_alg = _named(scheduler, search_alg)
         self.max_concurrent_trials = max_concurrent_trials
-        self.storage_path = storage_path
+        self.storage_path = _results_path(storage_path, local_dir)
         if seed is not None and search_alg is not None:
             raise ConfigError(
                 f"Pass `seed` or `search_alg`, not both: give the seed to your search algorithm. Received: "
                 f"seed={seed!r}, search_alg={search_alg!r}."
             )
         self.seed = seed
+        self.experiment_name = name or settings.study_name
+        if mode not in (None, "min", "max") or (mode is not None and metric is None):
+            raise ConfigError(
+                f"`mode` ('min' or 'max') goes with `metric`, the reported metric Ray's scheduler and search algorithm "
+                f"judge by (the objective's way is `direction`). Received: metric={metric!r}, mode={mode!r}."
+            )
+        self.metric, self.mode, self.stop = metric, mode, stop
+        check_number("max_failures", max_failures, -1, says=" (-1: no limit)")
+        self.max_failures = max_failures
+        self.max_in_a_row = 1 if fail_fast else settings.max_consecutive_failed_trials  # Ray's: the first fails it
+        self.checkpoint_config = ray_options.checkpoint_config(
+            checkpoint_config, keep_checkpoints_num, checkpoint_score_attr
+        )
+        if time_budget_s is not None and settings.timeout is not None:
+            raise ConfigError(
+                f"Pass `timeout` or `time_budget_s` (Ray's name for it), not both. Received: "
+                f"timeout={settings.timeout!r}, time_budget_s={time_budget_s!r}."
+            )
+        self.time_budget_s = settings.timeout if time_budget_s is None else time_budget_s
+        self.callbacks = list(callbacks or [])
+        self.verbose = (1 if settings.show_progress else 0) if verbose is None else verbose
+        self.run_options = dict(  # to Ray's `RunConfig` as they are
+            progress_reporter=progress_reporter,
+            log_to_file=log_to_file,
+            storage_filesystem=storage_filesystem,
+            sync_config=sync_config,
+        )
+        if reuse_actors is None:  # a worker's imports (torch, transformers) serve its next trials too; but a reused
+            reuse_actors = not log_to_file  # worker writes a later trial's output to the earlier one's closed files
+        self.tune_options = dict(  # to Ray's `TuneConfig` as they are
+            reuse_actors=reuse_actors,
+            trial_name_creator=trial_name_creator,
+            trial_dirname_creator=trial_dirname_creator,
+        )
+        self._user_stop: UserStop | None = None  # the latest experiment's
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any], search_arguments: list[str]) -> None:
+        """As every backend's, after refusing the keywords of `tune.run` that hpsearch gives Ray itself."""
+        ray_options.refuse(options)
+        super().check_options(options, search_arguments)
 
     @classmethod
     def default_space(cls) -> dict[str, Any]:
@@ -170,7 +235,24 @@ class RayBackend(Backend):
 
     @property
     def can_prune(self) -> bool:
-        return not isinstance(self.scheduler, tune.schedulers.FIFOScheduler)
+        """Whether hpsearch's rungs serve Ray: not under your own scheduler, nor where Ray judges by metrics a rung
+        does not report (`metric`, `stop`, a search algorithm's own metric): it then sees your own evaluations."""
+        own = isinstance(self.scheduler, tune.schedulers.FIFOScheduler)
+        return not own and self.metric is None and self.stop is None and not self.judged()
+
+    def judged(self) -> tuple[str, ...]:
+        """The metrics Ray judges trials by besides the objective: your `metric`, the one your scheduler or search
+        algorithm was made with (Ray's PBT example: `metric="eval_acc"`)."""
+        named = [self.metric, getattr(self.scheduler, "metric", None), getattr(self.search_alg, "metric", None)]
+        flat = [m for each in named for m in ([each] if isinstance(each, str) or each is None else each)]
+        return tuple(dict.fromkeys(m for m in flat if m and m != "objective"))
+
+    def _metric_and_mode(self) -> tuple[str | None, str | None]:
+        """Tune's `metric` and `mode`: yours (by default in the search's direction), else the objective, except where
+        your scheduler or search algorithm has a metric of its own (Ray refuses a second beside it)."""
+        if self.metric is None and self.judged():
+            return None, None
+        return self.metric or "objective", self.mode or ("max" if self.directions[0] == "maximize" else "min")
 
     def _scheduler(self) -> Any:
         """The user's scheduler, else ASHA with its rungs at the search's rung points of progress."""
@@ -208,20 +290,22 @@ class RayBackend(Backend):
 
         A driver killed at the wrong moment can leave Ray's saved state one trial short (its
         searcher counted a trial its trial list never held); the missing trials then run in a
-        follow-up experiment, `<study_name>-1`, and so on. The trials the store saw end never run
-        again, even where Ray's restored state is behind it.
+        follow-up experiment, `<name>-1`, and so on (none once your `stop` ended the experiment). The trials
+        the store saw end never run again, even where Ray's restored state is behind it.
         """
         settings, trials = self.settings, loop.trials
         local = Path(settings.output_dir or tempfile.mkdtemp(prefix="hpsearch-")).resolve() / RAY_DIR
         root = self.storage_path or str(local)
         # Save Ray's experiment state at every step, so that a killed driver's rerun repeats no trial
         os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+        if self.run_options["progress_reporter"] is not None:  # Ray's newer output ignores it, with a warning
+            os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         connected = self._connect()
         results = None
         mirror = Mirror(trials, self.space)
         try:
             for attempt in range(settings.n_trials + 1):
-                name = settings.study_name if attempt == 0 else f"{settings.study_name}-{attempt}"
+                name = self.experiment_name if attempt == 0 else f"{self.experiment_name}-{attempt}"
                 tuner = self._experiment(loop, root, name, attempt)
                 if tuner is None:
                     break
@@ -229,11 +313,13 @@ class RayBackend(Backend):
                     results = tuner.fit()
                 mirror.reconcile(results)
                 mirror.unstarted()
+                if self._user_stop is not None and self._user_stop.stop_all():
+                    break
         finally:
             if connected:
                 ray.shutdown()
         if results is not None:
-            failures.check_run([(r.config, r.error) for r in results if r.error is not None], len(results))
+            failures.check_run([failure for r in results if (failure := _failure(r))], len(results))
         return results
 
     def _trainable(self, loop: Loop) -> Any:
@@ -247,6 +333,7 @@ class RayBackend(Backend):
             numbers={**ray_numbers(trials.study), NEXT: trials.created()},
             checkpoints=isinstance(self.scheduler, PAUSING_SCHEDULERS),
             catch=self.settings.catch,
+            judged=self.judged(),
         )
         gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
         return tune.with_resources(trainable, self.resources or {"cpu": 1, "gpu": gpus})
@@ -273,24 +360,59 @@ class RayBackend(Backend):
             random_state = stream_seed(self.seed, stream)
             search_alg = BasicVariantGenerator(max_concurrent=max_concurrent or 0, random_state=random_state)
             max_concurrent = None
+        metric, mode = self._metric_and_mode()
+        self._user_stop = UserStop(self.stop) if self.stop is not None else None
+        recorder = Recorder(self.settings.study_name, self.max_in_a_row, self._user_stop)
         return tune.Tuner(
             trainable,
             param_space=self.ray_space,
             tune_config=tune.TuneConfig(
-                metric="objective",
-                mode="max" if self.directions[0] == "maximize" else "min",
+                metric=metric,
+                mode=mode,
                 num_samples=n_trials,
                 scheduler=self._scheduler(),
                 search_alg=search_alg,
                 max_concurrent_trials=max_concurrent,
-                time_budget_s=self.settings.timeout,
-                reuse_actors=True,  # a worker's imports (torch, transformers) serve its next trials too
+                time_budget_s=self.time_budget_s,
+                **self.tune_options,
             ),
             run_config=tune.RunConfig(
                 name=name,
                 storage_path=root,
-                callbacks=[Recorder(self.settings.study_name, self.settings.max_consecutive_failed_trials)],
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                verbose=1 if self.settings.show_progress else 0,
+                callbacks=[recorder, *self.callbacks],
+                stop=self._user_stop,
+                checkpoint_config=self.checkpoint_config,
+                failure_config=tune.FailureConfig(max_failures=self.max_failures),
+                verbose=self.verbose,
+                **self.run_options,
             ),
         )
+
+
+def _failure(result: tune.Result) -> tuple[dict[str, Any], Any] | None:
+    """A trial's parameters and its error, if it failed: in its own code (its last report says so) or as Ray ran it."""
+    error = result.error if result.error is not None else (result.metrics or {}).get(schema.RAY_FAILED)
+    return None if error is None else (result.config, error)
+
+
+def _named(scheduler: Any, search_alg: Any) -> tuple[Any, Any]:
+    """Your scheduler and search algorithm, each also by its name in Ray's registries ("asha", "optuna"), as
+    `tune.run` takes them."""
+    if isinstance(scheduler, str):
+        scheduler = tune.create_scheduler(scheduler)
+    if isinstance(search_alg, str):
+        search_alg = tune.create_searcher(search_alg)
+    return scheduler, search_alg
+
+
+def _results_path(storage_path: str | None, local_dir: str | None) -> str | None:
+    """Where Ray's experiments go: `storage_path`, or `local_dir`, its older name (Ray 2 refuses it; Ray's PBT
+    example for transformers still passes it)."""
+    if local_dir is None:
+        return storage_path
+    if storage_path is not None:
+        raise ConfigError(
+            f"Pass `storage_path` or `local_dir` (Ray's older name for it), not both. Received: "
+            f"storage_path={storage_path!r}, local_dir={local_dir!r}."
+        )
+    return os.path.expanduser(local_dir)

@@ -1,12 +1,17 @@
-"""The trainable each Ray worker runs: one trial of the objective, its evaluations reported to Tune (and its
-checkpoints, for schedulers that pause or exploit trials), its model kept as its final checkpoint; and the store's
-number of the trial, which names its run as the store does (`run-<number>`)."""
+"""The trainable each Ray worker runs: one trial of the objective, its evaluations reported to Tune with its
+checkpoints (for schedulers that pause or exploit trials; pointers to them otherwise, where a retry resumes), its
+model kept as its final checkpoint, its failure reported; and the store's number of the trial, which names its run
+as the store does (`run-<number>`)."""
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
 import shutil
 import tempfile
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ray import tune
@@ -35,17 +40,21 @@ def ray_trial(
     numbers: dict[str, int],
     checkpoints: bool = False,
     catch: tuple[type[BaseException], ...] = (Exception,),
+    judged: tuple[str, ...] = (),
 ) -> None:
-    """One trial, in a Ray worker: the objective reports each evaluation; the last report carries
-    the objective and, as its checkpoint, the trial's model if it offered one.
+    """One trial, in a Ray worker: the objective reports each evaluation (its metrics beside its objective); the
+    last report carries the objective and, as its checkpoint, the trial's model if it offered one.
 
     `finished` holds the trials the store saw end (their objective, None if not completed): a
     restored experiment can be behind the store, and those must not run again. `numbers` holds the
-    store's numbers of Ray's trials, and of the next experiment's first (`store_number`). With `checkpoints`
-    (a scheduler that pauses or exploits trials: PBT, HyperBand), each report also carries the
-    trial's latest checkpoint (`Trial.note_checkpoint`), and a trial Ray restarts, restores or
-    exploits resumes from the one `tune.get_checkpoint()` gives it (`Trial.resume_from`). How the trial ended is decided
-    as in the engine's loop (`run_objective`): an error outside `catch` stops the search (`TrialError`).
+    store's numbers of Ray's trials, and of the next experiment's first (`store_number`). Each report carries the
+    trial's latest checkpoint (`Trial.note_checkpoint`) since the last: itself with `checkpoints` (a scheduler that
+    pauses or exploits trials: PBT, HyperBand), else a pointer to it. A trial Ray restarts, restores, exploits, or
+    runs again after its worker or node died (`max_failures`), resumes from the checkpoint `tune.get_checkpoint()`
+    gives it (`Trial.resume_from`), or from the one its pointer names where that is still on this machine's disk.
+    How the trial ended is decided as in the engine's loop (`run_objective`) and reported, never raised: Ray runs
+    again only a trial that died. `judged` names the metrics Ray's scheduler or search algorithm judge by besides
+    the objective (`RayBackend.judged`): Ray refuses a result without them, so a last report lacking one has NaN.
     """
     ray_trial_id = tune.get_context().get_trial_id()
     if ray_trial_id in finished:
@@ -53,17 +62,14 @@ def ray_trial(
             tune.report({"objective": finished[ray_trial_id], schema.RAY_FINAL: True})
         return
     params = {name: plain(value) for name, value in config.items()}
-    noted: dict[str, Any] = {}  # the latest step reported, and the latest checkpoint not yet reported
-    given = tune.get_checkpoint() if checkpoints else None
-    if given is not None and schema.RAY_STEP in given.get_metadata():
-        noted["step"] = given.get_metadata()[schema.RAY_STEP]
+    noted: dict[str, Any] = {}  # the latest report (its step, its metrics), the latest checkpoint not yet reported
+    resume_from = _resume_point(tune.get_checkpoint(), noted)
 
     def report(step: int, value: float) -> bool:
         noted["step"], path = step, noted.pop("path", None)
-        checkpoint = tune.Checkpoint.from_directory(path) if path else None
-        if checkpoint is not None:
-            checkpoint.set_metadata({schema.RAY_STEP: step})  # where a trial resumed from it stands
-        tune.report({"objective": value, schema.RAY_STEP: step}, checkpoint=checkpoint)
+        noted["metrics"] = {**_numbers(trial.metrics), "objective": value, schema.RAY_STEP: step}
+        with _carried(path, step, whole=checkpoints) as checkpoint:
+            tune.report(noted["metrics"], checkpoint=checkpoint)
         return False  # a scheduler stops the trial by ending its worker
 
     number = store_number(ray_trial_id, numbers)
@@ -76,41 +82,97 @@ def ray_trial(
         native=params,
         report=report,
         offer_model=lambda value, save: staging.stage(number, value, save),
-        resume_from=given.to_directory() if given is not None else None,
-        checkpointed=(lambda path: noted.update(path=path)) if checkpoints else None,
+        resume_from=resume_from,
+        checkpointed=lambda path: noted.update(path=path),
     )
     try:
-        _report_end(_run_to_end(objective, trial, catch), staging, number, noted.get("step"))
+        _report_end(_run_to_end(objective, trial, catch), staging, number, noted, judged)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _resume_point(given: tune.Checkpoint | None, noted: dict[str, Any]) -> str | None:
+    """Where the trial resumes (None: from its start): the checkpoint Tune gives it, or the trial's own checkpoint
+    that a pointer names, if it is still there (a lost node's disk is not), at that checkpoint's step."""
+    if given is None:
+        return None
+    metadata = given.get_metadata()
+    pointer = metadata.get(schema.RAY_RESUME)
+    if pointer is not None and not os.path.isdir(pointer):
+        return None
+    if schema.RAY_STEP in metadata:
+        noted["step"] = metadata[schema.RAY_STEP]
+    return pointer or given.to_directory()
+
+
+@contextlib.contextmanager
+def _carried(path: str | None, step: int, whole: bool) -> Iterator[tune.Checkpoint | None]:
+    """The checkpoint a report carries (None if none was noted since the last): the trial's own checkpoint at `path`
+    (`whole`: another trial may start from it, PBT's exploit), or a pointer to it, an empty checkpoint whose metadata
+    holds its path (Ray keeps a copy of what a report carries: a pointer costs no disk)."""
+    if path is None:
+        yield None
+    elif whole:
+        checkpoint = tune.Checkpoint.from_directory(path)
+        checkpoint.set_metadata({schema.RAY_STEP: step})  # where a trial resumed from it stands
+        yield checkpoint
+    else:
+        with tempfile.TemporaryDirectory(prefix="hpsearch-pointer-") as empty:
+            checkpoint = tune.Checkpoint.from_directory(empty)
+            checkpoint.set_metadata({schema.RAY_STEP: step, schema.RAY_RESUME: os.path.abspath(path)})
+            yield checkpoint
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    """The evaluation metrics a report carries beside the objective: the numbers."""
+    return {
+        name: value
+        for name, value in metrics.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
+
+
 def _run_to_end(objective: Callable[[Trial], Any], trial: Trial, catch: tuple[type[BaseException], ...]) -> Outcome:
-    """The trial run to its end as the engine's loop runs it (`run_objective`); an error outside `catch` stops the
-    search (`TrialError`), and a failed trial raises its error, which Ray records (the driver's Recorder tells the
-    store)."""
+    """The trial run to its end as the engine's loop runs it (`run_objective`); a mistake in the code
+    (`ObjectiveError`) or an error outside `catch` (`TrialError`) fails it too, and stops the search from the
+    driver (the Recorder). Ray's end of a stopped trial's thread (SystemExit) and Ctrl-C pass."""
     try:
-        outcome = run_objective(objective, trial, 1, catch)
-    except (KeyboardInterrupt, ObjectiveError):
+        return run_objective(objective, trial, 1, catch)
+    except (KeyboardInterrupt, SystemExit):
         raise
+    except ObjectiveError as e:
+        return Outcome(TrialState.FAILED, error=_traceback(e), failure=e)
     except BaseException as e:  # outside `catch`: it stops the search, as in the engine's loop
-        raise TrialError(f"Trial {trial.number} raised {e!r}, which is not one of catch={catch}") from e
-    if outcome.failure is not None:
-        raise outcome.failure
-    return outcome
+        stop = TrialError(f"Trial {trial.number} raised {e!r}, which is not one of catch={catch}")
+        return Outcome(TrialState.FAILED, error=_traceback(e), failure=stop)
 
 
-def _report_end(outcome: Outcome, staging: BestModelKeeper, number: int, step: int | None) -> None:
-    """Tell Tune how the trial ended: a completed trial's last report carries its objective and, as its checkpoint,
-    its staged model; a stopped one reports nothing more, which the driver records as pruned."""
+def _traceback(error: BaseException) -> str:
+    return "".join(traceback.format_exception(error))
+
+
+def _report_end(
+    outcome: Outcome, staging: BestModelKeeper, number: int, noted: dict[str, Any], judged: tuple[str, ...]
+) -> None:
+    """Tell Tune how the trial ended, in its last report, beside its latest evaluation's metrics, at its last step
+    (schedulers keyed by the step, PBT, decide nothing anew): completed, with its objective and, as its checkpoint,
+    its staged model; failed, with its traceback (and what stops the search, if it does). A stopped one reports
+    nothing more, which the driver records as pruned."""
+    end: dict[str, Any] = {**dict.fromkeys(judged, math.nan), **noted.get("metrics", {})}
+    if "step" in noted:
+        end[schema.RAY_STEP] = noted["step"]
+    if outcome.state is TrialState.FAILED:
+        end.update({"objective": math.nan, schema.RAY_FAILED: outcome.error})
+        if isinstance(outcome.failure, (ObjectiveError, TrialError)):
+            end[schema.RAY_STOPS] = f"{type(outcome.failure).__name__}: {outcome.failure}"
+        tune.report(end)
+        return
     if outcome.state is not TrialState.COMPLETE:
         return
     (value,) = outcome.values
     model = tune.Checkpoint.from_directory(staging.staging_dir(number)) if staging.offered(number) else None
-    final = {"objective": value, schema.RAY_FINAL: True, schema.RAY_MODEL: model is not None}
-    if step is not None:  # at its last step: schedulers keyed by the step (PBT) need one, and decide nothing anew
-        final[schema.RAY_STEP] = step
-    tune.report(final, checkpoint=model)
+    end.update({"objective": value, schema.RAY_FINAL: True, schema.RAY_MODEL: model is not None})
+    tune.report(end, checkpoint=model)
 
 
 def store_number(ray_trial_id: str, numbers: dict[str, int]) -> int:

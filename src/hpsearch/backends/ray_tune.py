@@ -10,16 +10,17 @@ through a named actor the driver drains (`ray_client`). The mirror records the t
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-import re
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import optuna
 import ray
 from ray import tune
+from ray.tune.utils import flatten_dict
 
 from hpsearch import compat, schema, store
 from hpsearch.backends.ray_client import mirrors, outbox_name
@@ -29,6 +30,8 @@ from hpsearch.failures import FailurePolicy
 from hpsearch.lifecycle import LiveTrial, Trials
 from hpsearch.space import Space, plain
 from hpsearch.trial import TrialState
+
+logger = logging.getLogger(__name__)
 
 
 def ray_numbers(study: optuna.Study) -> dict[str, int]:
@@ -118,11 +121,13 @@ class Mirror:
     def _end(
         self, ray_trial_id: str, result: dict[str, Any], error: str | None, model: tune.Checkpoint | None = None
     ) -> None:
-        """End the trial as its last report says (`ray_trainable`): failed with `error`, completed with its
-        objective (and its model, a checkpoint, offered to the engine's keeper), or else stopped by the scheduler."""
+        """End the trial as its last report says (`ray_trainable`): failed with `error` (Ray's, or its own code's,
+        which it reported), completed with its objective (and its model, a checkpoint, offered to the engine's
+        keeper), or else stopped by the scheduler."""
         live = self._live.pop(ray_trial_id, None)
         if live is None:
             return
+        error = error if error is not None else result.get(schema.RAY_FAILED)
         if error is not None:
             self.trials.finish(live, TrialState.FAILED, error=error)
         elif not result.get(schema.RAY_FINAL):
@@ -156,14 +161,41 @@ class Mirror:
         self._live.clear()
 
 
+class UserStop(tune.Stopper):
+    """The search's `stop`, as Ray takes it (result thresholds as a dict, a function of a trial's id and result, or a
+    `Stopper`), noting the trials it ended: they completed, at their last report (a scheduler's stop is a pruning)."""
+
+    def __init__(self, stop: Any):
+        self.stop = stop
+        self.ended: set[str] = set()
+        self._missing: set[str] = set()  # the thresholds warned of: no result has them
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        if isinstance(self.stop, Mapping):
+            flat = flatten_dict(result)
+            for name in self.stop.keys() - flat.keys() - self._missing:
+                self._missing.add(name)
+                logger.warning(f"`stop` names {name!r}, which trials do not report; they report {sorted(flat)}.")
+            hit = any(name in flat and flat[name] >= value for name, value in self.stop.items())
+        else:
+            hit = bool(self.stop(trial_id, result))
+        if hit:
+            self.ended.add(trial_id)
+        return hit
+
+    def stop_all(self) -> bool:
+        return isinstance(self.stop, tune.Stopper) and self.stop.stop_all()
+
+
 class Recorder(tune.Callback):
     """Tells the driver's `Mirror` what Tune does with each trial. It runs wherever Tune's loop
     runs: in the driver (calling the mirror), or under Ray Client in an actor on the cluster
     (sending through the outbox). Ray pickles it with the experiment (`tuner.pkl`), so it keeps
     the study's name, never its storage, whose URL may hold a password."""
 
-    def __init__(self, study_name: str, max_consecutive_failed_trials: int | None):
+    def __init__(self, study_name: str, max_consecutive_failed_trials: int | None, stop: UserStop | None = None):
         self.study_name = study_name
+        self.user_stop = stop  # the trials the user's `stop` ended
         self.stop: Exception | None = None  # what ends the search at Tune's next step
         self._failures = FailurePolicy(max_consecutive_failed_trials)
         self._outbox: Any = None
@@ -199,23 +231,34 @@ class Recorder(tune.Callback):
                 self._send("started", each.trial_id, dict(each.config))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if schema.RAY_STEP in result:
+        if schema.RAY_STEP in result and schema.RAY_FAILED not in result:  # a failure's report is no evaluation
             self._send("reported", trial.trial_id, result[schema.RAY_STEP], result["objective"])
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        """The trial's function returned (completed, or failed in its own code: its last report says which), or Ray
+        stopped it: its scheduler (pruned), or the user's `stop` (completed, at its last report)."""
         result, checkpoint = compat.ray_trial_end(trial)
-        final = {key: result[key] for key in ("objective", schema.RAY_FINAL, schema.RAY_MODEL) if key in result}
-        self._send("completed", trial.trial_id, final, checkpoint)
-        self._failures.ended(dict(trial.config), None)
+        kept = ("objective", schema.RAY_FINAL, schema.RAY_MODEL, schema.RAY_FAILED)
+        end = {key: result[key] for key in kept if key in result}
+        stopped = self.user_stop is not None and trial.trial_id in self.user_stop.ended
+        if stopped and "objective" in end and schema.RAY_FAILED not in end:
+            end[schema.RAY_FINAL] = True
+        self._send("completed", trial.trial_id, end, checkpoint)
+        if stops := result.get(schema.RAY_STOPS):  # a mistake in the code, an error outside `catch`
+            kind, _, message = stops.partition(": ")
+            self.stop = {"ObjectiveError": ObjectiveError, "TrialError": TrialError}[kind](message)
+            return
+        self._ended(trial, result.get(schema.RAY_FAILED))
 
     def on_trial_error(self, iteration, trials, trial, **info):
+        """Ray gave up on a trial whose run raised: its worker or node died more often than `max_failures` allows,
+        or Ray could not run it at all (a trial's own errors are reported, not raised: `ray_trainable`)."""
         error = compat.ray_trial_error(trial)
         self._send("failed", trial.trial_id, error)
-        for stops in (ObjectiveError, TrialError):  # a mistake in the code, an error outside `catch`
-            if mistake := re.search(rf"{stops.__name__}: (.*)", error):
-                self.stop = stops(mistake[1])
-                return
+        self._ended(trial, error)
+
+    def _ended(self, trial: Any, error: str | None) -> None:
         try:
-            self._failures.ended(dict(trial.config), error.strip().splitlines()[-1])
+            self._failures.ended(dict(trial.config), None if error is None else error.strip().splitlines()[-1])
         except SearchFailed as stop:  # raised in Tune's loop, at its next step
             self.stop = stop
