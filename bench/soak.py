@@ -105,7 +105,7 @@ def soak(api: str, n_trials: int) -> list[int]:
                 save_strategy="no",
             ),
             train_dataset=train,
-            eval_dataset=ListDataset(tokenizer, make_sentences(32, seed=2)),
+            eval_dataset=ListDataset(tokenizer, make_sentences(128, seed=2)),
             compute_metrics=compute_metrics,
             processing_class=tokenizer,
             data_collator=collate,

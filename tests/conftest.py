@@ -108,7 +108,7 @@ def train_dataset(tokenizer):
 
 @pytest.fixture(scope="session")
 def eval_dataset(tokenizer):
-    return ListDataset(tokenizer, make_sentences(32, seed=2))
+    return ListDataset(tokenizer, make_sentences(128, seed=2))
 
 
 @pytest.fixture(autouse=True)

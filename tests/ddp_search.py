@@ -94,7 +94,7 @@ trainer = Trainer(
         learning_rate=1e-2,
     ),
     train_dataset=ListDataset(tokenizer, make_sentences(64, seed=1)),
-    eval_dataset=ListDataset(tokenizer, make_sentences(32, seed=2)),
+    eval_dataset=ListDataset(tokenizer, make_sentences(128, seed=2)),
     compute_metrics=compute_metrics,
     tokenizer=tokenizer,
     model_init=model_init,

@@ -159,16 +159,19 @@ def test_a_trial_pauses_only_where_its_pause_costs_less_than_running_on(
 
 
 def test_a_timeout_judges_the_paused_trials_by_their_peers_and_returns_the_best_that_completed(make_trainer):
-    """With a timeout shorter than a trial, the first trial pauses at its first rung, then the timeout stops the
-    search: the paused trial, the best of the peers it has, runs to the end and is returned (transformers' search
-    would return its one trial too)."""
+    """With a timeout shorter than a trial, the first trials pause at their first rung, then the timeout stops the
+    search: the paused trials are judged by the peers they have, the best at its rung runs to the end and is
+    returned (it raised `SearchFailed`, the trials left paused)."""
     trainer = make_trainer(report_to="none", num_train_epochs=3)
     best = trainer.hyperparameter_search(
         hp_space=lr_space, n_trials=10, direction="maximize", seed=0, show_progress=False, timeout=0.5
     )
     trials = best.run_summary.trials
-    assert [t.state for t in trials] == [TrialState.COMPLETE] and best.run_id == "0"
-    assert 111 in trials[0].intermediate  # it did reach its rung, and paused there (nothing else to rank it among)
+    assert len(trials) < 10 and not [t for t in trials if t.state is TrialState.PAUSED]
+    complete = [t for t in trials if t.state is TrialState.COMPLETE]
+    first_rung = {t.number: t.intermediate[111] for t in trials}
+    assert complete and max(first_rung, key=first_rung.get) in {t.number for t in complete}
+    assert best.run_id == str(max(complete, key=lambda t: t.values[0]).number)
 
 
 def test_when_nothing_completed_within_the_timeout_the_error_names_it_and_the_paused_trials():

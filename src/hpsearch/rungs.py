@@ -11,7 +11,6 @@ default, which ranks trials early in training better than the objective does on 
 
 from __future__ import annotations
 
-import math
 import random
 import zlib
 from collections.abc import Callable, Sequence
@@ -23,19 +22,17 @@ from transformers.trainer_utils import has_length
 
 from hpsearch import compat
 from hpsearch.errors import ConfigError
-from hpsearch.fidelity import PROGRESS_END, step_at
+from hpsearch.fidelity import step_at
 from hpsearch.objective import check_values
 from hpsearch.pausing import estimated_bytes
 from hpsearch.trial import Trial
 
 AUTO = "auto"  # the default `rung_eval_size`: sized from the trial's training (`auto_subset_size`)
-# No rung on noise: a rung ranks trials once they took this many optimizer steps, on at least this many examples
-# (bench/rung_signals.py --steps, BENCHMARKS.md "No rung on noise")
-MIN_RUNG_STEPS, MIN_RUNG_EXAMPLES = 8, 64
+# No rung on noise: a rung scores at least this many examples, the fewest on which the evaluation loss kept the best
+# trial among those it kept in 96% of subsets or more, at every rung from a trial's first optimizer step to its 32nd
+# (on 32 examples: 68-94%; bench/rung_signals.py --steps, BENCHMARKS.md "No rung on noise")
+MIN_RUNG_EXAMPLES = 128
 AUTO_FRACTION, AUTO_MIN, AUTO_MAX = 20, MIN_RUNG_EXAMPLES, 1000
-# the TrainingArguments fields that change a trial's step count, and the value of a space's that gives the most steps
-STEP_FIELDS = {"per_device_train_batch_size": min, "gradient_accumulation_steps": min, "num_train_epochs": max,
-               "max_steps": max}  # fmt: skip
 RUNG_METRICS = ("loss", "objective")
 DEFAULT_RUNG_METRIC = "loss"
 
@@ -63,9 +60,9 @@ def rung_score(
 
 def auto_subset_size(args: transformers.TrainingArguments, train_dataset: Any) -> int:
     """How many examples a rung scores by default: 1/20 of the examples a trial trains on (so that a trial's two
-    rungs cost ~3% of its training: an example evaluated costs about a third of one trained), at least 32 (the
-    evaluation loss of 32 examples still ranks trials well, bench/rung_signals.py) and at most 1,000. From the
-    Trainer's own arguments, so that it is the same for every trial of the study."""
+    rungs cost ~3% of its training: an example evaluated costs about a third of one trained), at least
+    `MIN_RUNG_EXAMPLES` (fewer rank trials on noise) and at most 1,000. From the Trainer's own arguments, so that it
+    is the same for every trial of the study."""
     if args.max_steps > 0:
         trained = args.max_steps * args.train_batch_size * args.gradient_accumulation_steps
     elif has_length(train_dataset):
@@ -75,53 +72,19 @@ def auto_subset_size(args: transformers.TrainingArguments, train_dataset: Any) -
     return int(min(max(trained / AUTO_FRACTION, AUTO_MIN), AUTO_MAX))
 
 
-def trial_steps(args: transformers.TrainingArguments, train_dataset: Any, **fields: Any) -> int | None:
-    """The optimizer steps of a trial with `args` (and `fields` changed), as the Trainer counts them; None where the
-    training set has no length."""
-    value = {name: fields.get(name, getattr(args, name)) for name in STEP_FIELDS}
-    if value["max_steps"] > 0:
-        return value["max_steps"]
-    if not has_length(train_dataset):
-        return None
-    batches = math.ceil(len(train_dataset) / (value["per_device_train_batch_size"] * max(args.world_size, 1)))
-    per_epoch = max(math.ceil(batches / value["gradient_accumulation_steps"]), 1)
-    return math.ceil(value["num_train_epochs"] * per_epoch)
-
-
-def most_steps(args: transformers.TrainingArguments, train_dataset: Any, space: dict[str, Any]) -> int | None:
-    """The most optimizer steps a trial of `space` takes (its smallest batch, most epochs); None where unknown."""
-    extremes = {}
-    for name, pick in STEP_FIELDS.items():
-        if name in space:
-            dim = space[name]
-            values = getattr(dim, "choices", None) or (getattr(dim, "low", None), getattr(dim, "high", None))
-            if dim is None or None in values:
-                return None
-            extremes[name] = pick(values)
-    return trial_steps(args, train_dataset, **extremes)
-
-
 def rungs_that_fit(
-    points: Sequence[int], trainer: transformers.Trainer, space: dict[str, Any], size: int | str | None
+    points: Sequence[int], trainer: transformers.Trainer, size: int | str | None
 ) -> tuple[tuple[int, ...], str]:
-    """The rung points at which some trial of `space` has taken `MIN_RUNG_STEPS` optimizer steps, scored on at least
-    `MIN_RUNG_EXAMPLES` examples where the subset is sized automatically; and, where some fall, why (else "")."""
+    """The rung points, none where an evaluation set (its subset sized automatically) has fewer than
+    `MIN_RUNG_EXAMPLES` examples, too few to tell trials apart; and why they fell (else "")."""
     sets = trainer.eval_dataset.values() if isinstance(trainer.eval_dataset, dict) else [trainer.eval_dataset]
     smallest = min((len(d) for d in sets if has_length(d)), default=None)
     if points and size == AUTO and smallest is not None and smallest < MIN_RUNG_EXAMPLES:
         return (), (
-            f"the evaluation set has {smallest} examples, too few to tell trials apart before they end (a rung "
-            f"scores at least {MIN_RUNG_EXAMPLES})"
+            f"the evaluation set has {smallest} examples, too few to rank trials on before they end (a rung scores "
+            f"at least {MIN_RUNG_EXAMPLES}; pass rung_eval_size to score it anyway)"
         )
-    steps = most_steps(trainer.args, trainer.train_dataset, space)
-    fit = tuple(p for p in points if steps is None or step_at(p, steps) >= MIN_RUNG_STEPS)
-    if fit == tuple(points):
-        return fit, ""
-    dropped = ", ".join(f"{p / PROGRESS_END:.3g}" for p in points if p not in fit)
-    return fit, (
-        f"a trial takes at most {steps} optimizer steps, too few to rank trials at {dropped} of their training (a "
-        f"rung waits for {MIN_RUNG_STEPS} steps)"
-    )
+    return tuple(points), ""
 
 
 def fixed_subset(dataset: Any, size: int | None, study_name: str) -> Any:
@@ -168,10 +131,8 @@ class RungEvaluations(transformers.TrainerCallback):
         self._latest: tuple[int, float] | None = None  # (step, score): two rungs on one step evaluate once
 
     def on_train_begin(self, args, state, control, **kwargs):
-        """Resumed from a checkpoint: the rungs it passed were scored and reported before the crash. A rung before the
-        trial has taken `MIN_RUNG_STEPS` steps would rank it on noise: it has none there."""
-        steps = [(point, step_at(point, state.max_steps)) for point in self.pending]
-        self.pending = [point for point, step in steps if step > state.global_step and step >= MIN_RUNG_STEPS]
+        """Resumed from a checkpoint: the rungs it passed were scored and reported before the crash."""
+        self.pending = [point for point in self.pending if step_at(point, state.max_steps) > state.global_step]
 
     def on_step_end(self, args, state, control, **kwargs):
         while self.pending and state.global_step >= step_at(self.pending[0], state.max_steps):

@@ -112,7 +112,8 @@ def hyperparameter_search(
             prune; 0 (or 1) turns rungs off, and the pruner then sees the user's own evaluations.
         rung_eval_size: the most examples a rung evaluation scores of each evaluation set (a fixed
             subset, the same for every trial of the study); "auto" (default): 1/20 of the examples a
-            trial trains on, from 32 to 1,000 (`hpsearch.rungs.auto_subset_size`); None: all.
+            trial trains on, from 128 to 1,000 (`hpsearch.rungs.auto_subset_size`); None: all. An evaluation
+            set of fewer than 128 examples ranks trials on noise: "auto" then has no rungs (`evals_per_trial=0`).
         rung_metric: what a rung reports to the pruner: "loss" (the evaluation loss, negated when
             maximising; it ranks trials early in training better than few examples' accuracy does) or
             "objective" (`compute_objective` of the rung's metrics).
@@ -150,6 +151,7 @@ def hyperparameter_search(
         kwargs.setdefault("output_dir", trainer.args.output_dir if trainer.args.should_save else None)
         define_by_run = number_of_arguments(trainer.model_init) == 1  # model_init may suggest on the trial
         rungs = rung_points(DEFAULT_EVALS_PER_TRIAL if evals_per_trial is None else evals_per_trial)
+        rungs = _rungs_that_fit(rungs, trainer, rung_eval_size)  # no rung on noise
         search = Search(
             hp_space,
             n_trials,
@@ -165,8 +167,7 @@ def hyperparameter_search(
         settings = RunSettings(
             directions=tuple(search.directions),
             objective_at=objective_at,
-            # scores no pruner looks at are not worth their time, nor scores on noise
-            rungs=_rungs_that_fit(rungs, trainer, search, rung_eval_size) if search.backend.can_prune else (),
+            rungs=rungs if search.backend.can_prune else (),  # scores no pruner looks at: not worth their time
             rung_eval_size=rung_eval_size,
             rung_metric=rung_metric,
             study_name=search.settings.study_name,
@@ -247,12 +248,15 @@ def _check_search(search: Search, trainer: transformers.Trainer, coordinator: An
     check_schedule(search.param_space, trainer.args)
 
 
-def _rungs_that_fit(rungs: tuple[int, ...], trainer: transformers.Trainer, search: Search, size: Any) -> tuple:
-    """The rungs at which trials can be ranked (`hpsearch.rungs.rungs_that_fit`); where some cannot, said once."""
-    fit, why = rungs_that_fit(rungs, trainer, search.param_space, size)
+def _rungs_that_fit(rungs: tuple[int, ...], trainer: transformers.Trainer, size: Any) -> tuple:
+    """The rungs at which trials can be ranked (`hpsearch.rungs.rungs_that_fit`); where none can, said once: the
+    search then runs as with `evals_per_trial=0`, on the user's own evaluations."""
+    fit, why = rungs_that_fit(rungs, trainer, size)
     if why:
-        outcome = "every trial runs to the end" if not fit else f"the rungs at {[p / 1000 for p in fit]} remain"
-        logger.warning(f"hpsearch: {why}: {outcome}.")
+        logger.warning(
+            f"hpsearch: {why}. No rung evaluations: trials are judged on your own evaluations only (without one "
+            "before a trial's end, every trial runs to the end)."
+        )
     return fit
 
 

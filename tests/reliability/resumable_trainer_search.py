@@ -72,7 +72,7 @@ trainer = hpsearch.Trainer(
         ),
     ),
     train_dataset=ListDataset(tokenizer, make_sentences(96, seed=1)),
-    eval_dataset=ListDataset(tokenizer, make_sentences(32, seed=2)),
+    eval_dataset=ListDataset(tokenizer, make_sentences(128, seed=2)),
     compute_metrics=compute_metrics,
     processing_class=tokenizer,
     data_collator=DataCollatorWithPadding(tokenizer),
