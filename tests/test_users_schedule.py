@@ -112,6 +112,17 @@ def test_with_keep_checkpoints_every_trial_keeps_the_users_checkpoints_and_no_pa
         assert sorted(int(c.name.split("-")[1]) for c in run.glob("checkpoint-*")) == seen.saved[run.name][-2:], run
 
 
+def test_a_trial_pruned_while_paused_leaves_no_model_its_evaluations_offered(make_trainer):
+    """With `objective_at='best'` each of the user's evaluations offers its model, the one at the pause too."""
+    trainer, best, seen = search(make_trainer, "steps", evals_per_trial=2, objective_at="best")
+    study = best.run_summary.study
+    pruned_while_paused = [t for t in study.trials if t.state.name == "PRUNED" and schema.fact(t, schema.PAUSE_FILES)]
+    assert pruned_while_paused and all(10 in dict(seen.evaluated[f"run-{t.number}"]) for t in pruned_while_paused)
+    output = Path(trainer.args.output_dir)
+    assert not (output / ".staging").exists() and len(list((output / ".models").iterdir())) == 2  # its lock, one model
+    assert_nothing_left(output)
+
+
 def test_the_paused_trials_disk_is_recorded_and_stays_under_pause_disk(make_trainer, caplog):
     trainer, best, _ = search(make_trainer, "steps")
     trials = best.run_summary.trials

@@ -87,10 +87,9 @@ class BestModelKeeper:
         return number in self._offers
 
     def settle(self, number: int, keep: bool, objective: Any = None, params: dict[str, Any] | None = None) -> None:
-        """Trial `number` ended: its staged model becomes the best model if `keep`, else is dropped."""
-        if self._offers.pop(number, None) is None:
-            return
-        if keep:
+        """Trial `number` ended: its staged model becomes the best model if `keep`, else is dropped (one an earlier
+        process staged for it too: a trial paused at a rung, pruned on a rerun)."""
+        if self._offers.pop(number, None) is not None and keep:
             self.promote(number, objective, params or {})
         else:
             self.discard(number)

@@ -173,6 +173,8 @@ class Trials(StudyCounts):
                 return self._running(trial_id, resume_from), store.to_record(frozen).params
             self._end(frozen.number, trial_id, TrialState.PRUNED, None, None, interrupted=False)
             disk.remove(_leftovers(frozen))
+            if self.keeper is not None:  # a model its evaluations offered before it paused (`objective_at='best'`)
+                self.keeper.settle(frozen.number, keep=False)
         return None
 
     def claim_resumable(self) -> tuple[LiveTrial, dict[str, Any]] | None:

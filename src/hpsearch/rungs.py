@@ -29,8 +29,8 @@ from hpsearch.trial import Trial
 
 AUTO = "auto"  # the default `rung_eval_size`: sized from the trial's training (`auto_subset_size`)
 # No rung on noise: a rung scores at least this many examples, the fewest on which the evaluation loss kept the best
-# trial among those it kept in 96% of subsets or more, at every rung from a trial's first optimizer step to its 32nd
-# (on 32 examples: 68-94%; bench/rung_signals.py --steps, BENCHMARKS.md "No rung on noise")
+# trial among the top third in 94% of subsets or more at every rung measured, from a trial's first optimizer step to
+# its 32nd (32 examples: 68-98%, 64: 81-100%; bench/rung_signals.py --steps, BENCHMARKS.md "No rung on noise")
 MIN_RUNG_EXAMPLES = 128
 AUTO_FRACTION, AUTO_MIN, AUTO_MAX = 20, MIN_RUNG_EXAMPLES, 1000
 RUNG_METRICS = ("loss", "objective")
