@@ -397,5 +397,5 @@ def test_the_mirror_ends_a_trial_as_its_last_report_says_and_keeps_a_completed_t
         1: (TrialState.PRUNED, None, None),
         2: (TrialState.FAILED, None, "ValueError: boom"),
     }
-    assert (tmp_path / "out" / "best_model" / "weights.txt").read_text() == "trial 0"
+    assert (tmp_path / "out" / "studies" / "ends" / "best_model" / "weights.txt").read_text() == "trial 0"
     assert not model.exists()  # the model's checkpoint is not left beside the kept copy
