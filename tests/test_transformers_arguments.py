@@ -115,8 +115,9 @@ def test_optuna_load_if_exists_false_runs_on_workers_and_refuses_an_existing_stu
         load_if_exists=False,
     )
     trainer.hyperparameter_search(n_trials=2, n_jobs=2, **search)
-    trials = hpsearch.load_trials(trainer.args.output_dir)
-    assert len(trials) == 2 and {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    trials = [t for t in hpsearch.load_trials(trainer.args.output_dir) if t.counts]  # a worker late for the last
+    assert len(trials) == 2 and {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}  # slot: not run
+    recorded = len(hpsearch.load_trials(trainer.args.output_dir))
     with pytest.raises(optuna.exceptions.DuplicatedStudyError, match="study_name='fresh' already exists"):
         trainer.hyperparameter_search(n_trials=3, **search)
-    assert len(hpsearch.load_trials(trainer.args.output_dir)) == 2
+    assert len(hpsearch.load_trials(trainer.args.output_dir)) == recorded

@@ -255,15 +255,16 @@ class RayBackend(Backend):
         return self.metric or "objective", self.mode or ("max" if self.directions[0] == "maximize" else "min")
 
     def _scheduler(self) -> Any:
-        """The user's scheduler, else ASHA with its rungs at the search's rung points of progress."""
+        """The user's scheduler, else ASHA with its rungs at the search's rung points of progress; with no rungs
+        (`evals_per_trial=0`, an evaluation set too small to rank trials on) none: ASHA would judge the user's
+        evaluations at rungs of its own, and stop every trial at its last evaluation (`max_t`), before its end."""
         if self.scheduler is not None:
             return self.scheduler
         rungs = self.settings.rungs
+        if not rungs:
+            return tune.schedulers.FIFOScheduler()
         return tune.schedulers.ASHAScheduler(
-            time_attr=schema.RAY_STEP,
-            max_t=PROGRESS_END,
-            grace_period=rungs[0] if rungs else 1,
-            reduction_factor=REDUCTION_FACTOR,
+            time_attr=schema.RAY_STEP, max_t=PROGRESS_END, grace_period=rungs[0], reduction_factor=REDUCTION_FACTOR
         )
 
     def _connect(self) -> bool:
