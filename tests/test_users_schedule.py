@@ -98,29 +98,21 @@ def assert_nothing_left(output: Path, runs_kept: tuple[str, ...] = ()) -> None:
     assert (output / "best_model" / "config.json").is_file()
 
 
-def test_with_keep_checkpoints_every_trial_keeps_the_users_checkpoints_and_no_pause_checkpoint(make_trainer):
-    """A trial pruned while paused keeps its run directory, as every trial that saved one does when the user asks for
-    them; in it, the user's checkpoints as `save_total_limit` left them. One rung, at 1/3 (step 10): every trial waits
-    there for its peers, and those not among the best third are pruned while they wait."""
-    trainer, best, seen = search(make_trainer, "steps", keep_checkpoints=True, evals_per_trial=2)
+def test_a_trial_pruned_while_paused_keeps_only_what_the_user_keeps(make_trainer):
+    """One rung, at 1/3 (step 10): every trial waits there for its peers, and those not among the best third are pruned
+    while they wait. With `keep_checkpoints=True` such a trial keeps its run directory, as every trial that saved one
+    does, holding the user's checkpoints as `save_total_limit` left them, and no pause checkpoint; with
+    `objective_at='best'`, the model its evaluation at the pause offered is not left staged."""
+    trainer, best, seen = search(make_trainer, "steps", keep_checkpoints=True, evals_per_trial=2, objective_at="best")
     output = Path(trainer.args.output_dir)
     study = best.run_summary.study
     pruned_while_paused = [t for t in study.trials if t.state.name == "PRUNED" and schema.fact(t, schema.PAUSE_FILES)]
     assert pruned_while_paused and all(seen.saved[f"run-{t.number}"] == [10] for t in pruned_while_paused)
+    assert all(10 in dict(seen.evaluated[f"run-{t.number}"]) for t in pruned_while_paused)
     assert_nothing_left(output, runs_kept=tuple(seen.saved))
     for run in output.glob("run-*"):
         assert sorted(int(c.name.split("-")[1]) for c in run.glob("checkpoint-*")) == seen.saved[run.name][-2:], run
-
-
-def test_a_trial_pruned_while_paused_leaves_no_model_its_evaluations_offered(make_trainer):
-    """With `objective_at='best'` each of the user's evaluations offers its model, the one at the pause too."""
-    trainer, best, seen = search(make_trainer, "steps", evals_per_trial=2, objective_at="best")
-    study = best.run_summary.study
-    pruned_while_paused = [t for t in study.trials if t.state.name == "PRUNED" and schema.fact(t, schema.PAUSE_FILES)]
-    assert pruned_while_paused and all(10 in dict(seen.evaluated[f"run-{t.number}"]) for t in pruned_while_paused)
-    output = Path(trainer.args.output_dir)
     assert not (output / ".staging").exists() and len(list((output / ".models").iterdir())) == 2  # its lock, one model
-    assert_nothing_left(output)
 
 
 def test_the_paused_trials_disk_is_recorded_said_and_stays_under_pause_disk(make_trainer, caplog, capsys):
