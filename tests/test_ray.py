@@ -248,6 +248,26 @@ def test_rerun_with_more_trials_adds_only_the_missing_ones(tmp_path):
     assert (tmp_path / "ray" / "hpsearch-1").is_dir()  # Ray's first experiment was complete: a second one ran
 
 
+def test_with_no_rungs_the_default_asha_ends_no_trial_at_a_late_step(tmp_path):
+    """With no rungs (the function API, a Trainer's `evals_per_trial=0`), ASHA judges the reported steps but has no
+    last one: a trial whose own evaluation lands at a Trainer's end of training (progress 1000) or beyond runs on
+    to its end and completes."""
+
+    def even_curve(trial):  # equal values at every step: ASHA stops no trial for being worse
+        for step in (500, 1000, 5000):
+            if trial.report(step, 0.5):
+                return None
+        return 0.5
+
+    best = hpsearch.search(
+        even_curve, {"x": tune.uniform(0, 1)}, n_trials=2, backend="ray", max_concurrent_trials=1, seed=0,
+        output_dir=str(tmp_path),
+    )  # fmt: skip
+    trials = best.run_summary.trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert all(sorted(t.intermediate) == [500, 1000, 5000] for t in trials)
+
+
 def test_population_based_training_exploits_a_trial_from_another_trials_checkpoint(tmp_path):
     """PBT on the local Ray: at each perturbation the worse trial restarts from the better one's latest
     checkpoint (`Trial.resume_from`) with a mutated config, and goes on from that trial's step."""

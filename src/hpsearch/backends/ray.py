@@ -45,6 +45,7 @@ from hpsearch.space import (
 
 logger = logging.getLogger(__name__)
 RAY_DIR = "ray"
+NO_LAST_STEP = 2**40  # ASHA's `max_t` where no rung ends a trial: beyond any step a trial reports
 # Schedulers that pause trials or start them from another's checkpoint: the trials report their checkpoints
 PAUSING_SCHEDULERS = (tune.schedulers.PopulationBasedTraining, tune.schedulers.HyperBandScheduler)
 
@@ -255,16 +256,18 @@ class RayBackend(Backend):
         return self.metric or "objective", self.mode or ("max" if self.directions[0] == "maximize" else "min")
 
     def _scheduler(self) -> Any:
-        """The user's scheduler, else ASHA with its rungs at the search's rung points of progress; with no rungs
-        (`evals_per_trial=0`, an evaluation set too small to rank trials on) none: ASHA would judge the user's
-        evaluations at rungs of its own, and stop every trial at its last evaluation (`max_t`), before its end."""
+        """The user's scheduler, else ASHA: its rungs at the search's rung points of progress; with no rungs
+        (the function API, `evals_per_trial=0`, an evaluation set too small to rank trials on) at the reported steps
+        1, 3, 9..., as optuna's pruner there, and with no end of its own: ASHA stops a trial that reaches `max_t`,
+        and the trial's own last evaluation would then be recorded as a pruning."""
         if self.scheduler is not None:
             return self.scheduler
         rungs = self.settings.rungs
-        if not rungs:
-            return tune.schedulers.FIFOScheduler()
         return tune.schedulers.ASHAScheduler(
-            time_attr=schema.RAY_STEP, max_t=PROGRESS_END, grace_period=rungs[0], reduction_factor=REDUCTION_FACTOR
+            time_attr=schema.RAY_STEP,
+            max_t=PROGRESS_END if rungs else NO_LAST_STEP,
+            grace_period=rungs[0] if rungs else 1,
+            reduction_factor=REDUCTION_FACTOR,
         )
 
     def _connect(self) -> bool:
