@@ -37,8 +37,12 @@ def _bytes(tensor: Any) -> int:
 
 def save(trainer: transformers.Trainer, trial: Trial, directory: Path, run_dir: str | None) -> None:
     """Save the trial's pause checkpoint to `directory` (replacing an earlier pause's) and tell the trial what it
-    takes: its bytes, the seconds its save took, and what to remove if the trial never resumes (`run_dir` too)."""
-    shutil.rmtree(directory, ignore_errors=True)
+    takes: its bytes, the seconds its save took, and what to remove if the trial never resumes (`run_dir` too).
+    Under DDP the rank that writes the model clears the directory, and every rank waits for it before saving its
+    part: a rank clearing it later deleted the model another had just written."""
+    if trainer.args.should_save:
+        shutil.rmtree(directory, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
     start = time.monotonic()
     compat.save_resumable(trainer, str(directory))
     seconds = time.monotonic() - start
