@@ -135,16 +135,18 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
 def report(paths: list[str]) -> str:
     from hpsearch.disk import size_text
 
-    lines = ["| system (commit) | checkpoints | peak disk | left at the end | paused trials' peak | wall |"]
-    lines.append("|---|---|---|---|---|---|")
+    columns = "system (commit) | checkpoints | peak disk | left at the end | paused trials' peak | best accuracy | wall"
+    lines = [f"| {columns} |"]
+    lines.append("|---|---|---|---|---|---|---|")
     for path in paths:
         results = json.loads(Path(path).read_text())
         for run in results["runs"]:
             save = "none" if run["save"] == "no" else f"every {results['save_steps']} steps"
             paused = size_text(run["pause_peak_bytes"]) if "pause_peak_bytes" in run else "-"
+            system = f"hpsearch ({results['commit']})" if run["system"] == "hpsearch" else run["system"]
             lines.append(
-                f"| {run['system']} ({results['commit']}) | {save} | {size_text(run['peak_bytes'])} | "
-                f"{size_text(run['end_bytes'])} | {paused} | {run['wall_s']:.0f} s |"
+                f"| {system} | {save} | {size_text(run['peak_bytes'])} | "
+                f"{size_text(run['end_bytes'])} | {paused} | {run['objective']:.3f} | {run['wall_s']:.0f} s |"
             )
     return "\n".join(lines)
 
