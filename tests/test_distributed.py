@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from hpsearch.decision import Decision
 from hpsearch.distributed import Coordinator, follow, lead_definition
 from hpsearch.errors import ConfigError
 from hpsearch.trial import Trial
@@ -82,7 +83,7 @@ def lead_trial(
     coordinator: Coordinator,
     number: int,
     params: dict[str, Any],
-    decisions: list[bool],
+    decisions: list[bool],  # whether each report stops the trial
     objective: Callable[[Trial], Any],
 ) -> None:
     """What `Search._run_trial` does on rank 0: announce the trial, define through `lead_definition`, and
@@ -93,7 +94,7 @@ def lead_trial(
         number,
         params,
         native,
-        report=lambda step, value: coordinator.decide(next(answers)),
+        report=lambda step, value: coordinator.decide(Decision.PRUNE if next(answers) else Decision.CONTINUE),
         suggested=lambda: dict(native.params),
     )
     trial.sync_definition = lead_definition(coordinator, lambda: Fixed(native.params))

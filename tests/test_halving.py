@@ -14,29 +14,29 @@ from transformers import TrainerCallback
 
 import hpsearch
 from hpsearch import TrialState
+from hpsearch.decision import Decision, peers_to_wait_for, verdict
 from hpsearch.disk import PAUSED_DIR
 from hpsearch.fidelity import step_at
-from hpsearch.halving import CONTINUE, PAUSE, PRUNE, peers_to_wait_for, verdict
 
 
 @pytest.mark.parametrize(
     ("peers", "value", "maximize", "wait_for", "expected"),
     [
-        ([0.5], 0.5, False, 3, PAUSE),  # the first trial at a rung has nothing to be compared with
-        ([0.5, 0.4], 0.4, False, 3, PAUSE),
-        ([0.5, 0.4], 0.4, False, 0, CONTINUE),  # nothing left to wait for: the best of two goes on
-        ([0.5, 0.4], 0.5, False, 0, PRUNE),
-        ([0.5, 0.4, 0.3], 0.3, False, 3, CONTINUE),  # three peers: the best third goes on
-        ([0.5, 0.4, 0.3], 0.4, False, 3, PRUNE),
-        ([0.5, 0.4, 0.3], 0.5, True, 3, CONTINUE),  # maximising: the highest is the best
-        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 0.2, False, 3, CONTINUE),  # six peers: the best two
-        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 0.3, False, 3, PRUNE),
-        ([0.3, 0.3, 0.9], 0.3, False, 3, CONTINUE),  # tied with the best: goes on too
-        ([0.3, 0.2, math.nan], math.nan, False, 3, PRUNE),  # a diverged trial never waits
-        ([0.5, 0.4, 0.3, 0.2], 0.2, False, 9, PAUSE),  # the last rung: the best of four waits for nine peers
-        ([0.5, 0.4, 0.3, 0.2], 0.3, False, 9, PRUNE),  # and one below the best third is pruned at once
-        ([0.9] * 8 + [0.2], 0.2, False, 9, CONTINUE),
-        ([0.1, 0.2, 0.25] + [0.9] * 5 + [0.3], 0.3, False, 9, PRUNE),  # nine peers: the best three go on
+        ([0.5], 0.5, False, 3, Decision.PAUSE),  # the first trial at a rung has nothing to be compared with
+        ([0.5, 0.4], 0.4, False, 3, Decision.PAUSE),
+        ([0.5, 0.4], 0.4, False, 0, Decision.CONTINUE),  # nothing left to wait for: the best of two goes on
+        ([0.5, 0.4], 0.5, False, 0, Decision.PRUNE),
+        ([0.5, 0.4, 0.3], 0.3, False, 3, Decision.CONTINUE),  # three peers: the best third goes on
+        ([0.5, 0.4, 0.3], 0.4, False, 3, Decision.PRUNE),
+        ([0.5, 0.4, 0.3], 0.5, True, 3, Decision.CONTINUE),  # maximising: the highest is the best
+        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 0.2, False, 3, Decision.CONTINUE),  # six peers: the best two
+        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], 0.3, False, 3, Decision.PRUNE),
+        ([0.3, 0.3, 0.9], 0.3, False, 3, Decision.CONTINUE),  # tied with the best: goes on too
+        ([0.3, 0.2, math.nan], math.nan, False, 3, Decision.PRUNE),  # a diverged trial never waits
+        ([0.5, 0.4, 0.3, 0.2], 0.2, False, 9, Decision.PAUSE),  # the last rung: the best of four waits for nine peers
+        ([0.5, 0.4, 0.3, 0.2], 0.3, False, 9, Decision.PRUNE),  # and one below the best third is pruned at once
+        ([0.9] * 8 + [0.2], 0.2, False, 9, Decision.CONTINUE),
+        ([0.1, 0.2, 0.25] + [0.9] * 5 + [0.3], 0.3, False, 9, Decision.PRUNE),  # nine peers: the best three go on
     ],
 )
 def test_a_rung_pauses_a_trial_until_it_has_peers_then_keeps_the_best_third(peers, value, maximize, wait_for, expected):

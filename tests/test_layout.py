@@ -71,6 +71,23 @@ def test_search_failed_is_made_in_the_failure_policy_only():
             assert "SearchFailed(" not in path.read_text(), name
 
 
+def test_a_trials_decision_is_made_in_the_decision_module_only():
+    """Each report's `Decision` is made once, in `hpsearch.decision`: elsewhere a decision to pause or prune is only
+    carried out (compared with `is`), never made; no other module judges a rung or asks the backend's pruner."""
+    for name, path in MODULES.items():
+        if name == "decision":
+            continue
+        tree = ast.parse(path.read_text())
+        compared = {id(c) for node in ast.walk(tree) if isinstance(node, ast.Compare) for c in ast.walk(node)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and ast.unparse(node) in ("Decision.PAUSE", "Decision.PRUNE"):
+                assert id(node) in compared, f"{name} decides: {ast.unparse(node)}"
+            if isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] in ("judge", "verdict"):
+                assert name == "halving", f"{name} judges a rung: {ast.unparse(node)}"
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "self.backend.report":
+                raise AssertionError(f"{name} asks the backend's pruner: {ast.unparse(node)}")
+
+
 def test_every_key_a_study_keeps_is_spelt_in_the_schema_only():
     """Keys are `hpsearch:<name>` (format 1's dotted ones are read there too; Ray's result keys `hpsearch_<name>`):
     no literal of one elsewhere."""

@@ -141,9 +141,9 @@ def test_bad_lifecycle_arguments_fail_before_any_trial(kwargs, message):
 def test_a_paused_trial_another_process_resumed_and_ended_meanwhile_is_passed_over(tmp_path):
     """Two workers look at the same paused trial: the one that reads it first, then finds it ended by the
     other before its own claim, goes on without it (optuna raises on a finished trial's update)."""
+    from hpsearch.decision import Decision
     from hpsearch.lifecycle import Trials
     from hpsearch.settings import SearchSettings
-    from hpsearch.trial import CONTINUE
 
     settings = SearchSettings(directions=("minimize",), study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}")
     first, second = Trials(settings), Trials(settings)
@@ -152,9 +152,9 @@ def test_a_paused_trial_another_process_resumed_and_ended_meanwhile_is_passed_ov
     assert first.pause(live)
 
     def judged_while_the_first_worker_ends_it(frozen):
-        resumed, params = first.claim_paused(lambda _: CONTINUE)
+        resumed, params = first.claim_paused(lambda _: Decision.CONTINUE)
         first.finish(resumed, TrialState.COMPLETE, [params["x"]])
-        return CONTINUE
+        return Decision.CONTINUE
 
     assert second.claim_paused(judged_while_the_first_worker_ends_it) is None
     assert [t.state for t in hpsearch.load_trials(storage=settings.storage)] == [TrialState.COMPLETE]

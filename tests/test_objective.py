@@ -12,6 +12,7 @@ import numpy as np
 import optuna
 import pytest
 
+from hpsearch.decision import Decision
 from hpsearch.errors import ConfigError, ObjectiveError
 from hpsearch.objective import (
     check_directions,
@@ -22,7 +23,7 @@ from hpsearch.objective import (
     objective_names,
     run_objective,
 )
-from hpsearch.trial import PAUSE, Trial, TrialPruned, TrialState
+from hpsearch.trial import Trial, TrialPruned, TrialState
 
 
 def test_the_default_objective_is_the_loss_when_only_speed_metrics_and_the_epoch_are_beside_it():
@@ -158,7 +159,7 @@ def test_names_that_do_not_match_the_number_of_objectives_name_nothing(storage):
     assert optuna.load_study(storage=storage, study_name="s").metric_names == ["eval_loss"]
 
 
-def _trial(verdict=False):
+def _trial(verdict=Decision.CONTINUE):
     return Trial(0, {"x": 1.0}, report=lambda step, value: verdict)
 
 
@@ -169,8 +170,8 @@ def test_how_a_trial_ended_is_decided_once_for_every_path():
         trial.report(1, 0.3)
         return 0.3  # returned as if finished: a trial told to stop is pruned all the same
 
-    assert run_objective(reports, _trial(verdict=True), 1, (Exception,)).state is TrialState.PRUNED
-    assert run_objective(reports, _trial(verdict=PAUSE), 1, (Exception,)).state is TrialState.PAUSED
+    assert run_objective(reports, _trial(verdict=Decision.PRUNE), 1, (Exception,)).state is TrialState.PRUNED
+    assert run_objective(reports, _trial(verdict=Decision.PAUSE), 1, (Exception,)).state is TrialState.PAUSED
 
     def raises(error):
         def objective(trial):

@@ -13,10 +13,10 @@ import pytest
 from transformers import TrainerCallback
 
 from hpsearch import TrialState, schema
+from hpsearch.decision import pause_pays
 from hpsearch.disk import PAUSED_DIR, check_cap
 from hpsearch.errors import ConfigError, SearchFailed
 from hpsearch.failures import nothing_completed
-from hpsearch.halving import pause_pays
 from hpsearch.trial import TrialRecord
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from hpsearch.decision import Decision
 from hpsearch.errors import ConfigError, RankFailed
 from hpsearch.trial import Trial
 
@@ -43,9 +44,9 @@ class Coordinator:
         the checkpoint it continues from, if resumed)."""
         self.share(("trial", number, params, native, resume_from))
 
-    def decide(self, stop: bool | str | None) -> bool | str:
-        """Rank 0's answer to "stop this trial now?" (True, False, or PAUSE to pause it there), on every rank."""
-        return self.share(stop)
+    def decide(self, decision: Decision | None) -> Decision:
+        """Rank 0's `decision` on the trial's report, on every rank."""
+        return self.share(decision)
 
     def finish(self, error: BaseException | None = None) -> None:
         self.share(("stop", None) if error is None else ("abort", f"{type(error).__name__}: {error}"))

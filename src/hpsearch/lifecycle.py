@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 from hpsearch import compat, disk, liveness, schema, store
 from hpsearch.best_model import BestModelKeeper
 from hpsearch.counts import StudyCounts
+from hpsearch.decision import Decision
 from hpsearch.errors import out_of_memory
 from hpsearch.objective import is_better
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Space
-from hpsearch.trial import CONTINUE, PAUSE, TrialState
+from hpsearch.trial import TrialState
 
 if TYPE_CHECKING:
     import optuna
@@ -149,7 +150,7 @@ class Trials(StudyCounts):
 
         self._stop_beating(live.trial_id)
         if not live.taken_over:  # the time it ran so far counts in its duration
-            ran = store.to_record(self.storage.get_trial(live.trial_id)).ran_until(datetime.datetime.now())
+            ran = self.ran_seconds(self.storage.get_trial(live.trial_id))
             self.storage.set_trial_user_attr(live.trial_id, schema.RAN, ran)
             self.storage.set_trial_user_attr(live.trial_id, schema.PAUSED, True)
             self.storage.set_trial_state_values(live.trial_id, optuna.trial.TrialState.WAITING)
@@ -157,18 +158,21 @@ class Trials(StudyCounts):
                 self.remember(schema.PAUSE_PEAK, total)
         return not live.taken_over
 
-    def claim_paused(self, judge: Callable[[optuna.trial.FrozenTrial], str]) -> tuple[LiveTrial, dict[str, Any]] | None:
-        """A paused trial that `judge` (`hpsearch.halving.judge`) now continues, claimed to resume from its checkpoint,
-        and its parameters; those it prunes are pruned on the way, their checkpoints deleted. None if none continues."""
+    def claim_paused(
+        self, decide: Callable[[optuna.trial.FrozenTrial], Decision]
+    ) -> tuple[LiveTrial, dict[str, Any]] | None:
+        """A paused trial that `decide` (`hpsearch.decision.Decider.on_paused`) now continues, claimed to resume from
+        its checkpoint, and its parameters; those it prunes are pruned on the way, their checkpoints deleted. None if
+        none continues."""
         import optuna
 
-        for frozen in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-            verdict = judge(frozen) if schema.fact(frozen, schema.PAUSED) else PAUSE
-            if verdict == PAUSE or (trial_id := self._claim(frozen)) is None:
+        waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+        for frozen in [t for t in waiting if schema.fact(t, schema.PAUSED)]:  # not those queued to run first
+            if (verdict := decide(frozen)) is Decision.PAUSE or (trial_id := self._claim(frozen)) is None:
                 continue
             self.storage.set_trial_user_attr(trial_id, schema.PAUSED, False)
             checkpoint = schema.fact(frozen, schema.CHECKPOINT)
-            if verdict == CONTINUE:
+            if verdict is Decision.CONTINUE:
                 resume_from = checkpoint if checkpoint and Path(checkpoint).is_dir() else None
                 return self._running(trial_id, resume_from), store.to_record(frozen).params
             self._end(frozen.number, trial_id, TrialState.PRUNED, None, None, interrupted=False)
@@ -193,6 +197,10 @@ class Trials(StudyCounts):
     def _stop_beating(self, trial_id: int) -> None:
         if (beat := self._heartbeats.pop(trial_id, None)) is not None:
             beat.stop()
+
+    def ran_seconds(self, frozen: optuna.trial.FrozenTrial) -> float:
+        """How long the trial has trained so far, its runs before a pause or a crash included."""
+        return store.to_record(frozen).ran_until(datetime.datetime.now()) or 0.0
 
     def note_checkpoint(self, live: LiveTrial, path: str) -> None:  # where a crash resumes it (`recover`)
         self.storage.set_trial_user_attr(live.trial_id, schema.CHECKPOINT, path)

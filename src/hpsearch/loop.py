@@ -3,7 +3,6 @@ backend, record and run the trial, decide once how it ended, tell the backend on
 
 from __future__ import annotations
 
-import datetime
 import logging
 import math
 import time
@@ -13,20 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
-from hpsearch import disk, store
 from hpsearch.backends.base import Backend, Proposal
+from hpsearch.decision import Decider, Decision
 from hpsearch.distributed import lead_definition
 from hpsearch.failures import FailurePolicy
-from hpsearch.fidelity import PROGRESS_END, REDUCTION_FACTOR
 from hpsearch.leaderboard import format_value
 from hpsearch.lifecycle import LiveTrial, Trials
 from hpsearch.objective import Outcome, is_better, name_objectives, run_objective
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension
-from hpsearch.trial import PAUSE, PRUNE, Trial, TrialState
+from hpsearch.trial import Trial, TrialState
 
 if TYPE_CHECKING:
-    import optuna
+    pass
 
 logger = logging.getLogger(__name__)
 _COUNT_EVERY = 0.5  # seconds between the progress bar's counts of the finished trials
@@ -51,9 +49,7 @@ class SearchLoop:
         self.interrupted: list[int] = []  # trials Ctrl-C stopped
         self._taken = 0  # slots of `n_trials` used or being used, as of this process's latest trial
         self.failures = FailurePolicy(settings.max_consecutive_failed_trials)  # this run's failed trials
-        self._settling = False
-        self._pause_cap = disk.cap_bytes(settings.pause_disk, settings.output_dir)  # as the disk is when it starts
-        self._told_full = False
+        self.decider = Decider(settings, backend, trials)
         self._counted_at = -math.inf  # when the progress bar last counted the study's finished trials, and its best
         self._best: float | None = None
         self._bar = tqdm(
@@ -87,21 +83,16 @@ class SearchLoop:
                 break
             if not self.run_trial(proposal, queued[0] if queued else None):
                 break
-        self._settling = True  # no trial left to start (or no time): the paused are judged by the peers they have
+        self.decider.settling = True  # no trial left to start (or no time): each paused one judged by its peers
         while self._resume_paused():
             pass
 
     def _resume_paused(self) -> bool:
         """Resume a paused trial that its rung now promotes (pruning those it never will); False if none (at once,
         with no query, where no trial pauses)."""
-        from hpsearch.halving import judge  # optuna's, imported once a search runs
-
         if not self._resumes:
             return False
-
-        factor, study = getattr(self.backend.pruner, "reduction_factor", REDUCTION_FACTOR), self.trials.study
-        rungs, can_wait = self.settings.rungs, not self._settling
-        paused = self.trials.claim_paused(lambda frozen: judge(study, frozen, factor, can_wait, rungs))
+        paused = self.trials.claim_paused(self.decider.on_paused)
         if paused is None:
             return False
         self.run_trial(Proposal(paused[1]), paused[0])
@@ -179,53 +170,12 @@ class SearchLoop:
             self.coordinator.announce(live.number, proposal.params, backend.portable_native(proposal), live.resume_from)
         return trial
 
-    def _report(self, proposal: Proposal, live: LiveTrial, trial: Trial, step: int, value: float) -> bool | str:
-        recorded = self.trials.report(live, step, value)  # not once another worker failed the trial: it stops
-        stop = not recorded or (self.backend.report(proposal, step, value) if self.settings.single_objective else False)
-        if recorded:
-            stop = self._halving(live, trial, stop)
+    def _report(self, proposal: Proposal, live: LiveTrial, trial: Trial, step: int, value: float) -> Decision:
+        decision = self.decider.at_report(proposal, live, step, value, trial.pause_bytes)
         if self.coordinator is not None:
-            stop = self.coordinator.decide(stop)
+            decision = self.coordinator.decide(decision)
         self._show_progress(f"trial {live.number} at {step}: {format_value(value)}")
-        return stop
-
-    def _halving(self, live: LiveTrial, trial: Trial, stop: bool) -> bool | str:
-        """The pruner's `stop`, where it is the halving that pauses (`hpsearch.halving`): PAUSE for a trial to wait
-        at its rung for peers; once no trial is left to start, or where its pause would not pay or fit on the disk,
-        the verdict of the peers there are."""
-        from hpsearch.halving import PeerHalvingPruner, judge
-
-        pruner = self.backend.pruner
-        if not (stop and isinstance(pruner, PeerHalvingPruner) and pruner.pause):
-            return stop
-        frozen = self.trials.storage.get_trial(live.trial_id)
-        verdict = judge(self.trials.study, frozen, pruner.reduction_factor, not self._settling, pruner.rungs)
-        if verdict == PAUSE and not self._may_pause(frozen, trial, pruner.reduction_factor):
-            verdict = judge(self.trials.study, frozen, pruner.reduction_factor, False, pruner.rungs)
-        return PAUSE if verdict == PAUSE else verdict == PRUNE
-
-    def _may_pause(self, frozen: optuna.trial.FrozenTrial, trial: Trial, reduction_factor: int) -> bool:
-        """Whether the trial's pause checkpoint fits under `pause_disk` beside the paused trials' and costs less
-        than running on would (`hpsearch.halving.pause_pays`), as the study's largest pause so far measured it."""
-        from hpsearch.halving import pause_pays
-
-        measured = self.trials.measured_pause()
-        size = measured[0] if measured else trial.pause_bytes or 0
-        paused = self.trials.paused_bytes()
-        if paused + size > self._pause_cap:
-            if not self._told_full:
-                logger.warning(
-                    f"hpsearch: pausing trial {frozen.number} would take the paused trials' checkpoints to "
-                    f"{disk.size_text(paused + size)}, past pause_disk={self.settings.pause_disk!r} "
-                    f"({disk.size_text(self._pause_cap)}): such a trial is judged by the peers it has at its rung."
-                )
-                self._told_full = True
-            return False
-        if measured is None:  # the first pause measures what one costs
-            return True
-        ran = store.to_record(frozen).ran_until(datetime.datetime.now()) or 0.0
-        later = [point for point in self.settings.rungs if point > frozen.last_step]
-        return pause_pays(2 * measured[1], ran, frozen.last_step, min(later, default=PROGRESS_END), reduction_factor)
+        return decision
 
     def _count(self, failure: BaseException | None, params: dict[str, Any], values: list[float] | None) -> None:
         """Progress, and the stop of a search whose trials keep failing while trials remain (its code is likely

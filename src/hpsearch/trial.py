@@ -8,11 +8,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from hpsearch.decision import Decision
 from hpsearch.errors import ObjectiveError
 
 T = TypeVar("T")
-# a rung's verdicts on a trial (`hpsearch.halving`); PAUSE is also what a trial's `report` returns to pause it
-CONTINUE, PRUNE, PAUSE = "continue", "prune", "pause"
 
 
 class TrialState(str, enum.Enum):
@@ -86,7 +85,7 @@ class Trial:
         number: int,
         params: dict[str, Any],
         native: Any = None,
-        report: Callable[[int, float], bool | str] | None = None,
+        report: Callable[[int, float], Decision] | None = None,
         offer_model: Callable[[float, Callable[[str], None]], None] | None = None,
         suggested: Callable[[], dict[str, Any]] | None = None,
         tracking_run: Any = None,
@@ -131,11 +130,11 @@ class Trial:
 
     def report(self, step: int, value: float, metrics: Mapping[str, Any] | None = None) -> bool:
         """Record an intermediate objective at `step`, scored from the evaluation `metrics` if given (Ray passes them
-        to its schedulers and stop criteria, as transformers' search does); True when the backend says to stop
-        this trial now (to prune it, or with PAUSE to pause it there)."""
+        to its schedulers and stop criteria, as transformers' search does); True when the search's `Decision` is
+        to stop this trial now (to prune it, or to pause it there: then `pausing` too)."""
         self.metrics = dict(metrics or {})
-        if self._report is not None and (verdict := self._report(step, value)):
-            self.should_stop, self.pausing = True, verdict == PAUSE
+        if self._report is not None and (decision := self._report(step, value)).stops:
+            self.should_stop, self.pausing = True, decision is Decision.PAUSE
         return self.should_stop
 
     def note_checkpoint(self, path: str) -> None:

@@ -18,6 +18,7 @@ from ray import tune
 
 from hpsearch import schema
 from hpsearch.best_model import BestModelKeeper
+from hpsearch.decision import Decision
 from hpsearch.errors import ObjectiveError, TrialError
 from hpsearch.objective import Outcome, run_objective
 from hpsearch.space import plain
@@ -65,12 +66,12 @@ def ray_trial(
     noted: dict[str, Any] = {}  # the latest report (its step, its metrics), the latest checkpoint not yet reported
     resume_from = _resume_point(tune.get_checkpoint(), noted)
 
-    def report(step: int, value: float) -> bool:
+    def report(step: int, value: float) -> Decision:
         noted["step"], path = step, noted.pop("path", None)
         noted["metrics"] = {**_numbers(trial.metrics), "objective": value, schema.RAY_STEP: step}
         with _carried(path, step, whole=checkpoints) as checkpoint:
             tune.report(noted["metrics"], checkpoint=checkpoint)
-        return False  # a scheduler stops the trial by ending its worker
+        return Decision.CONTINUE  # Ray's scheduler stops the trial by ending its worker
 
     number = store_number(ray_trial_id, numbers)
     # the trial's best model is staged here as the loop stages it; the driver's `Trials` keeps it or not
