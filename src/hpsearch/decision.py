@@ -101,9 +101,14 @@ class Decider:
         runner knows). A trial another worker failed meanwhile stops; several objectives are never pruned."""
         if not self.trials.report(live, step, value):
             return Decision.PRUNE
-        if not self.settings.single_objective or not self.backend.report(proposal, step, value):
+        if not self.settings.single_objective:
             return Decision.CONTINUE
         pruner = self.backend.pruner
+        stops = self.backend.report(proposal, step, value)
+        if not stops and pruner is not None and self.backend.can_prune:
+            stops = self.trials.should_prune(live)  # the pruner on the study store
+        if not stops:
+            return Decision.CONTINUE
         verdicts = getattr(pruner, "verdicts", None)  # the halving's, as it said "stop"; another pruner's is final
         verdict = Decision.PRUNE if verdicts is None else verdicts.pop(live.number, Decision.PRUNE)
         if verdict is Decision.PAUSE:

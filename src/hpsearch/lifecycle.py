@@ -222,6 +222,10 @@ class Trials(StudyCounts):
                 self._taken_over(live)
         return not live.taken_over
 
+    def should_prune(self, live: LiveTrial) -> bool:
+        """The word of the pruner the study store was opened with on the trial's latest intermediate value."""
+        return live.optuna_trial.should_prune()
+
     def _taken_over(self, live: LiveTrial) -> None:
         live.taken_over = True
         logger.warning(

@@ -103,7 +103,7 @@ class SearchLoop:
         """Record (unless `live`: a queued trial claimed), run and end one trial; False if other workers
         took the last slot meanwhile."""
         live = live or self.trials.create(proposal.params, self.space)
-        proposal.number, proposal.study_trial = live.number, live.optuna_trial
+        proposal.number = live.number
         taken = self.trials.slots_taken_before(live.number)  # by any worker
         self._taken = taken + 1
         if taken >= self.settings.n_trials:

@@ -31,14 +31,12 @@ if TYPE_CHECKING:
 class Proposal:
     """One trial a backend wants run: its parameters, the backend's own trial object (what
     `model_init(trial)` receives), and the experiment-tracking run it opened for the trial, if
-    any (a W&B run), which the trial's own logging joins. `number` is the trial's, once it exists,
-    and `study_trial` its `optuna.Trial` in the study store, which prunes by the study's pruner."""
+    any (a W&B run), which the trial's own logging joins. `number` is the trial's, once it exists."""
 
     params: dict[str, Any]
     native: Any = None
     tracking_run: Any = None
     number: int = -1
-    study_trial: Any = None
 
 
 class Loop(Protocol):
@@ -63,6 +61,7 @@ class Backend(ABC):
     """
 
     name: ClassVar[str]
+    pruner: Any = None  # an optuna pruner the study store is opened with, which the engine asks; None: none
     max_objectives: ClassVar[int | None] = None  # how many directions the library optimises (None: any)
     # whether the objective may suggest parameters of its own on the backend's trial object
     # (optuna's define-by-run: `model_init(trial)` calling `trial.suggest_*`), so `hp_space` may be empty
@@ -151,7 +150,7 @@ class AskTellBackend(Backend):
     a queued trial (a stale trial retried with its parameters, or the user's `study.enqueue_trial`).
 
     A backend with no pruning rule of its own may set `pruner`, an optuna pruner: the study store
-    is opened with it, and `report` stops a trial when it says so (optuna's and SigOpt's way).
+    is opened with it, and the engine stops a trial when it says so (optuna's and SigOpt's way).
 
     Example, a whole backend (random points of a neutral space), passed as `backend=`:
         >>> import random, hpsearch
@@ -171,8 +170,6 @@ class AskTellBackend(Backend):
         (True, 30)
     """
 
-    pruner: Any = None  # an optuna pruner acting on the study store, or None: no pruning
-
     @abstractmethod
     def ask(self) -> Proposal | None: ...
 
@@ -190,8 +187,9 @@ class AskTellBackend(Backend):
         """The proposal's trial exists (`trial.number`; `trial.optuna_trial` in the study store)."""
 
     def report(self, proposal: Proposal, step: int, value: float) -> bool:
-        """True stops the trial now; by default, the `pruner`'s word on the value the engine recorded."""
-        return self.can_prune and proposal.study_trial.should_prune()
+        """True stops the trial now, by a rule of the backend's own (a W&B sweep's early termination); the
+        `pruner` on the study store is the engine's to ask (`hpsearch.decision`)."""
+        return False
 
     def tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:
         """Learn from how the trial ended."""
