@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from hpsearch.decision import Decision
 from hpsearch.distributed import Coordinator, follow, lead_definition
 from hpsearch.errors import ConfigError
-from hpsearch.trial import Trial
+from hpsearch.trial import Decision, Trial
 
 JOIN_TIMEOUT_S = 60  # a rank that hangs (a collective the other rank never makes) fails the test
 COLLECTIVE_TIMEOUT_S = 20  # gloo's own limit, so that a stuck rank errors out before the join gives up

@@ -14,9 +14,10 @@ from transformers import TrainerCallback
 
 import hpsearch
 from hpsearch import TrialState
-from hpsearch.decision import Decision, peers_to_wait_for, verdict
+from hpsearch.decision import peers_to_wait_for, verdict
 from hpsearch.disk import PAUSED_DIR
 from hpsearch.fidelity import step_at
+from hpsearch.trial import Decision
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,6 @@ import numpy as np
 import optuna
 import pytest
 
-from hpsearch.decision import Decision
 from hpsearch.errors import ConfigError, ObjectiveError
 from hpsearch.objective import (
     check_directions,
@@ -23,7 +22,7 @@ from hpsearch.objective import (
     objective_names,
     run_objective,
 )
-from hpsearch.trial import Trial, TrialPruned, TrialState
+from hpsearch.trial import Decision, Trial, TrialPruned, TrialState
 
 
 def test_the_default_objective_is_the_loss_when_only_speed_metrics_and_the_epoch_are_beside_it():

@@ -10,7 +10,6 @@ paused trial is judged here again each time the loop looks for one to resume.
 
 from __future__ import annotations
 
-import enum
 import logging
 import math
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from hpsearch import disk
 from hpsearch.fidelity import PROGRESS_END, REDUCTION_FACTOR
+from hpsearch.trial import Decision
 
 if TYPE_CHECKING:
     import optuna
@@ -27,19 +27,6 @@ if TYPE_CHECKING:
     from hpsearch.settings import SearchSettings
 
 logger = logging.getLogger(__name__)
-
-
-class Decision(str, enum.Enum):
-    """A trial's fate at a report: train on, pause at the rung (its checkpoint kept, to resume once the rung has
-    peers), or stop for good."""
-
-    CONTINUE = "continue"
-    PAUSE = "pause"
-    PRUNE = "prune"
-
-    @property
-    def stops(self) -> bool:
-        return self is not Decision.CONTINUE
 
 
 def verdict(peers: Sequence[float], value: float, maximize: bool, reduction_factor: int, wait_for: int) -> Decision:

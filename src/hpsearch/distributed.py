@@ -12,9 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hpsearch.decision import Decision
 from hpsearch.errors import ConfigError, RankFailed
-from hpsearch.trial import Trial
+from hpsearch.trial import Decision, Trial
 
 
 class Coordinator:

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from hpsearch.decision import Decision, judge
+from hpsearch.decision import judge
 from hpsearch.fidelity import REDUCTION_FACTOR
+from hpsearch.trial import Decision
 
 if TYPE_CHECKING:
     from hpsearch.settings import SearchSettings

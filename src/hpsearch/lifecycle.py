@@ -21,12 +21,11 @@ from typing import TYPE_CHECKING, Any
 from hpsearch import compat, disk, liveness, schema, store
 from hpsearch.best_model import BestModelKeeper
 from hpsearch.counts import StudyCounts
-from hpsearch.decision import Decision
 from hpsearch.errors import out_of_memory
 from hpsearch.objective import is_better
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Space
-from hpsearch.trial import TrialState
+from hpsearch.trial import Decision, TrialState
 
 if TYPE_CHECKING:
     import optuna

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm.auto import tqdm
 
 from hpsearch.backends.base import Backend, Proposal
-from hpsearch.decision import Decider, Decision
+from hpsearch.decision import Decider
 from hpsearch.distributed import lead_definition
 from hpsearch.failures import FailurePolicy
 from hpsearch.leaderboard import format_value
@@ -21,7 +21,7 @@ from hpsearch.lifecycle import LiveTrial, Trials
 from hpsearch.objective import Outcome, is_better, name_objectives, run_objective
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension
-from hpsearch.trial import Trial, TrialState
+from hpsearch.trial import Decision, Trial, TrialState
 
 if TYPE_CHECKING:
     pass

@@ -1,4 +1,5 @@
-"""What a running trial sees (`Trial`) and what the study store keeps of it (`TrialRecord`)."""
+"""What a running trial sees (`Trial`, and the `Decision` each of its reports gets back, made by
+`hpsearch.decision`) and what the study store keeps of it (`TrialRecord`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from hpsearch.decision import Decision
 from hpsearch.errors import ObjectiveError
 
 T = TypeVar("T")
+
+
+class Decision(str, enum.Enum):
+    """A trial's fate at a report: train on, pause at the rung (its checkpoint kept, to resume once the rung has
+    peers), or stop for good."""
+
+    CONTINUE = "continue"
+    PAUSE = "pause"
+    PRUNE = "prune"
+
+    @property
+    def stops(self) -> bool:
+        return self is not Decision.CONTINUE
 
 
 class TrialState(str, enum.Enum):

@@ -18,11 +18,10 @@ from ray import tune
 
 from hpsearch import schema
 from hpsearch.best_model import BestModelKeeper
-from hpsearch.decision import Decision
 from hpsearch.errors import ObjectiveError, TrialError
 from hpsearch.objective import Outcome, run_objective
 from hpsearch.space import plain
-from hpsearch.trial import Trial, TrialState
+from hpsearch.trial import Decision, Trial, TrialState
 
 NEXT = ""  # in `numbers`: the store's number of a new experiment's first trial
 
