@@ -65,13 +65,13 @@ class SearchLoop:
         self._resumes = self.settings.pause_trials or self.trials.paused() > 0  # an earlier run's paused trials too
         while resumed := self.trials.claim_resumable():  # trials a crash cut short: their slots are taken already
             self.run_trial(Proposal(resumed[1]), resumed[0])
-        self._taken = self.trials.slots_taken_before(self.trials.created())
+        self._recount_slots()
         while self._taken < self.settings.n_trials:
             if self.settings.timeout is not None and time.monotonic() - start > self.settings.timeout:
                 logger.info(f"Search stopped: timeout of {self.settings.timeout} s reached.")
                 break
             if self.settings.workers > 1:  # the other workers may have taken the last slots meanwhile
-                self._taken = self.trials.slots_taken_before(self.trials.created())
+                self._recount_slots()
                 if self._taken >= self.settings.n_trials:
                     break
             if self._resume_paused():
@@ -96,7 +96,7 @@ class SearchLoop:
         if paused is None:
             return False
         self.run_trial(Proposal(paused[1]), paused[0])
-        self._taken = self.trials.slots_taken_before(self.trials.created())
+        self._recount_slots()
         return True
 
     def run_trial(self, proposal: Proposal, live: LiveTrial | None = None) -> bool:
@@ -137,7 +137,7 @@ class SearchLoop:
         if recorded:
             self._count(outcome.failure, proposal.params, outcome.values)
         else:  # this worker was frozen meanwhile: the others may have taken every slot since
-            self._taken = self.trials.slots_taken_before(self.trials.created())
+            self._recount_slots()
         return True
 
     def _end(self, proposal: Proposal, live: LiveTrial, state: TrialState, *outcome: Any) -> bool:
@@ -176,6 +176,10 @@ class SearchLoop:
             decision = self.coordinator.decide(decision)
         self._show_progress(f"trial {live.number} at {step}: {format_value(value)}")
         return decision
+
+    def _recount_slots(self) -> None:
+        """The slots of `n_trials` the study's trials use or used, any worker's, up to the latest one created."""
+        self._taken = self.trials.slots_taken_before(self.trials.created())
 
     def _count(self, failure: BaseException | None, params: dict[str, Any], values: list[float] | None) -> None:
         """Progress, and the stop of a search whose trials keep failing while trials remain (its code is likely
