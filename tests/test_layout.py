@@ -108,6 +108,14 @@ def test_a_trials_decision_is_made_in_the_decision_module_only():
                 raise AssertionError(f"{name} asks the backend's pruner: {ast.unparse(node)}")
 
 
+def test_one_progress_bar_for_every_executor():
+    """The bar is made in `hpsearch.progress` only: the loop in this process and the worker processes' watcher
+    show the same one."""
+    for name, path in MODULES.items():
+        if name != "progress":
+            assert not re.search(r"\btqdm\(", path.read_text()), name
+
+
 def test_every_key_a_study_keeps_is_spelt_in_the_schema_only():
     """Keys are `hpsearch:<name>` (format 1's dotted ones are read there too; Ray's result keys `hpsearch_<name>`):
     no literal of one elsewhere."""

@@ -4,13 +4,10 @@ backend, record and run the trial, decide once how it ended, tell the backend on
 from __future__ import annotations
 
 import logging
-import math
 import time
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-
-from tqdm.auto import tqdm
 
 from hpsearch.backends.base import Backend, Proposal
 from hpsearch.decision import Decider
@@ -18,7 +15,8 @@ from hpsearch.distributed import lead_definition
 from hpsearch.failures import FailurePolicy
 from hpsearch.leaderboard import format_value
 from hpsearch.lifecycle import LiveTrial, Trials
-from hpsearch.objective import Outcome, is_better, name_objectives, run_objective
+from hpsearch.objective import Outcome, name_objectives, run_objective
+from hpsearch.progress import SearchProgress
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension
 from hpsearch.trial import Decision, Trial, TrialState
@@ -27,7 +25,6 @@ if TYPE_CHECKING:
     pass
 
 logger = logging.getLogger(__name__)
-_COUNT_EVERY = 0.5  # seconds between the progress bar's counts of the finished trials
 
 
 class SearchLoop:
@@ -50,15 +47,7 @@ class SearchLoop:
         self._taken = 0  # slots of `n_trials` used or being used, as of this process's latest trial
         self.failures = FailurePolicy(settings.max_consecutive_failed_trials)  # this run's failed trials
         self.decider = Decider(settings, backend, trials)
-        self._counted_at = -math.inf  # when the progress bar last counted the study's finished trials, and its best
-        self._best: float | None = None
-        self._bar = tqdm(
-            total=settings.n_trials,
-            initial=trials.finished(),
-            desc="hpsearch",
-            unit="trial",
-            disable=not settings.show_progress,
-        )
+        self.progress = SearchProgress(trials)
 
     def run(self) -> None:
         start = time.monotonic()
@@ -117,7 +106,7 @@ class SearchLoop:
             self.trials.finish(live, TrialState.FAILED, error=f"the backend could not begin the trial: {e!r}")
             raise
         trial = self._trial(proposal, live)
-        self._show_progress(f"trial {live.number}")
+        self.progress.show(f"trial {live.number}")
         outcome, interrupted = Outcome(TrialState.FAILED), False  # failed, if the search stops in the trial
         try:
             outcome = run_objective(self.objective, trial, len(self.settings.directions), self.settings.catch)
@@ -174,7 +163,7 @@ class SearchLoop:
         decision = self.decider.at_report(proposal, live, step, value, trial.pause_bytes)
         if self.coordinator is not None:
             decision = self.coordinator.decide(decision)
-        self._show_progress(f"trial {live.number} at {step}: {format_value(value)}")
+        self.progress.show(f"trial {live.number} at {step}: {format_value(value)}")
         return decision
 
     def _recount_slots(self) -> None:
@@ -184,38 +173,12 @@ class SearchLoop:
     def _count(self, failure: BaseException | None, params: dict[str, Any], values: list[float] | None) -> None:
         """Progress, and the stop of a search whose trials keep failing while trials remain (its code is likely
         broken); once the budget is spent, the search ends as it would have (`check_failures`)."""
-        self._progress(values)
+        self.progress.trial_ended(values)
         self.failures.ended(params, failure, trials_left=self._taken < self.settings.n_trials)
 
     def check_failures(self) -> None:
         """After the run: raise if every trial of it failed; if some did, warn with what they had in common."""
         self.failures.after_run()
 
-    def _progress(self, values: list[float] | None) -> None:
-        """The bar after a trial: one more finished, and its value if best; counted from the study (every worker's
-        trials, the paused ones pruned meanwhile: three queries) at most every `_COUNT_EVERY` seconds."""
-        if self._bar.disable:
-            return
-        if time.monotonic() - self._counted_at >= _COUNT_EVERY:
-            self._bar.update(self.trials.finished() - self._bar.n)
-            self._best, self._counted_at = self.trials.best_value(), time.monotonic()
-        else:
-            self._bar.update(1)
-            if values is not None and self.settings.single_objective:
-                direction = self.settings.directions[0]
-                self._best = values[0] if is_better(values[0], self._best, direction) else self._best
-        self._show_progress()
-
-    def _show_progress(self, current: str = "") -> None:
-        """The line beside the bar (whose own part estimates the time left): the running trial, its latest
-        intermediate value (at its step, or progress in thousandths of training), the best so far."""
-        if self._bar.disable:
-            return
-        best = self._best
-        parts = [current, f"best={format_value(best)}" if best is not None else ""]
-        self._bar.set_postfix_str(", ".join(p for p in parts if p))
-
     def close(self) -> None:
-        if not self._bar.disable:  # the last count, however recent the one before
-            self._bar.update(self.trials.finished() - self._bar.n)
-        self._bar.close()
+        self.progress.close()

@@ -25,14 +25,14 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tqdm.auto import tqdm
+from tqdm.auto import tqdm  # its `write`: a line above the search's bar (`hpsearch.progress`)
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from hpsearch import failures, schema
 from hpsearch.errors import ConfigError, SearchInterrupted, interrupted_message
 from hpsearch.executors.base import Executor, Objective, RunningContext
 from hpsearch.executors.resources import WorkerShare
-from hpsearch.leaderboard import format_value
+from hpsearch.progress import SearchProgress
 from hpsearch.trial import TrialState
 
 if TYPE_CHECKING:
@@ -113,13 +113,7 @@ class _Pool:
         self.quiet = False  # after Ctrl-C: the workers' last words are not the user's business
         self.ctrl_c = threading.Event()
         self.deaths_in_a_row, self.finished_at_death = 0, -1
-        self.bar = tqdm(
-            total=self.n_trials,
-            initial=self.trials.finished(),
-            desc="hpsearch",
-            unit="trial",
-            disable=not search.settings.show_progress,
-        )
+        self.progress = SearchProgress(self.trials)
         for share in search.shares:  # one recovers what a crash left (several at once could take one trial each)
             self.start(share, recover=share.index == 0)
 
@@ -174,7 +168,7 @@ class _Pool:
                 shown = time.monotonic()
             time.sleep(EXIT_POLL)
         self._show_progress()
-        self.bar.close()
+        self.progress.close()
 
     def _error(self, index: int, code: int) -> BaseException | None:
         """The exception a worker ended with (it wrote it down), None for a worker that died."""
@@ -200,14 +194,10 @@ class _Pool:
         self.start(share, recover=True)
 
     def _show_progress(self) -> None:
-        if self.bar.disable:
-            return
-        self.bar.update(self.trials.finished() - self.bar.n)
-        running, best = self.running_trials(), self.trials.best_value()
-        parts = ([f"running {', '.join(map(str, running))}"] if running else []) + (
-            [f"best={format_value(best)}"] if best is not None else []
-        )
-        self.bar.set_postfix_str(", ".join(parts))
+        if not self.progress.bar.disable:
+            self.progress.count()
+            running = self.running_trials()
+            self.progress.show(f"running {', '.join(map(str, running))}" if running else "")
 
     def running_trials(self) -> list[int]:
         """The numbers of the trials the workers are running now."""
@@ -231,7 +221,7 @@ class _Pool:
                 process.kill()
                 process.wait()
         self.workers.clear()
-        self.bar.close()
+        self.progress.bar.close()  # no last count: the search stops
 
 
 def main(payload: str, result: str, recover: str) -> int:
