@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
 
-from hpsearch.executors.base import Executor, Objective, RunningContext
-
-if TYPE_CHECKING:
-    from hpsearch.engine import Search
+from hpsearch.executors.base import Executor, Objective, Runnable, RunningContext
 
 
 class InProcess(Executor):
-    def run(self, search: Search, objective: Objective, while_running: RunningContext) -> None:
+    def run(self, search: Runnable, objective: Objective, while_running: RunningContext) -> None:
         search.recover()  # the trials a dead process left running: failed, or resumed here
         with while_running() if while_running is not None else contextlib.nullcontext():
             search.run_here(objective).check_failures()

@@ -23,20 +23,16 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm  # its `write`: a line above the search's bar (`hpsearch.progress`)
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from hpsearch import failures, schema
 from hpsearch.errors import ConfigError, SearchInterrupted, interrupted_message
-from hpsearch.executors.base import Executor, Objective, RunningContext
+from hpsearch.executors.base import Executor, Objective, Runnable, RunningContext
 from hpsearch.executors.resources import WorkerShare
 from hpsearch.progress import SearchProgress
 from hpsearch.trial import TrialState
-
-if TYPE_CHECKING:
-    from hpsearch.engine import Search
 
 logger = logging.getLogger(__name__)
 INTERRUPTED = 130  # a worker's exit status after Ctrl-C (its trial recorded as interrupted)
@@ -51,7 +47,7 @@ class WorkerProcesses(Executor):
     """`n_jobs` worker processes on this machine, each running the search on the study's storage with its share
     of the machine (`executors.resources`), watched from this process."""
 
-    def run(self, search: Search, objective: Objective, while_running: RunningContext) -> None:
+    def run(self, search: Runnable, objective: Objective, while_running: RunningContext) -> None:
         """Run the search in its worker processes until `n_trials` trials of the study have finished."""
         import cloudpickle
 
@@ -95,7 +91,7 @@ def _ctrl_c_noted(ctrl_c: threading.Event):
         signal.signal(signal.SIGINT, previous)
 
 
-def _check_failures(search: Search, first: int) -> None:
+def _check_failures(search: Runnable, first: int) -> None:
     """After the workers: raise if every trial they ran failed; if some did, warn with what they had in common."""
     ran = [r for r in search.trials.records() if r.number >= first and r.state is not TrialState.RUNNING]
     ran = [r for r in ran if not r.interrupted]
@@ -105,7 +101,7 @@ def _check_failures(search: Search, first: int) -> None:
 class _Pool:
     """The running workers, their log lines, and the progress bar of the whole search."""
 
-    def __init__(self, search: Search, folder: Path):
+    def __init__(self, search: Runnable, folder: Path):
         self.search, self.folder = search, folder
         self.trials, self.n_trials = search.trials, search.settings.n_trials
         self.workers: dict[int, subprocess.Popen] = {}  # worker index -> its process
