@@ -173,11 +173,21 @@ def test_the_machine_is_shared_out_between_the_workers():
 
 def test_a_trainer_search_on_two_workers_keeps_the_best_model(make_trainer, tiny_model_dir, tmp_path):
     """As users run it: checkpoints, `load_best_model_at_end`, a fixed `args.seed`, TensorBoard logging, and
-    `model_init(trial)` suggesting a model hyperparameter of its own (define-by-run)."""
+    `model_init(trial)` suggesting a model hyperparameter of its own (define-by-run). Each worker's first trial
+    waits for the other worker to start one: under the suite's load one worker finished all four before the other
+    had started."""
     from transformers import AutoModelForSequenceClassification
+
+    workers = tmp_path / "workers"
+    workers.mkdir()
 
     def model_init(trial):
         dropout = trial.suggest_float("hidden_dropout_prob", 0.0, 0.3) if trial is not None else 0.1
+        if trial is not None:
+            (workers / str(os.getpid())).touch()
+            deadline = time.monotonic() + 120
+            while len(list(workers.iterdir())) < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
         return AutoModelForSequenceClassification.from_pretrained(
             tiny_model_dir, num_labels=2, hidden_dropout_prob=dropout
         )
