@@ -8,14 +8,22 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import ray
 
 if TYPE_CHECKING:
-    from hpsearch.backends.ray_tune import Mirror
+    from hpsearch.lifecycle import Trials
 
-mirrors: dict[str, Mirror] = {}  # study name -> the mirror of the search this driver runs
+
+class EventSink(Protocol):
+    """What takes the `Recorder`'s trial events in the driver (`ray_tune.Mirror`): each event is one of its methods,
+    called by name; `trials` is the study it records them in."""
+
+    trials: Trials
+
+
+mirrors: dict[str, EventSink] = {}  # study name -> the mirror of the search this driver runs
 
 
 @ray.remote(num_cpus=0)
@@ -39,7 +47,7 @@ def outbox_name(study_name: str) -> str:
 
 
 @contextlib.contextmanager
-def mirroring(mirror: Mirror) -> Iterator[None]:
+def mirroring(mirror: EventSink) -> Iterator[None]:
     """The mirror of this driver's search, found by the `Recorder` in this process or, under Ray
     Client, fed from its outbox by a thread while Tune runs."""
     mirrors[mirror.trials.settings.study_name] = mirror
