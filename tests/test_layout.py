@@ -110,6 +110,13 @@ def test_one_progress_bar_for_every_executor():
             assert not re.search(r"\btqdm\(", path.read_text()), name
 
 
+def test_backends_see_the_study_through_their_contract_not_lifecycle():
+    """A backend reads the study through `backends.base.StudyView` and `StartedTrial`; only Ray's `Mirror`, which
+    records the trials Ray's own loop runs, still writes them through `lifecycle` (issue 37 makes Ray an executor)."""
+    backends = [name for name in MODULES if name.startswith("backends/") and name != "backends/ray_tune"]
+    assert [name for name in backends if "lifecycle" in _imports(MODULES[name], for_type_checkers=True)] == []
+
+
 def test_every_key_a_study_keeps_is_spelt_in_the_schema_only():
     """Keys are `hpsearch:<name>` (format 1's dotted ones are read there too; Ray's result keys `hpsearch_<name>`):
     no literal of one elsewhere."""

@@ -24,7 +24,7 @@ from hpsearch.space import Dimension
 from hpsearch.trial import Trial, TrialState
 
 if TYPE_CHECKING:
-    from hpsearch.lifecycle import LiveTrial, Trials
+    from hpsearch.trial import TrialRecord
 
 
 @dataclass
@@ -39,12 +39,39 @@ class Proposal:
     number: int = -1
 
 
+class StudyView(Protocol):
+    """What a backend sees of the study store (`hpsearch.lifecycle.Trials` is one): its trials as records, how many
+    were created and finished, facts of the backend's own kept with the study (a sweep's id), and for optuna's
+    samplers the optuna study itself. Only the engine writes the trials."""
+
+    settings: SearchSettings
+    study: Any
+
+    def records(self) -> list[TrialRecord]: ...
+
+    def created(self) -> int: ...
+
+    def finished(self) -> int: ...
+
+    def recall(self, name: str) -> Any: ...
+
+    def remember(self, name: str, value: Any) -> None: ...
+
+
+class StartedTrial(Protocol):
+    """A trial the engine has created in the study store (`begin`): its number, and its trial there, on which
+    optuna's define-by-run samples."""
+
+    number: int
+    optuna_trial: Any
+
+
 class Loop(Protocol):
     """What the engine gives a backend's `drive`: the settings, the study's trials, the objective,
     and two ways to run trials."""
 
     settings: SearchSettings
-    trials: Trials
+    trials: StudyView
     objective: Callable[[Trial], Any]
 
     def run(self) -> None:
@@ -183,7 +210,7 @@ class AskTellBackend(Backend):
     def runs_queued(self) -> str | None:
         return "whole"  # `begin`, `report` and `tell` get the queued trial's parameters as its proposal
 
-    def begin(self, proposal: Proposal, trial: LiveTrial) -> None:
+    def begin(self, proposal: Proposal, trial: StartedTrial) -> None:
         """The proposal's trial exists (`trial.number`; `trial.optuna_trial` in the study store)."""
 
     def report(self, proposal: Proposal, step: int, value: float) -> bool:

@@ -8,12 +8,11 @@ from typing import Any
 import optuna
 
 from hpsearch import store
-from hpsearch.backends.base import AskTellBackend, Loop, Proposal
+from hpsearch.backends.base import AskTellBackend, Loop, Proposal, StartedTrial
 from hpsearch.backends.out_of_memory import AvoidOutOfMemory
 from hpsearch.backends.randomness import stream_seed
 from hpsearch.errors import ConfigError
 from hpsearch.halving import default_pruner
-from hpsearch.lifecycle import LiveTrial
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension, Space, format_hint, is_space
 
@@ -131,7 +130,7 @@ class OptunaBackend(AskTellBackend):
     def ask(self) -> Proposal:
         return Proposal({})  # sampled on the study's trial, once it exists (`begin`)
 
-    def begin(self, proposal: Proposal, trial: LiveTrial) -> None:
+    def begin(self, proposal: Proposal, trial: StartedTrial) -> None:
         proposal.native = trial.optuna_trial
         proposal.params = self._sample(trial.optuna_trial)
 

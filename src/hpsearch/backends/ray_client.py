@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Protocol
 import ray
 
 if TYPE_CHECKING:
-    from hpsearch.lifecycle import Trials
+    from hpsearch.backends.base import StudyView
 
 
 class EventSink(Protocol):
     """What takes the `Recorder`'s trial events in the driver (`ray_tune.Mirror`): each event is one of its methods,
     called by name; `trials` is the study it records them in."""
 
-    trials: Trials
+    trials: StudyView
 
 
 mirrors: dict[str, EventSink] = {}  # study name -> the mirror of the search this driver runs

@@ -18,11 +18,10 @@ from sigopt import Connection
 from sigopt.objects import ApiObject, Suggestion
 
 from hpsearch import compat, extras, schema
-from hpsearch.backends.base import AskTellBackend, Loop, Proposal
+from hpsearch.backends.base import AskTellBackend, Loop, Proposal, StudyView
 from hpsearch.backends.randomness import PrivateRandomState
 from hpsearch.errors import ConfigError, MissingExtra
 from hpsearch.halving import default_pruner
-from hpsearch.lifecycle import Trials
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Categorical, Dimension, Float, Int, called_with_no_trial, format_hint, is_space, plain
 from hpsearch.trial import TrialState
@@ -182,7 +181,7 @@ class SigOptBackend(AskTellBackend):
     def _metric_names(self) -> list[str]:
         return ["objective"] if len(self.directions) == 1 else [f"objective_{i}" for i in range(len(self.directions))]
 
-    def _open_experiment(self, trials: Trials) -> None:
+    def _open_experiment(self, trials: StudyView) -> None:
         """Continue the server experiment of an earlier run, or create one (the embedded optimizer keeps
         nothing on disk, so its new experiment is given every finished trial first)."""
         experiments = self.connection.experiments
@@ -203,7 +202,7 @@ class SigOptBackend(AskTellBackend):
             if finished:
                 logger.info(f"SigOpt: replayed {finished} observations from the store into a new experiment.")
 
-    def _replay(self, trials: Trials) -> int:
+    def _replay(self, trials: StudyView) -> int:
         """Give the embedded experiment the store's finished trials it has not observed (an earlier run's, or
         other workers' of this search); how many."""
         finished = [r for r in trials.records() if r.counts and r.number not in self._observed]

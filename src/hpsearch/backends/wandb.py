@@ -31,11 +31,10 @@ import sweeps.random_search  # noqa: F401
 import wandb
 
 from hpsearch import compat, schema
-from hpsearch.backends.base import AskTellBackend, Loop, Proposal
+from hpsearch.backends.base import AskTellBackend, Loop, Proposal, StartedTrial, StudyView
 from hpsearch.backends.randomness import PrivateRandomState
 from hpsearch.backends.wandb_sweep import SWEEP_STATES, sweep_config, sweep_goal, sweep_run, to_neutral
 from hpsearch.errors import ConfigError
-from hpsearch.lifecycle import LiveTrial, Trials
 from hpsearch.settings import SearchSettings
 from hpsearch.space import (
     Dimension,
@@ -116,7 +115,7 @@ class WandbBackend(AskTellBackend):
         goal = sweep_goal(cls.default_space() if hp_space is None else hp_space)
         return [goal] if goal else None
 
-    def _server(self, trials: Trials | None) -> bool:
+    def _server(self, trials: StudyView | None) -> bool:
         """Whether a W&B server runs the sweep: asked for, or implied by a sweep id this study did not
         make locally (without `trials`: any sweep id), or by an API key (unless W&B is offline or disabled)."""
         if self.server is not None:
@@ -187,7 +186,7 @@ class WandbBackend(AskTellBackend):
             return None  # a grid with every point run
         return Proposal({name: plain(p["value"], self.space.get(name)) for name, p in suggestion.config.items()})
 
-    def begin(self, proposal: Proposal, trial: LiveTrial) -> None:
+    def begin(self, proposal: Proposal, trial: StartedTrial) -> None:
         """The trial's W&B run (local mode; the agent's own in server mode), current while the trial
         trains ("finish_previous"), for the Trainer's W&B logging to join."""
         if proposal.tracking_run is None:
