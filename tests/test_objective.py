@@ -22,7 +22,7 @@ from hpsearch.objective import (
     objective_names,
     run_objective,
 )
-from hpsearch.trial import Decision, Trial, TrialPruned, TrialState
+from hpsearch.trial import Decision, Trial, TrialPruned, TrialSink, TrialState
 
 
 def test_the_default_objective_is_the_loss_when_only_speed_metrics_and_the_epoch_are_beside_it():
@@ -158,8 +158,16 @@ def test_names_that_do_not_match_the_number_of_objectives_name_nothing(storage):
     assert optuna.load_study(storage=storage, study_name="s").metric_names == ["eval_loss"]
 
 
+class Verdict(TrialSink):
+    def __init__(self, verdict: Decision) -> None:
+        self.verdict = verdict
+
+    def report(self, trial: Trial, step: int, value: float) -> Decision:
+        return self.verdict
+
+
 def _trial(verdict=Decision.CONTINUE):
-    return Trial(0, {"x": 1.0}, report=lambda step, value: verdict)
+    return Trial(0, {"x": 1.0}, sink=Verdict(verdict))
 
 
 def test_how_a_trial_ended_is_decided_once_for_every_path():

@@ -73,6 +73,8 @@ class Search:
             `max_concurrent_trials`.
         trials_per_gpu: on a GPU machine, how many workers share each GPU (default: the workers spread evenly).
         threads_per_trial: each worker's CPU threads (default: the cores split evenly between the workers).
+        executor: where the trials run (`hpsearch.executors`), where neither this process nor `n_jobs` worker
+            processes are the place: the Trainer's search under torchrun passes DDP's (`executors.ranks.LeadRank`).
         gc_after_trial: True (memory is always released between trials).
         heartbeat_interval: with a database storage URL (SQLite, PostgreSQL, MySQL), each running trial
             beats every `heartbeat_interval` seconds (default 60; optuna's heartbeats).
@@ -119,7 +121,7 @@ class Search:
         n_jobs: int = 1,
         gc_after_trial: bool = True,
         output_dir: str | None = None,
-        coordinator: Any = None,
+        executor: Executor | None = None,
         define_by_run: bool = True,
         rungs: Sequence[int] = (),
         pause_trials: bool = False,
@@ -135,7 +137,7 @@ class Search:
         _check_search_arguments(n_trials, timeout, gc_after_trial, max_consecutive_failed_trials)
         backend_class = get_backend(backend)
         own = [n for n, p in inspect.signature(Search.__init__).parameters.items() if p.default is not p.empty]
-        backend_class.check_options(backend_kwargs, [n for n in own if n != "coordinator"])
+        backend_class.check_options(backend_kwargs, [n for n in own if n != "executor"])
         blueprint_kwargs = dict(backend_kwargs)  # before `plan_for` adds Ray's concurrency, which is this process's
         self.shares, plan = resources.plan_for(backend_class, n_jobs, trials_per_gpu, threads_per_trial, backend_kwargs)
         if direction is None:  # the space's own (a W&B sweep's metric goal), else transformers' default
@@ -159,9 +161,9 @@ class Search:
             **resources.worker_identity(),
         )
         self.blueprint = Blueprint(settings, hp_space, backend_class, blueprint_kwargs, define_by_run)
-        self._assemble(backend_class(hp_space, settings, **backend_kwargs), define_by_run, coordinator)
+        self._assemble(backend_class(hp_space, settings, **backend_kwargs), define_by_run)
         self.warm_start = WarmStart.load(warm_start, self.backend, self.param_space, n_trials)
-        self.executor = self._executor(n_jobs, plan)
+        self.executor = self._executor(n_jobs, plan, executor)
 
     @classmethod
     def rebuilt(cls, blueprint: Blueprint) -> Search:
@@ -171,27 +173,27 @@ class Search:
         search = cls.__new__(cls)
         search.blueprint, search.shares, search.warm_start = dataclasses.replace(blueprint, settings=settings), [], None
         backend = blueprint.backend(blueprint.hp_space, settings, **blueprint.backend_kwargs)
-        search._assemble(backend, blueprint.define_by_run, coordinator=None)
+        search._assemble(backend, blueprint.define_by_run)
         search.executor = InProcess()
         return search
 
-    def _assemble(self, backend: Backend, define_by_run: bool, coordinator: Any) -> None:
-        """The search's backend, space and trials, and its DDP coordinator, which tells the other ranks each trial."""
-        self.settings, self.backend, self.coordinator = backend.settings, backend, coordinator
+    def _assemble(self, backend: Backend, define_by_run: bool) -> None:
+        """The search's backend, space and trials."""
+        self.settings, self.backend = backend.settings, backend
         self.directions = list(self.settings.directions)
         self.param_space = backend.param_space()
         _check_not_empty(self.param_space, self.blueprint.hp_space, define_by_run and backend.define_by_run)
         self.trials = Trials(self.settings, **backend.study_options())
         self.native: Any = None
 
-    def _executor(self, n_jobs: int, plan: str) -> Executor:
-        """Where the trials run: worker processes for the machine's shares (`n_jobs`), else this process (whose
-        backend may place them itself: Ray, n_jobs at once)."""
+    def _executor(self, n_jobs: int, plan: str, given: Executor | None) -> Executor:
+        """Where the trials run: the executor `given` (DDP's), worker processes for the machine's shares (`n_jobs`),
+        else this process (whose backend may place them itself: Ray, n_jobs at once)."""
         if plan:
             logger.info(f"hpsearch: n_jobs={n_jobs}: {plan}.")
         if not self.shares:
-            return InProcess()
-        resources.check_shareable(self.settings.storage, self.coordinator)
+            return given or InProcess()
+        resources.check_shareable(self.settings.storage, given)
         return WorkerProcesses()  # the first worker recovers: the process that resumes a crashed trial runs it
 
     @property
@@ -229,7 +231,7 @@ class Search:
 
     def run_here(self, objective: Callable[[Trial], Any]) -> SearchLoop:
         """Run this process's trials of the search (a worker's, with `n_jobs`); the loop that ran them."""
-        loop = SearchLoop(self.settings, self.backend, self.trials, objective, self.param_space, self.coordinator)
+        loop = SearchLoop(self.settings, self.backend, self.trials, objective, self.param_space)
         try:
             self.native = self.backend.drive(loop)
         except BaseException as e:

@@ -7,11 +7,10 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hpsearch.backends.base import Backend, Proposal
 from hpsearch.decision import Decider
-from hpsearch.distributed import lead_definition
 from hpsearch.failures import FailurePolicy
 from hpsearch.leaderboard import format_value
 from hpsearch.lifecycle import LiveTrial, Trials
@@ -19,10 +18,7 @@ from hpsearch.objective import Outcome, name_objectives, run_objective
 from hpsearch.progress import SearchProgress
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension
-from hpsearch.trial import Decision, Trial, TrialState
-
-if TYPE_CHECKING:
-    pass
+from hpsearch.trial import Decision, Trial, TrialSink, TrialState
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +34,9 @@ class SearchLoop:
         trials: Trials,
         objective: Callable[[Trial], Any],
         param_space: dict[str, Dimension | None],
-        coordinator: Any = None,
     ):
         self.settings, self.backend, self.trials, self.objective = settings, backend, trials, objective
         self.space = {name: dim for name, dim in param_space.items() if dim is not None}
-        self.coordinator = coordinator  # under DDP: tells the other ranks each trial and each decision
         self.interrupted: list[int] = []  # trials Ctrl-C stopped
         self._taken = 0  # slots of `n_trials` used or being used, as of this process's latest trial
         self.failures = FailurePolicy(settings.max_consecutive_failed_trials)  # this run's failed trials
@@ -139,32 +133,9 @@ class SearchLoop:
         return recorded
 
     def _trial(self, proposal: Proposal, live: LiveTrial) -> Trial:
-        """What the objective sees of the trial; under DDP, announced to the other ranks first."""
-        backend = self.backend
-        trial = Trial(
-            live.number,
-            proposal.params,
-            proposal.native,
-            report=lambda step, value: self._report(proposal, live, trial, step, value),
-            offer_model=lambda value, save: self.trials.offer_model(live, value, save),
-            suggested=lambda: backend.suggested_params(proposal),
-            tracking_run=proposal.tracking_run,
-            resume_from=live.resume_from,
-            checkpointed=lambda path: self.trials.note_checkpoint(live, path),
-            named=lambda names: name_objectives(self.trials.study, names),
-            paused=lambda *checkpoint: self.trials.note_pause(live, *checkpoint),
-        )
-        if self.coordinator is not None:
-            trial.sync_definition = lead_definition(self.coordinator, lambda: backend.portable_native(proposal))
-            self.coordinator.announce(live.number, proposal.params, backend.portable_native(proposal), live.resume_from)
-        return trial
-
-    def _report(self, proposal: Proposal, live: LiveTrial, trial: Trial, step: int, value: float) -> Decision:
-        decision = self.decider.at_report(proposal, live, step, value, trial.pause_bytes)
-        if self.coordinator is not None:
-            decision = self.coordinator.decide(decision)
-        self.progress.show(f"trial {live.number} at {step}: {format_value(value)}")
-        return decision
+        """What the objective sees of the trial; what it reports goes to the loop (`InLoop`)."""
+        sink = InLoop(self, proposal, live)
+        return Trial(live.number, proposal.params, proposal.native, sink, proposal.tracking_run, live.resume_from)
 
     def _recount_slots(self) -> None:
         """The slots of `n_trials` the study's trials use or used, any worker's, up to the latest one created."""
@@ -182,3 +153,34 @@ class SearchLoop:
 
     def close(self) -> None:
         self.progress.close()
+
+
+class InLoop(TrialSink):
+    """A trial the loop runs: each report decided once (`hpsearch.decision`), its checkpoints, pause and model kept by
+    the study's `Trials`, its parameters as the backend's trial has them (define-by-run)."""
+
+    def __init__(self, loop: SearchLoop, proposal: Proposal, live: LiveTrial) -> None:
+        self.loop, self.proposal, self.live = loop, proposal, live
+
+    def report(self, trial: Trial, step: int, value: float) -> Decision:
+        decision = self.loop.decider.at_report(self.proposal, self.live, step, value, trial.pause_bytes)
+        self.loop.progress.show(f"trial {self.live.number} at {step}: {format_value(value)}")
+        return decision
+
+    def suggested(self) -> dict[str, Any]:
+        return self.loop.backend.suggested_params(self.proposal)
+
+    def portable_native(self) -> Any:
+        return self.loop.backend.portable_native(self.proposal)
+
+    def offer_model(self, trial: Trial, value: float, save: Callable[[str], None]) -> None:
+        self.loop.trials.offer_model(self.live, value, save)
+
+    def checkpointed(self, trial: Trial, path: str) -> None:
+        self.loop.trials.note_checkpoint(self.live, path)
+
+    def paused(self, trial: Trial, *checkpoint: Any) -> None:
+        self.loop.trials.note_pause(self.live, *checkpoint)
+
+    def named(self, names: list[str]) -> None:
+        name_objectives(self.loop.trials.study, names)

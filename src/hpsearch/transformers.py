@@ -6,6 +6,7 @@ become `TrainingArguments` fields or model hyperparameters (`hpsearch.arguments`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -16,9 +17,9 @@ from transformers.trainer_utils import number_of_arguments
 from hpsearch import continuity, schema, store
 from hpsearch.arguments import check_params, check_schedule, typed
 from hpsearch.backends.base import AskTellBackend, get_backend
-from hpsearch.distributed import Coordinator, follow
 from hpsearch.engine import Search
-from hpsearch.errors import ConfigError, RankFailed, check_number
+from hpsearch.errors import ConfigError, check_number
+from hpsearch.executors import ranks as ddp
 from hpsearch.fidelity import DEFAULT_EVALS_PER_TRIAL, MAX_EVALS_PER_TRIAL, rung_points
 from hpsearch.fingerprint import describe_setup
 from hpsearch.objective import default_compute_objective, metric_objective
@@ -142,27 +143,28 @@ def hyperparameter_search(
     """
     _check_arguments(trainer, compute_objective, objective_at, evals_per_trial, rung_eval_size, rung_metric)
     compute_objective = _objective(backend, compute_objective, kwargs)
-    coordinator = Coordinator() if trainer.args.world_size > 1 else None
-    if coordinator is not None and not coordinator.leads:
-        return _follow(coordinator, trainer, compute_objective, hp_name)
-    try:
+    ranks = ddp.Ranks() if trainer.args.world_size > 1 else None
+    if ranks is not None and not ranks.leads:
+        return _follow(ranks, trainer, compute_objective, hp_name)
+    with ddp.leading(ranks) if ranks is not None else contextlib.nullcontext():
         kwargs.setdefault("storage", store.storage_url(trainer.args.output_dir))
         kwargs.setdefault("pause_trials", True)  # a trial resumes from the checkpoint it paused at
         kwargs.setdefault("output_dir", trainer.args.output_dir if trainer.args.should_save else None)
         define_by_run = number_of_arguments(trainer.model_init) == 1  # model_init may suggest on the trial
         rungs = rung_points(DEFAULT_EVALS_PER_TRIAL if evals_per_trial is None else evals_per_trial)
         rungs = _rungs_that_fit(rungs, trainer, rung_eval_size)  # no rung on noise
+        executor = ddp.LeadRank(ranks) if ranks is not None else None
         search = Search(
             hp_space,
             n_trials,
             direction,
             backend,
-            coordinator=coordinator,
+            executor=executor,
             define_by_run=define_by_run,
             rungs=rungs,
             **kwargs,
         )
-        _check_search(search, trainer, coordinator, objective_at)
+        _check_search(search, trainer, ranks, objective_at)
         _tell_a_changed_setup(search, trainer)
         settings = RunSettings(
             directions=tuple(search.directions),
@@ -173,16 +175,10 @@ def hyperparameter_search(
             study_name=search.settings.study_name,
             keep_checkpoints=keep_checkpoints,
         )
-        if coordinator is not None:
-            coordinator.share(("settings", settings))
+        if ranks is not None:
+            ranks.share(settings)
         runner = TrialRunner(trainer, compute_objective or default_compute_objective, settings, hp_name)
         search.run(runner, while_running=runner.trials_only_collected)
-    except BaseException as e:
-        if coordinator is not None:
-            coordinator.finish(e)
-        raise
-    if coordinator is not None:
-        coordinator.finish()
     return _typed(search.best())
 
 
@@ -235,11 +231,11 @@ def _objective(backend: Any, compute_objective: Callable[..., Any] | None, optio
     return metric_objective(metric)
 
 
-def _check_search(search: Search, trainer: transformers.Trainer, coordinator: Any, objective_at: str) -> None:
+def _check_search(search: Search, trainer: transformers.Trainer, ranks: Any, objective_at: str) -> None:
     """What the search's backend and space must agree with: the objective, DDP, the Trainer's arguments."""
     if objective_at == "best" and len(search.directions) > 1:
         raise ConfigError("`objective_at='best'` needs one `direction`: several objectives have no single best.")
-    if coordinator is not None and not isinstance(search.backend, AskTellBackend):
+    if ranks is not None and not isinstance(search.backend, AskTellBackend):
         raise ConfigError(
             f"The {search.backend.name!r} backend runs trials in its own workers, not under torchrun: launch "
             "the search as one process (Ray gives each trial `resources_per_trial`, GPUs included)."
@@ -272,16 +268,14 @@ def _tell_a_changed_setup(search: Search, trainer: transformers.Trainer) -> None
 
 
 def _follow(
-    coordinator: Coordinator,
+    ranks: ddp.Ranks,
     trainer: transformers.Trainer,
     compute_objective: Callable[[dict[str, float]], Any] | None,
     hp_name: Callable[[Any], str] | None,
 ) -> None:
     """A DDP rank other than 0: train the trials rank 0 chooses, stopping when it says."""
-    kind, settings = coordinator.share()
-    if kind == "abort":
-        raise RankFailed(f"The search stopped on rank 0: {settings}")
+    settings = ranks.received()
     runner = TrialRunner(trainer, compute_objective or default_compute_objective, settings, hp_name)
     with runner.trials_only_collected():
-        follow(coordinator, runner)
+        ddp.follow(ranks, runner)
     return None

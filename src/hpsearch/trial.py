@@ -1,5 +1,6 @@
 """What a running trial sees (`Trial`, and the `Decision` each of its reports gets back, made by
-`hpsearch.decision`) and what the study store keeps of it (`TrialRecord`)."""
+`hpsearch.decision`), where what it reports goes (`TrialSink`, the path's that runs it) and what the study store
+keeps of it (`TrialRecord`)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,40 @@ class TrialRecord:
         return self.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAILED) and not self.interrupted
 
 
+class TrialSink:
+    """Where a running trial's reports, checkpoints and model go, whichever path runs it: the engine's loop
+    (`hpsearch.loop`), a Ray worker (`backends.ray_trainable`), a DDP rank (`executors.ranks`). Each overrides what
+    its path keeps; this one keeps nothing and never stops the trial."""
+
+    def report(self, trial: Trial, step: int, value: float) -> Decision:
+        """The search's `Decision` on the trial's intermediate objective `value` at `step`."""
+        return Decision.CONTINUE
+
+    def suggested(self) -> dict[str, Any] | None:
+        """The trial's parameters now, where they can grow as it runs (define-by-run); None: those it started with."""
+        return None
+
+    def define(self, trial: Trial, build: Callable[[Any], T]) -> T:
+        """`build(trial.native)`: the trial's model (under DDP, built with rank 0's parameters on every rank)."""
+        return build(trial.native)
+
+    def portable_native(self) -> Any:
+        """The backend's trial as another process's `model_init` gets it (optuna's `FixedTrial`)."""
+        return None
+
+    def offer_model(self, trial: Trial, value: float, save: Callable[[str], None]) -> None:
+        """The model that scored `value`: `save(directory)` it if it may become the best model."""
+
+    def checkpointed(self, trial: Trial, path: str) -> None:
+        """The trial's latest checkpoint, where a crash resumes it."""
+
+    def paused(self, trial: Trial, checkpoint: str, size: int, seconds: float, leftovers: list[str]) -> None:
+        """The checkpoint the trial pauses with, and what to remove should it never resume."""
+
+    def named(self, names: list[str]) -> None:
+        """What the objective(s) are ("eval_accuracy")."""
+
+
 class Trial:
     """A trial while it runs: its parameters, and `report` for intermediate values.
 
@@ -87,10 +122,9 @@ class Trial:
     `model_init(trial)` receives; on optuna it may suggest parameters of its own there
     (define-by-run), which `params` then holds too. `tracking_run` is the experiment-tracking run
     the backend opened for the trial (a W&B run), if any. `resume_from` is the checkpoint a trial
-    resumed after a crash continues from (None for a fresh start); `note_checkpoint(path)` records the
-    latest checkpoint a trial saved, so that a crash resumes it there. `pause_bytes` is what a checkpoint of the
-    trial would take if it paused at its rung (an estimate its runner gives before reporting there), and
-    `note_pause` records the one it saved.
+    resumed after a crash or a pause continues from (None for a fresh start). `pause_bytes` is what a checkpoint of
+    the trial would take if it paused at its rung (an estimate its runner gives before reporting there). What the
+    trial reports and saves goes to its `sink`, the path's that runs it (`TrialSink`).
     """
 
     def __init__(
@@ -98,80 +132,61 @@ class Trial:
         number: int,
         params: dict[str, Any],
         native: Any = None,
-        report: Callable[[int, float], Decision] | None = None,
-        offer_model: Callable[[float, Callable[[str], None]], None] | None = None,
-        suggested: Callable[[], dict[str, Any]] | None = None,
+        sink: TrialSink | None = None,
         tracking_run: Any = None,
         resume_from: str | None = None,
-        checkpointed: Callable[[str], None] | None = None,
-        named: Callable[[list[str]], None] | None = None,
-        paused: Callable[[str, int, float, list[str]], None] | None = None,
     ) -> None:
         self.number = number
         self.native = native
+        self.sink = sink or TrialSink()
         self.tracking_run = tracking_run
         self.resume_from = resume_from
-        self._checkpointed = checkpointed
         self.should_stop = False
         self.metrics: dict[str, Any] = {}  # the evaluation metrics of the latest report
         self.pausing = False  # stopped to pause at a rung: its checkpoint is kept there, it resumes later
         self.pause_bytes: int | None = None
-        self._paused = paused
         self._params = params
-        self._suggested = suggested
-        self._report = report
-        self._offer_model = offer_model
-        self._named = named
-        # under DDP: runs `define` so that every rank builds with rank 0's parameters (distributed.py)
-        self.sync_definition: Callable[[Trial, Callable[[Any], Any]], Any] | None = None
+        self._named = False
 
     @property
     def params(self) -> dict[str, Any]:
         """The trial's parameters: those the backend proposed, and any suggested since (define-by-run)."""
-        return self._suggested() if self._suggested is not None else self._params
-
-    @params.setter
-    def params(self, params: dict[str, Any]) -> None:
-        self._params, self._suggested = params, None
+        suggested = self.sink.suggested()
+        return self._params if suggested is None else suggested
 
     def define(self, build: Callable[[Any], T]) -> T:
         """`build(native)`, e.g. the model of `model_init(trial)`, which may suggest parameters of its
         own on the backend's trial (define-by-run)."""
-        if self.sync_definition is not None:
-            return self.sync_definition(self, build)
-        return build(self.native)
+        return self.sink.define(self, build)
 
     def report(self, step: int, value: float, metrics: Mapping[str, Any] | None = None) -> bool:
         """Record an intermediate objective at `step`, scored from the evaluation `metrics` if given (Ray passes them
         to its schedulers and stop criteria, as transformers' search does); True when the search's `Decision` is
         to stop this trial now (to prune it, or to pause it there: then `pausing` too)."""
         self.metrics = dict(metrics or {})
-        if self._report is not None and (decision := self._report(step, value)).stops:
+        if (decision := self.sink.report(self, step, value)).stops:
             self.should_stop, self.pausing = True, decision is Decision.PAUSE
         return self.should_stop
 
     def note_checkpoint(self, path: str) -> None:
         """Record `path` as the trial's latest checkpoint (a directory that resumes its training)."""
-        if self._checkpointed is not None:
-            self._checkpointed(path)
+        self.sink.checkpointed(self, path)
 
     def note_pause(self, checkpoint: str, size: int, seconds: float, leftovers: list[str]) -> None:
         """Record the checkpoint the trial pauses with (`size` bytes, saved in `seconds`), and the directories to
         remove should it never resume (that checkpoint, its run directory)."""
-        if self._paused is not None:
-            self._paused(checkpoint, size, seconds, leftovers)
+        self.sink.paused(self, checkpoint, size, seconds, leftovers)
 
     def name_objectives(self, names: list[str]) -> None:
         """Say what the objective(s) are ("eval_accuracy"): the study's metric names, where it has none yet. Once a
         trial: the later evaluations say the same."""
-        if self._named is not None:
-            self._named(names)
-            self._named = None
+        if not self._named:
+            self.sink.named(names)
+            self._named = True
 
     def offer_model(self, value: float, save: Callable[[str], None]) -> None:
         """Offer the model that scored `value`: `save(directory)` is called if it may become the best model."""
-        if self._offer_model is not None:
-            self._offer_model(value, save)
+        self.sink.offer_model(self, value, save)
 
     def __repr__(self) -> str:
         return f"Trial(number={self.number}, params={self.params})"

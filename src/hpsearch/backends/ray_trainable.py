@@ -21,7 +21,7 @@ from hpsearch.best_model import BestModelKeeper
 from hpsearch.errors import ObjectiveError, TrialError
 from hpsearch.objective import Outcome, run_objective
 from hpsearch.space import plain
-from hpsearch.trial import Decision, Trial, TrialState
+from hpsearch.trial import Decision, Trial, TrialSink, TrialState
 
 NEXT = ""  # in `numbers`: the store's number of a new experiment's first trial
 
@@ -62,33 +62,38 @@ def ray_trial(
             tune.report({"objective": finished[ray_trial_id], schema.RAY_FINAL: True})
         return
     params = {name: plain(value) for name, value in config.items()}
-    noted: dict[str, Any] = {}  # the latest report (its step, its metrics), the latest checkpoint not yet reported
-    resume_from = _resume_point(tune.get_checkpoint(), noted)
-
-    def report(step: int, value: float) -> Decision:
-        noted["step"], path = step, noted.pop("path", None)
-        noted["metrics"] = {**_numbers(trial.metrics), "objective": value, schema.RAY_STEP: step}
-        with _carried(path, step, whole=checkpoints) as checkpoint:
-            tune.report(noted["metrics"], checkpoint=checkpoint)
-        return Decision.CONTINUE  # Ray's scheduler stops the trial by ending its worker
-
     number = store_number(ray_trial_id, numbers)
     # the trial's best model is staged here as the loop stages it; the driver's `Trials` keeps it or not
     scratch = tempfile.mkdtemp(prefix="hpsearch-model-")
-    staging = BestModelKeeper(scratch, direction)
-    trial = Trial(
-        number,
-        params,
-        native=params,
-        report=report,
-        offer_model=lambda value, save: staging.stage(number, value, save),
-        resume_from=resume_from,
-        checkpointed=lambda path: noted.update(path=path),
-    )
+    sink = ToTune(number, BestModelKeeper(scratch, direction), checkpoints)
+    resume_from = _resume_point(tune.get_checkpoint(), sink.noted)
+    trial = Trial(number, params, native=params, sink=sink, resume_from=resume_from)
     try:
-        _report_end(_run_to_end(objective, trial, catch), staging, number, noted, judged)
+        _report_end(_run_to_end(objective, trial, catch), sink, judged)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+class ToTune(TrialSink):
+    """A trial in a Ray worker: its evaluations reported to Tune, each with the trial's checkpoint noted since the last
+    (itself with `whole`, else a pointer to it); its offered model staged, for its last report to carry."""
+
+    def __init__(self, number: int, staging: BestModelKeeper, whole: bool) -> None:
+        self.number, self.staging, self.whole = number, staging, whole
+        self.noted: dict[str, Any] = {}  # the latest report (its step, its metrics), the checkpoint not yet reported
+
+    def report(self, trial: Trial, step: int, value: float) -> Decision:
+        self.noted["step"], path = step, self.noted.pop("path", None)
+        self.noted["metrics"] = {**_numbers(trial.metrics), "objective": value, schema.RAY_STEP: step}
+        with _carried(path, step, whole=self.whole) as checkpoint:
+            tune.report(self.noted["metrics"], checkpoint=checkpoint)
+        return Decision.CONTINUE  # Ray's scheduler stops the trial by ending its worker
+
+    def offer_model(self, trial: Trial, value: float, save: Callable[[str], None]) -> None:
+        self.staging.stage(self.number, value, save)
+
+    def checkpointed(self, trial: Trial, path: str) -> None:
+        self.noted["path"] = path
 
 
 def _resume_point(given: tune.Checkpoint | None, noted: dict[str, Any]) -> str | None:
@@ -151,13 +156,12 @@ def _traceback(error: BaseException) -> str:
     return "".join(traceback.format_exception(error))
 
 
-def _report_end(
-    outcome: Outcome, staging: BestModelKeeper, number: int, noted: dict[str, Any], judged: tuple[str, ...]
-) -> None:
+def _report_end(outcome: Outcome, sink: ToTune, judged: tuple[str, ...]) -> None:
     """Tell Tune how the trial ended, in its last report, beside its latest evaluation's metrics, at its last step
     (schedulers keyed by the step, PBT, decide nothing anew): completed, with its objective and, as its checkpoint,
     its staged model; failed, with its traceback (and what stops the search, if it does). A stopped one reports
     nothing more, which the driver records as pruned."""
+    noted = sink.noted
     end: dict[str, Any] = {**dict.fromkeys(judged, math.nan), **noted.get("metrics", {})}
     if "step" in noted:
         end[schema.RAY_STEP] = noted["step"]
@@ -170,6 +174,7 @@ def _report_end(
     if outcome.state is not TrialState.COMPLETE:
         return
     (value,) = outcome.values
+    staging, number = sink.staging, sink.number
     model = tune.Checkpoint.from_directory(staging.staging_dir(number)) if staging.offered(number) else None
     end.update({"objective": value, schema.RAY_FINAL: True, schema.RAY_MODEL: model is not None})
     tune.report(end, checkpoint=model)

@@ -3,7 +3,8 @@ the backend's (`hpsearch.backends`: ask, tell, prune). An executor runs the sear
 backend, run the trial, end it through `hpsearch.lifecycle.Trials`) wherever it places it, and owns the resources
 those places share (`executors.resources`).
 
-- `in_process`: the loop in this process (and under DDP on rank 0, which tells the other ranks each trial);
+- `in_process`: the loop in this process;
+- `ranks`: DDP, the loop on rank 0, each trial run on every rank (the others follow rank 0's word);
 - `workers`: the loop in `n_jobs` worker processes on one machine, on the study's storage.
 
 Backends with a loop of their own run their trials where their library places them: Ray Tune's trainables on its

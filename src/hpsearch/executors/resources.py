@@ -143,9 +143,10 @@ def plan_for(
     return (shares if len(shares) > 1 else []), line
 
 
-def check_shareable(storage: Any, coordinator: Any) -> None:
-    """Worker processes share the study through its storage: a database URL or a storage that pickles."""
-    if coordinator is not None:
+def check_shareable(storage: Any, executor: Any) -> None:
+    """Worker processes share the study through its storage: a database URL or a storage that pickles; and they are
+    where the trials run, so no other `executor` is (DDP's ranks)."""
+    if executor is not None:
         raise ConfigError(
             "`n_jobs` cannot run under torchrun: each DDP rank is a process of the one trial already. Launch "
             "the search with `n_jobs` as one process, or under torchrun with n_jobs=1."

@@ -1,4 +1,4 @@
-"""The DDP coordinator's messages between two real gloo ranks: rank 0 decides, rank 1's `follow` obeys."""
+"""DDP's executor between two real gloo ranks: rank 0's `LeadRank` decides, rank 1's `follow` obeys."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from hpsearch.distributed import Coordinator, follow, lead_definition
 from hpsearch.errors import ConfigError
-from hpsearch.trial import Decision, Trial
+from hpsearch.executors.ranks import LeadRank, Ranks, follow, leading
+from hpsearch.trial import Decision, Trial, TrialSink
 
 JOIN_TIMEOUT_S = 60  # a rank that hangs (a collective the other rank never makes) fails the test
 COLLECTIVE_TIMEOUT_S = 20  # gloo's own limit, so that a stuck rank errors out before the join gives up
@@ -78,80 +78,87 @@ def reporting_objective(build: Callable[[Any], Any], log: list[dict[str, Any]]) 
     return objective
 
 
+class Rank0Loop(TrialSink):
+    """What the loop gives rank 0's trial: the backend's decision at each report, its trial's parameters (grown by
+    define-by-run), the trial the other ranks' `model_init` gets."""
+
+    def __init__(self, native: Suggesting, decisions: list[bool]) -> None:
+        self.native, self.answers = native, iter(decisions)
+
+    def report(self, trial: Trial, step: int, value: float) -> Decision:
+        return Decision.PRUNE if next(self.answers) else Decision.CONTINUE
+
+    def suggested(self) -> dict[str, Any]:
+        return dict(self.native.params)
+
+    def portable_native(self) -> Fixed:
+        return Fixed(self.native.params)
+
+
 def lead_trial(
-    coordinator: Coordinator,
+    ranks: Ranks,
     number: int,
     params: dict[str, Any],
     decisions: list[bool],  # whether each report stops the trial
     objective: Callable[[Trial], Any],
 ) -> None:
-    """What `Search._run_trial` does on rank 0: announce the trial, define through `lead_definition`, and
-    broadcast the backend's answer at each report (`Search._report`)."""
+    """What rank 0's executor does with each trial the loop runs: the objective run on every rank."""
     native = Suggesting(number, params)
-    answers = iter(decisions)
-    trial = Trial(
-        number,
-        params,
-        native,
-        report=lambda step, value: coordinator.decide(Decision.PRUNE if next(answers) else Decision.CONTINUE),
-        suggested=lambda: dict(native.params),
-    )
-    trial.sync_definition = lead_definition(coordinator, lambda: Fixed(native.params))
-    coordinator.announce(number, params, Fixed(native.params))
-    objective(trial)
+    trial = Trial(number, params, native, Rank0Loop(native, decisions))
+    LeadRank(ranks).on_every_rank(objective)(trial)
 
 
-def follow_and_record(coordinator: Coordinator, log: list[dict[str, Any]], build: Callable[[Any], Any]) -> None:
+def follow_and_record(ranks: Ranks, log: list[dict[str, Any]], build: Callable[[Any], Any]) -> None:
     """Rank 1: `follow` until rank 0 ends the search; how it ended is the log's last entry."""
     try:
-        follow(coordinator, reporting_objective(build, log))
+        follow(ranks, reporting_objective(build, log))
     except Exception as e:
         log.append({"follow": "raised", "error": f"{type(e).__name__}: {e}"})
     else:
         log.append({"follow": "returned"})
 
 
-# Each scenario: (rank 0's script, rank 1's script), each called as script(coordinator, log).
+# Each scenario: (rank 0's script, rank 1's script), each called as script(ranks, log).
 
 
-def lead_two_trials(coordinator: Coordinator, log: list[dict[str, Any]]) -> None:
-    coordinator.share(("settings", {"evals_per_trial": 3}))
-    objective = reporting_objective(build_adding_layers, log)
-    lead_trial(coordinator, 4, {"learning_rate": 0.01}, [False, False, True], objective)
-    lead_trial(coordinator, 5, {"learning_rate": 0.2}, [False, True], objective)
-    coordinator.finish()
+def lead_two_trials(ranks: Ranks, log: list[dict[str, Any]]) -> None:
+    with leading(ranks):
+        ranks.share({"evals_per_trial": 3})  # the Trainer's run settings
+        objective = reporting_objective(build_adding_layers, log)
+        lead_trial(ranks, 4, {"learning_rate": 0.01}, [False, False, True], objective)
+        lead_trial(ranks, 5, {"learning_rate": 0.2}, [False, True], objective)
     log.append({"finished": True})
 
 
-def follow_two_trials(coordinator: Coordinator, log: list[dict[str, Any]]) -> None:
-    kind, settings = coordinator.share()
-    log.append({"kind": kind, "settings": settings})
-    follow_and_record(coordinator, log, build_adding_layers)
+def follow_two_trials(ranks: Ranks, log: list[dict[str, Any]]) -> None:
+    log.append({"settings": ranks.received()})
+    follow_and_record(ranks, log, build_adding_layers)
 
 
-def lead_then_abort(coordinator: Coordinator, log: list[dict[str, Any]]) -> None:
-    lead_trial(coordinator, 0, {"learning_rate": 0.1}, [True], reporting_objective(build_adding_layers, log))
-    coordinator.finish(OSError("the study store's disk is full"))
+def lead_then_abort(ranks: Ranks, log: list[dict[str, Any]]) -> None:
+    with pytest.raises(OSError), leading(ranks):
+        lead_trial(ranks, 0, {"learning_rate": 0.1}, [True], reporting_objective(build_adding_layers, log))
+        raise OSError("the study store's disk is full")
 
 
-def follow_until_abort(coordinator: Coordinator, log: list[dict[str, Any]]) -> None:
-    follow_and_record(coordinator, log, build_adding_layers)
+def follow_until_abort(ranks: Ranks, log: list[dict[str, Any]]) -> None:
+    follow_and_record(ranks, log, build_adding_layers)
 
 
-def lead_failing_model_init(coordinator: Coordinator, log: list[dict[str, Any]]) -> None:
-    try:
-        lead_trial(coordinator, 0, {"learning_rate": 0.1}, [], reporting_objective(build_failing, log))
-    except ValueError as e:  # the engine records the trial as failed and asks for the next one
-        log.append({"rank 0 trial failed": str(e)})
-    lead_trial(coordinator, 1, {"learning_rate": 0.3}, [False, True], reporting_objective(build_adding_layers, log))
-    coordinator.finish()
+def lead_failing_model_init(ranks: Ranks, log: list[dict[str, Any]]) -> None:
+    with leading(ranks):
+        try:
+            lead_trial(ranks, 0, {"learning_rate": 0.1}, [], reporting_objective(build_failing, log))
+        except ValueError as e:  # the engine records the trial as failed and asks for the next one
+            log.append({"rank 0 trial failed": str(e)})
+        lead_trial(ranks, 1, {"learning_rate": 0.3}, [False, True], reporting_objective(build_adding_layers, log))
 
 
-def follow_past_failed_model_init(coordinator: Coordinator, log: list[dict[str, Any]]) -> None:
-    follow_and_record(coordinator, log, build_adding_layers)
+def follow_past_failed_model_init(ranks: Ranks, log: list[dict[str, Any]]) -> None:
+    follow_and_record(ranks, log, build_adding_layers)
 
 
-def run_rank(rank: int, rendezvous: str, out: str, script: Callable[[Coordinator, list], None]) -> None:
+def run_rank(rank: int, rendezvous: str, out: str, script: Callable[[Ranks, list], None]) -> None:
     """A spawned rank: join the gloo group, run `script`, and write what it observed to `out` (JSON)."""
     import torch.distributed as dist
 
@@ -167,9 +174,9 @@ def run_rank(rank: int, rendezvous: str, out: str, script: Callable[[Coordinator
             rank=rank,
             timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S),
         )
-        coordinator = Coordinator()
-        log.append({"rank": coordinator.rank, "leads": coordinator.leads})
-        script(coordinator, log)
+        ranks = Ranks()
+        log.append({"rank": ranks.rank, "leads": ranks.leads})
+        script(ranks, log)
     except BaseException:
         error = traceback.format_exc()
     finally:
@@ -220,9 +227,9 @@ def run_ranks(tmp_path: Path, lead: Callable, other: Callable) -> tuple[list[dic
     return results[0], results[1]
 
 
-def test_a_coordinator_needs_torch_distributed_initialised():
+def test_ranks_need_torch_distributed_initialised():
     with pytest.raises(ConfigError, match="needs torch.distributed initialised"):
-        Coordinator()
+        Ranks()
 
 
 @pytest.fixture(scope="module")
@@ -233,7 +240,7 @@ def two_trials(tmp_path_factory) -> tuple[list[dict], list[dict]]:
 
 def test_rank_1_runs_each_trial_rank_0_announces_with_its_number_and_define_by_run_params(two_trials):
     rank0, rank1 = two_trials
-    assert rank1[0] == {"kind": "settings", "settings": {"evals_per_trial": 3}}
+    assert rank1[0] == {"settings": {"evals_per_trial": 3}}
     trials0, trials1 = rank0[:2], rank1[1:3]
     assert [t["number"] for t in trials1] == [t["number"] for t in trials0] == [4, 5]
     # announced before the build: rank 1 starts with the parameters rank 0 proposed
