@@ -18,6 +18,7 @@ import pytest
 
 import hpsearch
 from hpsearch import ConfigError, TrialState, schema, store
+from hpsearch.executors.in_process import InProcess
 from hpsearch.executors.resources import Machine, plan
 from tests.reliability.spaces import native_space
 
@@ -246,7 +247,7 @@ def test_ray_takes_n_jobs_as_its_concurrency_and_torchrun_refuses_it(tmp_path, c
     assert hpsearch.Search(space, backend="ray", n_jobs=2).backend.max_concurrent_trials == 2
     assert hpsearch.Search(space, backend="ray", n_jobs=-1).backend.max_concurrent_trials is None
     with pytest.raises(ConfigError, match="`n_jobs` cannot run under torchrun"):
-        hpsearch.Search(space, n_jobs=2, output_dir=str(tmp_path), coordinator=object())
+        hpsearch.Search(space, n_jobs=2, output_dir=str(tmp_path), executor=InProcess())
 
 
 def test_an_objective_that_does_not_pickle_fails_before_any_trial(tmp_path):

@@ -24,6 +24,7 @@ from hpsearch.errors import ConfigError, SearchInterrupted, check_number, interr
 from hpsearch.executors import resources
 from hpsearch.executors.base import Executor
 from hpsearch.executors.in_process import InProcess
+from hpsearch.executors.resources import WorkerShare
 from hpsearch.executors.workers import WorkerProcesses
 from hpsearch.leaderboard import print_leaderboard
 from hpsearch.lifecycle import Trials
@@ -40,13 +41,51 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Blueprint:
     """What a search is built from once its arguments are checked: its settings and its backend's inputs. Each worker
-    process (`n_jobs`) builds the same search from it (`Search.rebuilt`)."""
+    process (`n_jobs`) builds its place of the same search from it (`at_worker`)."""
 
     settings: SearchSettings
     hp_space: Any
     backend: type[Backend]
     backend_kwargs: dict[str, Any]
     define_by_run: bool
+
+    def at_worker(self) -> Place:
+        """The search as a worker process (`n_jobs`) runs it: as this worker of them (its own random draws), quiet
+        (the search's process shows the progress)."""
+        settings = dataclasses.replace(self.settings, show_progress=False, **resources.worker_identity())
+        return Place(self.backend(self.hp_space, settings, **self.backend_kwargs), self)
+
+
+class Place:
+    """The search at one place (this process, a worker process): its backend and the study's trials. It recovers
+    what a dead process left running and runs this place's share of the trials (`run_here`: the loop)."""
+
+    def __init__(self, backend: Backend, blueprint: Blueprint) -> None:
+        self.settings, self.backend = backend.settings, backend
+        self.param_space = backend.param_space()
+        _check_not_empty(self.param_space, blueprint.hp_space, blueprint.define_by_run and backend.define_by_run)
+        self.trials = Trials(self.settings, **backend.study_options())
+        self.native: Any = None  # what the backend's own loop returned (Ray's `ResultGrid`)
+
+    def recover(self) -> None:
+        """Fail the trials a dead process left running, or take them over to resume (`Trials.recover`)."""
+        resumed = self.trials.recover()
+        if resumed:
+            logger.warning(f"Trials {resumed} were left running by a process that died; their slots run again.")
+
+    def run_here(self, objective: Callable[[Trial], Any]) -> SearchLoop:
+        """Run this place's trials of the search (a worker's, with `n_jobs`); the loop that ran them."""
+        loop = SearchLoop(self.settings, self.backend, self.trials, objective, self.param_space)
+        try:
+            self.native = self.backend.drive(loop)
+        except BaseException as e:
+            interrupted = loop.interrupted + self.trials.recover(own=True)  # trials a backend's own loop ran
+            if not isinstance(e, KeyboardInterrupt):
+                raise
+            raise SearchInterrupted(interrupted_message(interrupted)) from None
+        finally:
+            loop.close()
+        return loop
 
 
 class Search:
@@ -139,7 +178,7 @@ class Search:
         own = [n for n, p in inspect.signature(Search.__init__).parameters.items() if p.default is not p.empty]
         backend_class.check_options(backend_kwargs, [n for n in own if n != "executor"])
         blueprint_kwargs = dict(backend_kwargs)  # before `plan_for` adds Ray's concurrency, which is this process's
-        self.shares, plan = resources.plan_for(backend_class, n_jobs, trials_per_gpu, threads_per_trial, backend_kwargs)
+        shares, plan = resources.plan_for(backend_class, n_jobs, trials_per_gpu, threads_per_trial, backend_kwargs)
         if direction is None:  # the space's own (a W&B sweep's metric goal), else transformers' default
             direction = backend_class.space_directions(hp_space) or "minimize"
         storage = _storage(storage, output_dir)
@@ -161,40 +200,21 @@ class Search:
             **resources.worker_identity(),
         )
         self.blueprint = Blueprint(settings, hp_space, backend_class, blueprint_kwargs, define_by_run)
-        self._assemble(backend_class(hp_space, settings, **backend_kwargs), define_by_run)
+        self.here = Place(backend_class(hp_space, settings, **backend_kwargs), self.blueprint)
+        self.settings, self.backend, self.trials = self.here.settings, self.here.backend, self.here.trials
+        self.param_space, self.directions = self.here.param_space, list(settings.directions)
         self.warm_start = WarmStart.load(warm_start, self.backend, self.param_space, n_trials)
-        self.executor = self._executor(n_jobs, plan, executor)
+        self.executor = self._executor(n_jobs, shares, plan, executor)
 
-    @classmethod
-    def rebuilt(cls, blueprint: Blueprint) -> Search:
-        """The search a worker process (`n_jobs`) runs: the one `blueprint` was made for, as this worker of them
-        (its own random draws), quiet (the search's process shows the progress)."""
-        settings = dataclasses.replace(blueprint.settings, show_progress=False, **resources.worker_identity())
-        search = cls.__new__(cls)
-        search.blueprint, search.shares, search.warm_start = dataclasses.replace(blueprint, settings=settings), [], None
-        backend = blueprint.backend(blueprint.hp_space, settings, **blueprint.backend_kwargs)
-        search._assemble(backend, blueprint.define_by_run)
-        search.executor = InProcess()
-        return search
-
-    def _assemble(self, backend: Backend, define_by_run: bool) -> None:
-        """The search's backend, space and trials."""
-        self.settings, self.backend = backend.settings, backend
-        self.directions = list(self.settings.directions)
-        self.param_space = backend.param_space()
-        _check_not_empty(self.param_space, self.blueprint.hp_space, define_by_run and backend.define_by_run)
-        self.trials = Trials(self.settings, **backend.study_options())
-        self.native: Any = None
-
-    def _executor(self, n_jobs: int, plan: str, given: Executor | None) -> Executor:
+    def _executor(self, n_jobs: int, shares: list[WorkerShare], plan: str, given: Executor | None) -> Executor:
         """Where the trials run: the executor `given` (DDP's), worker processes for the machine's shares (`n_jobs`),
         else this process (whose backend may place them itself: Ray, n_jobs at once)."""
         if plan:
             logger.info(f"hpsearch: n_jobs={n_jobs}: {plan}.")
-        if not self.shares:
+        if not shares:
             return given or InProcess()
         resources.check_shareable(self.settings.storage, given)
-        return WorkerProcesses()  # the first worker recovers: the process that resumes a crashed trial runs it
+        return WorkerProcesses(shares)
 
     @property
     def study(self) -> Any:
@@ -215,33 +235,13 @@ class Search:
         continuity.check_space(self.study, self.param_space, self.backend.name)
         if self.warm_start is not None:  # the earlier study's best trials, queued in a new study
             self.warm_start.enqueue(self.trials)
-        self.executor.run(self, objective, while_running)
+        self.executor.run(self.here, self.blueprint, objective, while_running)
         records = self.trials.records()
         if self.settings.show_progress:
             print_leaderboard(records, self.directions)
             if peak := schema.study_fact(self.study.user_attrs, schema.PAUSE_PEAK):
                 print(f"Paused trials' checkpoints took at most {disk.size_text(peak)} of disk at once.")
         return records
-
-    def recover(self) -> None:
-        """Fail the trials a dead process left running, or take them over to resume (`Trials.recover`)."""
-        resumed = self.trials.recover()
-        if resumed:
-            logger.warning(f"Trials {resumed} were left running by a process that died; their slots run again.")
-
-    def run_here(self, objective: Callable[[Trial], Any]) -> SearchLoop:
-        """Run this process's trials of the search (a worker's, with `n_jobs`); the loop that ran them."""
-        loop = SearchLoop(self.settings, self.backend, self.trials, objective, self.param_space)
-        try:
-            self.native = self.backend.drive(loop)
-        except BaseException as e:
-            interrupted = loop.interrupted + self.trials.recover(own=True)  # trials a backend's own loop ran
-            if not isinstance(e, KeyboardInterrupt):
-                raise
-            raise SearchInterrupted(interrupted_message(interrupted)) from None
-        finally:
-            loop.close()
-        return loop
 
     def best(self) -> BestRun | list[BestRun]:
         """The best run, or the Pareto front for several directions."""
@@ -250,7 +250,7 @@ class Search:
         if not complete:
             failures.nothing_completed(records, self.settings.timeout)
         kept = kept_model(self.settings.output_dir, self.study) if self.trials.keeper is not None else None
-        run_summary = SearchSummary(records, self.study, str(kept[0]) if kept else None, self.native)
+        run_summary = SearchSummary(records, self.study, str(kept[0]) if kept else None, self.here.native)
         if len(self.directions) == 1:
             best = store.best_record(self.study, kept[1] if kept else None)
             return BestRun(str(best.number), best.values[0], best.params, run_summary)

@@ -8,7 +8,6 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from hpsearch.executors.resources import WorkerShare
     from hpsearch.lifecycle import Trials
     from hpsearch.settings import SearchSettings
     from hpsearch.trial import Trial
@@ -17,32 +16,33 @@ Objective = Callable[["Trial"], Any]
 RunningContext = Callable[[], AbstractContextManager] | None  # the context the trials run in, made where they run
 
 
-class Runnable(Protocol):
-    """What an executor needs of a search (`hpsearch.Search` is one): its settings and study, the machine's shares
-    for worker processes, and a blueprint each place rebuilds the same search from (`rebuilt`); at each place,
-    `recover` what a dead process left running and `run_here` its share of the trials (the loop that ran them)."""
+class Place(Protocol):
+    """The search at one place (a process): its settings and study's trials; `recover` what a dead process left
+    running, and `run_here` this place's share of the trials (the loop; it returns the loop that ran them)."""
 
-    blueprint: Any
     settings: SearchSettings
     trials: Trials
-    shares: list[WorkerShare]
-
-    @classmethod
-    def rebuilt(cls, blueprint: Any) -> Runnable: ...
 
     def recover(self) -> None: ...
 
     def run_here(self, objective: Objective) -> Any: ...
 
 
-class Executor(ABC):
-    """Runs a search's trials until `n_trials` of its study have finished: `search.run_here(objective)` (the loop, one
-    process's share of the trials) wherever the executor places it, each place entering `while_running()` around its
-    trials; then the failure policy's verdict on them (`hpsearch.failures`). Ctrl-C ends every place, the trials it
-    stopped recorded as interrupted (`SearchInterrupted`).
+class Blueprint(Protocol):
+    """What every place builds the same search from: `at_worker()` builds it in a worker process."""
 
-    A new one (a Slurm or Kubernetes job per worker) starts places that each build the same search on the study's
-    shared storage and call `run_here`: the study counts the trials, so `n_trials`, resume and crash-safety hold."""
+    def at_worker(self) -> Place: ...
+
+
+class Executor(ABC):
+    """Runs a search's trials until `n_trials` of its study have finished: `run_here(objective)` (the loop, one
+    place's share of the trials) at this place (`here`) or at places it builds from the `blueprint`, each place
+    entering `while_running()` around its trials; then the failure policy's verdict on them (`hpsearch.failures`).
+    Ctrl-C ends every place, the trials it stopped recorded as interrupted (`SearchInterrupted`).
+
+    A new one (a Slurm or Kubernetes job per worker) starts places that each build the same search from the blueprint
+    on the study's shared storage and call `run_here`: the study counts the trials, so `n_trials`, resume and
+    crash-safety hold."""
 
     @abstractmethod
-    def run(self, search: Runnable, objective: Objective, while_running: RunningContext) -> None: ...
+    def run(self, here: Place, blueprint: Blueprint, objective: Objective, while_running: RunningContext) -> None: ...

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 
-from hpsearch.executors.base import Executor, Objective, Runnable, RunningContext
+from hpsearch.executors.base import Blueprint, Executor, Objective, Place, RunningContext
 
 
 class InProcess(Executor):
-    def run(self, search: Runnable, objective: Objective, while_running: RunningContext) -> None:
-        search.recover()  # the trials a dead process left running: failed, or resumed here
+    def run(self, here: Place, blueprint: Blueprint, objective: Objective, while_running: RunningContext) -> None:
+        here.recover()  # the trials a dead process left running: failed, or resumed here
         with while_running() if while_running is not None else contextlib.nullcontext():
-            search.run_here(objective).check_failures()
+            here.run_here(objective).check_failures()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from hpsearch.errors import ConfigError, RankFailed
-from hpsearch.executors.base import Executor, Objective, Runnable, RunningContext
+from hpsearch.executors.base import Blueprint, Executor, Objective, Place, RunningContext
 from hpsearch.executors.in_process import InProcess
 from hpsearch.trial import Decision, Trial, TrialSink
 
@@ -92,8 +92,8 @@ class LeadRank(Executor):
     def __init__(self, ranks: Ranks) -> None:
         self.ranks = ranks
 
-    def run(self, search: Runnable, objective: Objective, while_running: RunningContext) -> None:
-        InProcess().run(search, self.on_every_rank(objective), while_running)
+    def run(self, here: Place, blueprint: Blueprint, objective: Objective, while_running: RunningContext) -> None:
+        InProcess().run(here, blueprint, self.on_every_rank(objective), while_running)
 
     def on_every_rank(self, objective: Objective) -> Objective:
         """`objective` as rank 0 runs each trial: every other rank told first, and of each decision."""

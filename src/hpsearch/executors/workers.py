@@ -29,7 +29,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from hpsearch import failures, schema
 from hpsearch.errors import ConfigError, SearchInterrupted, interrupted_message
-from hpsearch.executors.base import Executor, Objective, Runnable, RunningContext
+from hpsearch.executors.base import Blueprint, Executor, Objective, Place, RunningContext
 from hpsearch.executors.resources import WorkerShare
 from hpsearch.progress import SearchProgress
 from hpsearch.trial import TrialState
@@ -45,16 +45,19 @@ _WORKER = "import sys; from hpsearch.executors.workers import main; sys.exit(mai
 
 class WorkerProcesses(Executor):
     """`n_jobs` worker processes on this machine, each running the search on the study's storage with its share
-    of the machine (`executors.resources`), watched from this process."""
+    of the machine (`shares`, `executors.resources`), watched from this process. The first worker recovers what a
+    crash left: the process that resumes a crashed trial runs it."""
 
-    def run(self, search: Runnable, objective: Objective, while_running: RunningContext) -> None:
+    def __init__(self, shares: list[WorkerShare]) -> None:
+        self.shares = shares
+
+    def run(self, here: Place, blueprint: Blueprint, objective: Objective, while_running: RunningContext) -> None:
         """Run the search in its worker processes until `n_trials` trials of the study have finished."""
         import cloudpickle
 
         levels = {name: logging.getLogger(name).level for name in _LOGGERS}  # as quiet as the user made this process
         try:
-            # the search's class travels by name: the worker builds the search from it and the blueprint
-            payload = cloudpickle.dumps((type(search), search.blueprint, objective, while_running, levels))
+            payload = cloudpickle.dumps((blueprint, objective, while_running, levels))
         except Exception as e:
             raise ConfigError(
                 f"`n_jobs` sends the objective and the search's arguments to worker processes, but they do not "
@@ -62,19 +65,19 @@ class WorkerProcesses(Executor):
             ) from e
         with tempfile.TemporaryDirectory(prefix="hpsearch-workers-") as folder:
             Path(folder, "search.pkl").write_bytes(payload)
-            pool = _Pool(search, Path(folder))
-            first = search.trials.created()
+            pool = _Pool(here, self.shares, Path(folder))
+            first = here.trials.created()
             try:
                 with logging_redirect_tqdm(loggers=[logging.root, logger]), _ctrl_c_noted(pool.ctrl_c):
                     pool.watch()
             except KeyboardInterrupt:
                 running = pool.running_trials()
                 pool.stop()
-                search.trials.recover()  # the trials of workers that had to be killed
+                here.trials.recover()  # the trials of workers that had to be killed
                 raise SearchInterrupted(interrupted_message(running)) from None
             finally:
                 pool.stop()
-        _check_failures(search, first)
+        _check_failures(here, first)
 
 
 @contextlib.contextmanager
@@ -91,9 +94,9 @@ def _ctrl_c_noted(ctrl_c: threading.Event):
         signal.signal(signal.SIGINT, previous)
 
 
-def _check_failures(search: Runnable, first: int) -> None:
+def _check_failures(here: Place, first: int) -> None:
     """After the workers: raise if every trial they ran failed; if some did, warn with what they had in common."""
-    ran = [r for r in search.trials.records() if r.number >= first and r.state is not TrialState.RUNNING]
+    ran = [r for r in here.trials.records() if r.number >= first and r.state is not TrialState.RUNNING]
     ran = [r for r in ran if not r.interrupted]
     failures.check_run([(r.params, r.error or "") for r in ran if r.state is TrialState.FAILED], len(ran))
 
@@ -101,21 +104,21 @@ def _check_failures(search: Runnable, first: int) -> None:
 class _Pool:
     """The running workers, their log lines, and the progress bar of the whole search."""
 
-    def __init__(self, search: Runnable, folder: Path):
-        self.search, self.folder = search, folder
-        self.trials, self.n_trials = search.trials, search.settings.n_trials
+    def __init__(self, here: Place, shares: list[WorkerShare], folder: Path):
+        self.shares, self.folder = shares, folder
+        self.trials, self.n_trials = here.trials, here.settings.n_trials
         self.workers: dict[int, subprocess.Popen] = {}  # worker index -> its process
         self.tails: dict[int, collections.deque] = {}  # worker index -> its last lines (for an error)
         self.quiet = False  # after Ctrl-C: the workers' last words are not the user's business
         self.ctrl_c = threading.Event()
         self.deaths_in_a_row, self.finished_at_death = 0, -1
         self.progress = SearchProgress(self.trials)
-        for share in search.shares:  # one recovers what a crash left (several at once could take one trial each)
+        for share in shares:  # one recovers what a crash left (several at once could take one trial each)
             self.start(share, recover=share.index == 0)
 
     def start(self, share: WorkerShare, recover: bool) -> None:
         path = [os.path.abspath(p or ".") for p in sys.path if os.path.isdir(p or ".")]  # the script's modules
-        environment = os.environ | share.environment(len(self.search.shares))
+        environment = os.environ | share.environment(len(self.shares))
         environment.update(PYTHONUNBUFFERED="1", TQDM_DISABLE="1", PYTHONPATH=os.pathsep.join(dict.fromkeys(path)))
         result = self.folder / f"error-{share.index}.pkl"
         result.unlink(missing_ok=True)
@@ -142,7 +145,7 @@ class _Pool:
 
     def watch(self) -> None:
         """Until every worker has ended: replace the dead, raise a worker's error, show progress."""
-        shares = {share.index: share for share in self.search.shares}
+        shares = {share.index: share for share in self.shares}
         shown = 0.0
         while self.workers:
             if self.ctrl_c.is_set():
@@ -183,7 +186,7 @@ class _Pool:
         finished = self.trials.finished()
         self.deaths_in_a_row = self.deaths_in_a_row + 1 if finished == self.finished_at_death else 1
         self.finished_at_death = finished
-        if self.deaths_in_a_row > max(3, len(self.search.shares)):
+        if self.deaths_in_a_row > max(3, len(self.shares)):
             tail = "".join(self.tails[share.index]).strip()
             failures.workers_died(self.deaths_in_a_row, how, tail)
         logger.warning(f"Worker {share.index} died ({how}); a new worker takes its place and recovers its trial.")
@@ -221,22 +224,22 @@ class _Pool:
 
 
 def main(payload: str, result: str, recover: str) -> int:
-    """A worker: build the search it was sent (its class and blueprint) and run it until no slot is left; its error,
-    if any, written to `result`."""
+    """A worker: build its place of the search from the blueprint it was sent and run it until no slot is left; its
+    error, if any, written to `result`."""
     import cloudpickle
 
     _end_with_parent()
     try:
-        search_class, blueprint, objective, while_running, levels = cloudpickle.loads(Path(payload).read_bytes())
+        blueprint, objective, while_running, levels = cloudpickle.loads(Path(payload).read_bytes())
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
         optuna = logging.getLogger("optuna")  # its study-created lines: said once, by the search's process
         optuna.setLevel(max(optuna.getEffectiveLevel(), logging.WARNING))
-        search = search_class.rebuilt(blueprint)
+        here = blueprint.at_worker()
         if recover == "1":
-            search.recover()
+            here.recover()
         with while_running() if while_running is not None else contextlib.nullcontext():
-            search.run_here(objective)
+            here.run_here(objective)
     except (KeyboardInterrupt, SearchInterrupted):
         return INTERRUPTED
     except BaseException as e:
