@@ -213,7 +213,7 @@ def test_ray_default_space_is_transformers_default_with_an_integer_seed():
 
 def test_trials_ray_finished_but_the_store_missed_are_recorded_after_the_run(tmp_path):
     """The driver can die between Ray ending a trial and the store hearing of it."""
-    from hpsearch.backends.ray_tune import Mirror
+    from hpsearch.executors.ray_tune import Mirror
     from hpsearch.lifecycle import Trials
     from hpsearch.settings import SearchSettings
     from hpsearch.space import Float
@@ -351,9 +351,9 @@ def test_trials_ray_starts_out_of_order_are_numbered_in_rays_order():
     the worker names their runs (`store_number`); trial 0, told before its turn, is recorded with its own config."""
     from types import SimpleNamespace
 
-    from hpsearch.backends.ray_client import mirroring
-    from hpsearch.backends.ray_trainable import NEXT, store_number
-    from hpsearch.backends.ray_tune import Mirror, Recorder, ray_numbers
+    from hpsearch.executors.ray_client import mirroring
+    from hpsearch.executors.ray_trainable import NEXT, store_number
+    from hpsearch.executors.ray_tune import Mirror, Recorder, ray_numbers
     from hpsearch.lifecycle import Trials
     from hpsearch.settings import SearchSettings
     from hpsearch.space import Float
@@ -394,7 +394,7 @@ def test_the_mirror_ends_a_trial_as_its_last_report_says_and_keeps_a_completed_t
     """One ending for every way Tune tells it: a last report marked final completes the trial (its model offered to
     the engine's keeper), one without it is a trial the scheduler stopped (pruned), an error fails it."""
     from hpsearch import schema
-    from hpsearch.backends.ray_tune import Mirror
+    from hpsearch.executors.ray_tune import Mirror
     from hpsearch.lifecycle import Trials
     from hpsearch.settings import SearchSettings
     from hpsearch.space import Float

@@ -172,10 +172,10 @@ def test_tune_run_keywords_are_translated_into_the_tuners_configs(tmp_path):
         str(tmp_path / "results"), "mine", 5
     )  # fmt: skip
     assert isinstance(backend.scheduler, FIFOScheduler)
-    assert backend._metric_and_mode() == ("objective", "max")
+    assert backend.metric_and_mode() == ("objective", "max")
     pbt = PopulationBasedTraining(metric="eval_acc", mode="max", hyperparam_mutations={"x": [0, 1]})
     judging = hpsearch.Search({"x": tune.uniform(0, 1)}, backend="ray", scheduler=pbt).backend
-    assert judging._metric_and_mode() == (None, None) and judging.judged() == ("eval_acc",)
+    assert judging.metric_and_mode() == (None, None) and judging.judged() == ("eval_acc",)
     assert not judging.can_prune  # it judges the user's evaluations: no rung has their metrics
 
 

@@ -205,7 +205,7 @@ def test_by_default_worse_trials_stop_at_a_rung_and_a_pruned_trials_model_is_nev
 def test_the_users_pruning_rule_wins_over_the_default_successive_halving(backend, space, own, rule, tmp_path):
     def rule_of(**kwargs):
         search = hpsearch.Search(space, backend=backend, rungs=(111, 333), show_progress=False, **kwargs)
-        return rule(search) if rule else search.backend._scheduler()
+        return rule(search) if rule else search.backend.tune_scheduler()
 
     default = rule_of()
     if backend == "ray":

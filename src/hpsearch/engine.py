@@ -73,11 +73,14 @@ class Place:
         if resumed:
             logger.warning(f"Trials {resumed} were left running by a process that died; their slots run again.")
 
-    def run_here(self, objective: Callable[[Trial], Any]) -> SearchLoop:
-        """Run this place's trials of the search (a worker's, with `n_jobs`); the loop that ran them."""
+    def run_here(
+        self, objective: Callable[[Trial], Any], drive: Callable[[SearchLoop], Any] | None = None
+    ) -> SearchLoop:
+        """Run this place's trials of the search (a worker's, with `n_jobs`), driven by `drive` (an executor's: Ray
+        Tune's), else the backend's way; the loop that ran them."""
         loop = SearchLoop(self.settings, self.backend, self.trials, objective, self.param_space)
         try:
-            self.native = self.backend.drive(loop)
+            self.native = (drive or self.backend.drive)(loop)
         except BaseException as e:
             interrupted = loop.interrupted + self.trials.recover(own=True)  # trials a backend's own loop ran
             if not isinstance(e, KeyboardInterrupt):
@@ -212,7 +215,7 @@ class Search:
         if plan:
             logger.info(f"hpsearch: n_jobs={n_jobs}: {plan}.")
         if not shares:
-            return given or InProcess()
+            return given or (_places_trials() if self.backend.places_trials else InProcess())
         resources.check_shareable(self.settings.storage, given)
         return WorkerProcesses(shares)
 
@@ -256,6 +259,13 @@ class Search:
             return BestRun(str(best.number), best.values[0], best.params, run_summary)
         front = [store.to_record(t) for t in self.study.best_trials]
         return [BestRun(str(t.number), list(t.values), t.params, run_summary) for t in front]
+
+
+def _places_trials() -> Executor:
+    """The executor of a backend whose library places the trials: Ray Tune's (the backend loaded: its extra is in)."""
+    from hpsearch.executors.ray import RayTune
+
+    return RayTune()
 
 
 def _check_search_arguments(n_trials: Any, timeout: Any, gc_after_trial: Any, max_consecutive_failed_trials: Any):

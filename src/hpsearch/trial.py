@@ -83,7 +83,7 @@ class TrialRecord:
 
 class TrialSink:
     """Where a running trial's reports, checkpoints and model go, whichever path runs it: the engine's loop
-    (`hpsearch.loop`), a Ray worker (`backends.ray_trainable`), a DDP rank (`executors.ranks`). Each overrides what
+    (`hpsearch.loop`), a Ray worker (`executors.ray_trainable`), a DDP rank (`executors.ranks`). Each overrides what
     its path keeps; this one keeps nothing and never stops the trial."""
 
     def report(self, trial: Trial, step: int, value: float) -> Decision:

@@ -82,7 +82,7 @@ class Loop(Protocol):
 
 
 class Backend(ABC):
-    """Base class of the search backends: their space, and `drive`, which runs the search.
+    """Base class of the search backends, what to try: their space, and `drive`, which runs the search.
 
     Subclasses take `hp_space` in their library's native format and their own options.
     """
@@ -93,6 +93,8 @@ class Backend(ABC):
     # whether the objective may suggest parameters of its own on the backend's trial object
     # (optuna's define-by-run: `model_init(trial)` calling `trial.suggest_*`), so `hp_space` may be empty
     define_by_run: ClassVar[bool] = False
+    # whether the library places the trials itself (Ray Tune's controller): they then run in its executor
+    places_trials: ClassVar[bool] = False
 
     def __init__(self, hp_space: Any, settings: SearchSettings):
         if self.max_objectives is not None and len(settings.directions) > self.max_objectives:
@@ -157,10 +159,11 @@ class Backend(ABC):
         lacks), "whole" (the trial must hold every parameter of its space), or None (never: its own loop runs)."""
         return None
 
-    @abstractmethod
     def drive(self, loop: Loop) -> Any:
-        """Run the search until `n_trials` trials of the study have finished; return the library's own
-        result object (or None)."""
+        """Run the search until `n_trials` trials of the study have finished (the engine's loop, by default); return
+        the library's own result object (or None). A backend whose library places its trials itself
+        (`places_trials`: Ray Tune) has an executor of its own instead (`hpsearch.executors`)."""
+        loop.run()
 
 
 class AskTellBackend(Backend):
@@ -229,9 +232,6 @@ class AskTellBackend(Backend):
     def portable_native(self, proposal: Proposal) -> Any:
         """The trial object the other DDP ranks give `model_init` (it travels by pickle)."""
         return proposal.native
-
-    def drive(self, loop: Loop) -> Any:
-        loop.run()
 
 
 # name -> (module, class, the extra whose libraries it imports, how many of them it needs to load)

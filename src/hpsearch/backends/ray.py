@@ -1,34 +1,21 @@
-"""The Ray Tune backend: Ray's search algorithms and schedulers, on a local Ray or a cluster.
-
-Ray drives the trials (`tune.Tuner`); each runs the same trial runner in a Ray worker and
-reports its evaluations with `ray.tune.report`, so schedulers such as ASHA stop bad trials
-early. A Tune callback in the driver mirrors every trial into the hpsearch study store, and
-keeps the best trial's model (reported as its final checkpoint). The Ray experiment lives in
-`<output_dir>/ray/<study_name>`; rerunning the same search restores it (`Tuner.restore`).
+"""The Ray Tune backend, what to try and when to stop a trial: the Ray space, Ray's search algorithms and schedulers,
+and `tune.run`'s keywords as Ray means them. Where the trials run is Tune's (the `executors.ray` executor: its
+controller places them on a local Ray or a cluster, and runs the scheduler and search algorithm given here).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
-import sys
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import ray
 from ray import tune
-from ray.tune.search import BasicVariantGenerator, sample
+from ray.tune.search import sample
 
-from hpsearch import failures, schema
+from hpsearch import schema
 from hpsearch.backends import ray_options
-from hpsearch.backends.base import Backend, Loop
-from hpsearch.backends.randomness import stream_seed
-from hpsearch.backends.ray_client import mirroring
-from hpsearch.backends.ray_trainable import NEXT, ray_trial
-from hpsearch.backends.ray_tune import Mirror, Recorder, UserStop, ctrl_c_raises, finished_ray_trials, ray_numbers
+from hpsearch.backends.base import Backend
 from hpsearch.errors import ConfigError, check_number
 from hpsearch.fidelity import PROGRESS_END, REDUCTION_FACTOR
 from hpsearch.settings import SearchSettings
@@ -44,7 +31,6 @@ from hpsearch.space import (
 )
 
 logger = logging.getLogger(__name__)
-RAY_DIR = "ray"
 NO_LAST_STEP = 2**40  # ASHA's `max_t` where no rung ends a trial: beyond any step a trial reports
 # Schedulers that pause trials or start them from another's checkpoint: the trials report their checkpoints
 PAUSING_SCHEDULERS = (tune.schedulers.PopulationBasedTraining, tune.schedulers.HyperBandScheduler)
@@ -98,39 +84,20 @@ def _param_space(hp_space: Any) -> dict[str, Any]:
     return dict(space)
 
 
-_CLIENT_ATTEMPTS = 5
-
-
-def _join(address: str) -> None:
-    """Connect to the cluster at `address`. Under Ray Client the cluster's proxier sometimes loses the
-    server it forks for a connection (ray-project/ray#63202, a gRPC fork race): connect again."""
-    for attempt in range(1, _CLIENT_ATTEMPTS + 1):
-        try:
-            ray.init(address=address)
-            return
-        except ConnectionAbortedError as e:
-            if attempt == _CLIENT_ATTEMPTS:
-                raise
-            reason = str(e).strip().splitlines()[0]
-            logger.warning(
-                f"Ray Client: the cluster could not start this connection's server ({reason}); "
-                f"connecting again ({attempt}/{_CLIENT_ATTEMPTS - 1})."
-            )
-
-
 class RayBackend(Backend):
     """Ray Tune: `search_alg=` and `scheduler=` as Ray takes them (default: `ASHAScheduler` at the
     search's rungs, on the trial's progress); `seed=` for reproducible proposals of Ray's default
     random search. It takes `tune.run`'s keywords too, which transformers' own Ray search forwards
     (`ray_options`): Ray's meaning, translated where hpsearch does the job itself.
 
-    With no cluster it starts a local Ray with this machine's CPUs and shuts it down after; with
-    `address=` (or `RAY_ADDRESS`) it joins that cluster and leaves it running. A trial whose worker or
-    node dies runs again from its last checkpoint, up to `max_failures` times.
+    Its trials run where Tune places them (`executors.ray`): on a local Ray with this machine's CPUs, or with
+    `address=` (or `RAY_ADDRESS`) on that cluster. A trial whose worker or node dies runs again from its last
+    checkpoint, up to `max_failures` times.
     """
 
     name = "ray"
     max_objectives = 1
+    places_trials = True
 
     def __init__(
         self,
@@ -213,7 +180,6 @@ class RayBackend(Backend):
             trial_name_creator=trial_name_creator,
             trial_dirname_creator=trial_dirname_creator,
         )
-        self._user_stop: UserStop | None = None  # the latest experiment's
 
     @classmethod
     def check_options(cls, options: dict[str, Any], search_arguments: list[str]) -> None:
@@ -248,14 +214,14 @@ class RayBackend(Backend):
         flat = [m for each in named for m in ([each] if isinstance(each, str) or each is None else each)]
         return tuple(dict.fromkeys(m for m in flat if m and m != "objective"))
 
-    def _metric_and_mode(self) -> tuple[str | None, str | None]:
+    def metric_and_mode(self) -> tuple[str | None, str | None]:
         """Tune's `metric` and `mode`: yours (by default in the search's direction), else the objective, except where
         your scheduler or search algorithm has a metric of its own (Ray refuses a second beside it)."""
         if self.metric is None and self.judged():
             return None, None
         return self.metric or "objective", self.mode or ("max" if self.directions[0] == "maximize" else "min")
 
-    def _scheduler(self) -> Any:
+    def tune_scheduler(self) -> Any:
         """The user's scheduler, else ASHA: its rungs at the search's rung points of progress; with no rungs
         (the function API, `evals_per_trial=0`, an evaluation set too small to rank trials on) at the reported steps
         1, 3, 9..., as optuna's pruner there, and with no end of its own: ASHA stops a trial that reaches `max_t`,
@@ -269,134 +235,6 @@ class RayBackend(Backend):
             grace_period=rungs[0] if rungs else 1,
             reduction_factor=REDUCTION_FACTOR,
         )
-
-    def _connect(self) -> bool:
-        """Join the cluster at `address` / RAY_ADDRESS, or start a local Ray; False if already connected."""
-        if ray.is_initialized():
-            return False
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # else Ray writes a token under ~/.ray
-        address = self.address or os.environ.get("RAY_ADDRESS")
-        if address:
-            _join(address)
-        else:  # workers import what this process can: its `sys.path`, folders the script added included
-            path = [os.path.abspath(p or ".") for p in sys.path if os.path.isdir(p or ".")]
-            path += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-            ray.init(
-                address="local",  # a Ray of our own, even where another one (`ray start`) runs here
-                num_cpus=os.cpu_count(),
-                include_dashboard=False,
-                runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(path))}},
-            )
-        return True
-
-    def drive(self, loop: Loop) -> tune.ResultGrid | None:
-        """Restore the Ray experiment of an earlier run, or start one, until `n_trials` trials finished.
-
-        A driver killed at the wrong moment can leave Ray's saved state one trial short (its
-        searcher counted a trial its trial list never held); the missing trials then run in a
-        follow-up experiment, `<name>-1`, and so on (none once your `stop` ended the experiment). The trials
-        the store saw end never run again, even where Ray's restored state is behind it.
-        """
-        settings, trials = self.settings, loop.trials
-        local = Path(settings.output_dir or tempfile.mkdtemp(prefix="hpsearch-")).resolve() / RAY_DIR
-        root = self.storage_path or str(local)
-        # Save Ray's experiment state at every step, so that a killed driver's rerun repeats no trial
-        os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
-        if self.run_options["progress_reporter"] is not None:  # Ray's newer output ignores it, with a warning
-            os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        connected = self._connect()
-        results = None
-        mirror = Mirror(trials, self.space)
-        try:
-            for attempt in range(settings.n_trials + 1):
-                name = self.experiment_name if attempt == 0 else f"{self.experiment_name}-{attempt}"
-                tuner = self._experiment(loop, root, name, attempt)
-                if tuner is None:
-                    break
-                with ctrl_c_raises(), mirroring(mirror):
-                    results = tuner.fit()
-                mirror.reconcile(results)
-                mirror.unstarted()
-                if self._user_stop is not None and self._user_stop.stop_all():
-                    break
-        finally:
-            if connected:
-                ray.shutdown()
-        if results is not None:
-            failures.check_run([failure for r in results if (failure := _failure(r))], len(results))
-        return results
-
-    def _trainable(self, loop: Loop) -> Any:
-        """`ray_trial` with what it needs of this run (the store's view of Ray's trials) and its resources."""
-        trials = loop.trials
-        trainable = tune.with_parameters(
-            ray_trial,
-            objective=loop.objective,
-            direction=self.directions[0],
-            finished=finished_ray_trials(trials.study),
-            numbers={**ray_numbers(trials.study), NEXT: trials.created()},
-            checkpoints=isinstance(self.scheduler, PAUSING_SCHEDULERS),
-            catch=self.settings.catch,
-            judged=self.judged(),
-        )
-        gpus = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
-        return tune.with_resources(trainable, self.resources or {"cpu": 1, "gpu": gpus})
-
-    def _experiment(self, loop: Loop, root: str, name: str, attempt: int) -> tune.Tuner | None:
-        """Ray's experiment `name` restored where Ray saved one, else a new one for the trials left (None: none)."""
-        trainable, experiment = self._trainable(loop), os.path.join(root, name)
-        if tune.Tuner.can_restore(experiment):
-            return tune.Tuner.restore(
-                experiment, trainable, resume_unfinished=True, restart_errored=True, param_space=self.ray_space
-            )
-        trials = loop.trials
-        remaining = self.settings.n_trials - trials.finished()
-        if remaining <= 0:
-            return None
-        if attempt > 0:
-            logger.warning(f"Ray's experiment ended {remaining} trial(s) short; {name} runs them.")
-        return self._tuner(trainable, remaining, root, name, trials.created())
-
-    def _tuner(self, trainable: Any, n_trials: int, root: str, name: str, stream: int) -> tune.Tuner:
-        # a copy: a search algorithm serves one experiment (a follow-up one gets a fresh copy)
-        search_alg, max_concurrent = copy.deepcopy(self.search_alg), self.max_concurrent_trials
-        if search_alg is None:  # Ray's default random search, with a random state of its own
-            random_state = stream_seed(self.seed, stream)
-            search_alg = BasicVariantGenerator(max_concurrent=max_concurrent or 0, random_state=random_state)
-            max_concurrent = None
-        metric, mode = self._metric_and_mode()
-        self._user_stop = UserStop(self.stop) if self.stop is not None else None
-        recorder = Recorder(self.settings.study_name, self.max_in_a_row, self._user_stop)
-        return tune.Tuner(
-            trainable,
-            param_space=self.ray_space,
-            tune_config=tune.TuneConfig(
-                metric=metric,
-                mode=mode,
-                num_samples=n_trials,
-                scheduler=self._scheduler(),
-                search_alg=search_alg,
-                max_concurrent_trials=max_concurrent,
-                time_budget_s=self.time_budget_s,
-                **self.tune_options,
-            ),
-            run_config=tune.RunConfig(
-                name=name,
-                storage_path=root,
-                callbacks=[recorder, *self.callbacks],
-                stop=self._user_stop,
-                checkpoint_config=self.checkpoint_config,
-                failure_config=tune.FailureConfig(max_failures=self.max_failures),
-                verbose=self.verbose,
-                **self.run_options,
-            ),
-        )
-
-
-def _failure(result: tune.Result) -> tuple[dict[str, Any], Any] | None:
-    """A trial's parameters and its error, if it failed: in its own code (its last report says so) or as Ray ran it."""
-    error = result.error if result.error is not None else (result.metrics or {}).get(schema.RAY_FAILED)
-    return None if error is None else (result.config, error)
 
 
 def _named(scheduler: Any, search_alg: Any) -> tuple[Any, Any]:

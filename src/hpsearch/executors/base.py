@@ -18,14 +18,15 @@ RunningContext = Callable[[], AbstractContextManager] | None  # the context the 
 
 class Place(Protocol):
     """The search at one place (a process): its settings and study's trials; `recover` what a dead process left
-    running, and `run_here` this place's share of the trials (the loop; it returns the loop that ran them)."""
+    running, and `run_here` this place's share of the trials (the loop, driven by `drive` if given, else the
+    backend's way; it returns the loop that ran them)."""
 
     settings: SearchSettings
     trials: Trials
 
     def recover(self) -> None: ...
 
-    def run_here(self, objective: Objective) -> Any: ...
+    def run_here(self, objective: Objective, drive: Callable[[Any], Any] | None = None) -> Any: ...
 
 
 class Blueprint(Protocol):

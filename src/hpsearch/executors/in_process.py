@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from hpsearch.executors.base import Blueprint, Executor, Objective, Place, RunningContext
 
@@ -11,4 +12,8 @@ class InProcess(Executor):
     def run(self, here: Place, blueprint: Blueprint, objective: Objective, while_running: RunningContext) -> None:
         here.recover()  # the trials a dead process left running: failed, or resumed here
         with while_running() if while_running is not None else contextlib.nullcontext():
-            here.run_here(objective).check_failures()
+            here.run_here(objective, self.drive).check_failures()
+
+    def drive(self, loop: Any) -> Any:
+        """Run the trials of the `loop` (`hpsearch.loop`) the backend's way; what the library that ran them returned."""
+        return loop.backend.drive(loop)

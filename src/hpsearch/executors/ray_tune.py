@@ -1,4 +1,4 @@
-"""Tune's side of the Ray backend: how Tune's trials reach the study (the trainable they run is
+"""Tune's side of Ray Tune's executor (`executors.ray`): how Tune's trials reach the study (the trainable they run is
 `ray_trainable`).
 
 A Tune callback (`Recorder`) runs wherever Tune's loop runs; it tells the driver's `Mirror`
@@ -23,9 +23,9 @@ from ray import tune
 from ray.tune.utils import flatten_dict
 
 from hpsearch import compat, schema, store
-from hpsearch.backends.ray_client import mirrors, outbox_name
-from hpsearch.backends.ray_trainable import place
 from hpsearch.errors import ObjectiveError, SearchFailed, TrialError
+from hpsearch.executors.ray_client import mirrors, outbox_name
+from hpsearch.executors.ray_trainable import place
 from hpsearch.failures import FailurePolicy
 from hpsearch.lifecycle import LiveTrial, Trials
 from hpsearch.space import Space, plain

@@ -1,4 +1,4 @@
-"""Ray Client's side of the Ray backend: under Ray Client, Tune's loop runs in an actor on the cluster,
+"""Ray Client's side of Ray Tune's executor: under Ray Client, Tune's loop runs in an actor on the cluster,
 so the `Recorder`'s trial events reach the driver's `Mirror` through a named actor, the outbox, which
 the driver drains while the search runs. Without Ray Client the recorder calls the mirror directly.
 """
