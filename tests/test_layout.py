@@ -71,8 +71,9 @@ def test_modules_import_each_other_without_a_cycle():
 
 
 def test_type_checkers_see_no_cycle_either():
-    """Counting the imports under TYPE_CHECKING too: executors know no `engine` (what they need of a search is
-    `executors.base.Runnable`), Ray Client's outbox no `ray_tune` (it delivers to an `EventSink`)."""
+    """Counting the imports under TYPE_CHECKING too: executors know no `engine` (what they get of a search is the
+    place they run it at and the blueprint other places build it from: `executors.base.Place`, `Blueprint`), Ray
+    Client's outbox no `ray_tune` (it delivers to an `EventSink`)."""
     assert not _cycles(for_type_checkers=True)
     executors = [name for name in MODULES if name.startswith("executors/")]
     assert all("engine" not in _imports(MODULES[name], for_type_checkers=True) for name in executors)
@@ -108,6 +109,12 @@ def test_one_progress_bar_for_every_executor():
     for name, path in MODULES.items():
         if name != "progress":
             assert not re.search(r"\btqdm\(", path.read_text()), name
+
+
+def test_ddp_ranks_talk_in_one_module_only():
+    """DDP is an executor: every collective between ranks (rank 0's word broadcast) is in `executors/ranks`."""
+    talking = [name for name, path in MODULES.items() if "broadcast" in path.read_text()]
+    assert talking == ["executors/ranks"]
 
 
 def test_backends_see_the_study_through_their_contract_not_lifecycle():

@@ -24,6 +24,7 @@ from hpsearch.space import plain
 from hpsearch.trial import Decision, Trial, TrialSink, TrialState
 
 NEXT = ""  # in `numbers`: the store's number of a new experiment's first trial
+REUSE_WAIT_S = 60  # the most a reused Ray worker waits for its earlier trial to end
 
 
 def place(ray_trial_id: str) -> tuple[str, int]:
@@ -56,6 +57,10 @@ def ray_trial(
     again only a trial that died. `judged` names the metrics Ray's scheduler or search algorithm judge by besides
     the objective (`RayBackend.judged`): Ray refuses a result without them, so a last report lacking one has NaN.
     """
+    # a worker reused for the next trial (`reuse_actors`) first waits for this trial's thread to end, 2 s by default:
+    # a trial stopped by the scheduler then cleans up (its model, its run directory), longer on a busy machine, and
+    # Ray errors the next trial when the wait runs out ("Could not re-use actor")
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", str(REUSE_WAIT_S))
     ray_trial_id = tune.get_context().get_trial_id()
     if ray_trial_id in finished:
         if finished[ray_trial_id] is not None:
