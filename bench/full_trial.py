@@ -72,7 +72,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification
 
     import hpsearch
-    from hpsearch.demo import text_trainer, training_arguments
+    from hpsearch.tools.demo import text_trainer, training_arguments
 
     model_dir, tokenizer, train, evaluation = text_task(
         args.model_dir, tweets(), args.train_size, args.eval_size, args.max_length

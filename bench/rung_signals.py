@@ -16,7 +16,7 @@ each signal is scored by how well it foretells the trials' final accuracy (on th
     .venv/bin/python bench/rung_signals.py --report bench/rung_signals-tweets.json
 
 With `--steps`, the rungs are at fixed counts of optimizer steps instead, to tell how many steps a trial must
-have taken before a rung ranks it (`hpsearch.rungs.MIN_RUNG_STEPS`); `--space quickstart` draws from the README's
+have taken before a rung ranks it (`trainer.rungs.MIN_RUNG_STEPS`); `--space quickstart` draws from the README's
 Quickstart space (learning rate 1e-5..1e-4 log, batch size 16 or 32), where trials differ less than in the docs':
 
     .venv/bin/python bench/rung_signals.py --dataset rotten_tomatoes --space quickstart --train-size 1600 \
@@ -44,7 +44,7 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from children import commit, measured_at  # noqa: E402
 
-from hpsearch.fidelity import step_at  # noqa: E402
+from hpsearch.loop.fidelity import step_at  # noqa: E402
 
 RUNGS = (111, 333)  # hpsearch's default rung points, in thousandths of training
 SUBSETS = (32, 64, 128, 256)
@@ -106,7 +106,7 @@ def run_trials(args: argparse.Namespace) -> dict[str, Any]:
     from compare import DATASETS, text_task
     from transformers import AutoModelForSequenceClassification
 
-    from hpsearch.demo import text_trainer, training_arguments
+    from hpsearch.tools.demo import text_trainer, training_arguments
 
     load, train_size, eval_size, _ = DATASETS[args.dataset]
     train_size, eval_size = args.train_size or train_size, args.eval_size or eval_size

@@ -10,7 +10,7 @@ import os
 
 from ray import tune
 
-from hpsearch.demo import review_trainer, size_parser
+from hpsearch.tools.demo import review_trainer, size_parser
 
 
 def optuna_hp_space(trial):

@@ -9,7 +9,7 @@ Rank 0 proposes each trial and passes its parameters to the other ranks, which b
 import torch
 from transformers import TrainingArguments
 
-from hpsearch.demo import review_trainer, size_parser
+from hpsearch.tools.demo import review_trainer, size_parser
 
 
 def hp_space(trial):

@@ -9,7 +9,7 @@
 from peft import LoraConfig, TaskType, get_peft_model
 from transformers import AutoModelForSequenceClassification
 
-from hpsearch.demo import minilm_dir, review_trainer, size_parser
+from hpsearch.tools.demo import minilm_dir, review_trainer, size_parser
 
 
 def hp_space(trial):

@@ -6,7 +6,7 @@ Each worker runs whole trials; the study store (SQLite in --output-dir) is what 
 that dies loses only its running trial, and a rerun of the same command continues the study.
 """
 
-from hpsearch.demo import review_trainer, size_parser
+from hpsearch.tools.demo import review_trainer, size_parser
 
 
 def hp_space(trial):

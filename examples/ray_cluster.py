@@ -10,7 +10,7 @@ cluster has them); the study store stays on this machine, which records every tr
 
 from backends import ray_hp_space  # this folder's example: the docs' Ray Tune space
 
-from hpsearch.demo import review_trainer, size_parser
+from hpsearch.tools.demo import review_trainer, size_parser
 
 if __name__ == "__main__":
     parser = size_parser(__doc__, "runs/ray_cluster")

@@ -3,7 +3,7 @@
 python examples/several_objectives.py
 """
 
-from hpsearch.demo import review_trainer, size_parser
+from hpsearch.tools.demo import review_trainer, size_parser
 
 
 def hp_space(trial):

@@ -1,4 +1,4 @@
-"""`hpsearch.arguments`: which parameters are `TrainingArguments` fields and their types, the checks of a space
+"""`hpsearch.trainer.arguments`: which parameters are `TrainingArguments` fields and their types, the checks of a space
 before any training (values a field cannot take, keys nothing reads), the warning after the first trial's model
 when it does not show a searched value, and casting a trial's values to their fields' types."""
 
@@ -13,9 +13,9 @@ import pytest
 import transformers
 from transformers import BertConfig
 
-from hpsearch.arguments import argument_types, cast, check_params, typed, warn_unread
 from hpsearch.errors import ConfigError
 from hpsearch.space import Categorical, Float, Int
+from hpsearch.trainer.arguments import argument_types, cast, check_params, typed, warn_unread
 
 
 def model_init_with_trial(trial):
@@ -72,7 +72,7 @@ def test_a_key_no_field_has_needs_a_model_init_that_takes_the_trial(caplog):
     space = {"learning_rate": Float(1e-5, 1e-3), "hidden_dropout_prob": Float(0.0, 0.3)}
     with pytest.raises(ConfigError, match=r"\['hidden_dropout_prob'\] are not `TrainingArguments` fields"):
         check_params(space, model_init_without_trial)
-    with caplog.at_level(logging.INFO, logger="hpsearch.arguments"):
+    with caplog.at_level(logging.INFO, logger="hpsearch.trainer.arguments"):
         check_params(space, model_init_with_trial)
     (record,) = caplog.records
     assert record.levelno == logging.INFO  # a model hyperparameter, as meant
@@ -84,7 +84,7 @@ def test_a_key_no_field_has_needs_a_model_init_that_takes_the_trial(caplog):
 
 def test_a_key_close_to_a_field_is_a_warning_with_the_field_and_without_a_trial_an_error(caplog):
     space = {"weight_decai": Float(0.0, 0.1)}
-    with caplog.at_level(logging.INFO, logger="hpsearch.arguments"):
+    with caplog.at_level(logging.INFO, logger="hpsearch.trainer.arguments"):
         check_params(space, model_init_with_trial)
     (record,) = caplog.records
     assert record.levelno == logging.WARNING and "Did you mean 'weight_decay' for 'weight_decai'?" in record.message
@@ -93,7 +93,7 @@ def test_a_key_close_to_a_field_is_a_warning_with_the_field_and_without_a_trial_
 
 
 def test_a_space_of_fields_only_says_nothing(caplog):
-    with caplog.at_level(logging.DEBUG, logger="hpsearch.arguments"):
+    with caplog.at_level(logging.DEBUG, logger="hpsearch.trainer.arguments"):
         check_params({"learning_rate": Float(1e-5, 1e-3)}, model_init_without_trial)
     assert caplog.records == []
 
@@ -103,7 +103,7 @@ def a_model(**config) -> SimpleNamespace:
 
 
 def test_a_searched_value_the_model_shows_or_a_field_warns_of_nothing(caplog):
-    with caplog.at_level(logging.DEBUG, logger="hpsearch.arguments"):
+    with caplog.at_level(logging.DEBUG, logger="hpsearch.trainer.arguments"):
         warn_unread({"hidden_dropout_prob": 0.2, "learning_rate": 1e-3}, a_model(hidden_dropout_prob=0.2))
         warn_unread({"num_hidden_layers": "3"}, a_model(num_hidden_layers=3))  # SigOpt's "3": the same value
         warn_unread({"hidden_dropout_prob": 0.2}, SimpleNamespace())  # no config to look in
@@ -112,7 +112,7 @@ def test_a_searched_value_the_model_shows_or_a_field_warns_of_nothing(caplog):
 
 
 def test_a_searched_value_the_model_does_not_show_is_a_warning_naming_both_values(caplog):
-    with caplog.at_level(logging.WARNING, logger="hpsearch.arguments"):
+    with caplog.at_level(logging.WARNING, logger="hpsearch.trainer.arguments"):
         warn_unread({"hidden_dropout_prob": 0.23}, a_model())
     (record,) = caplog.records
     assert "config.hidden_dropout_prob=0.1, not the trial's 0.23" in record.message
@@ -120,7 +120,7 @@ def test_a_searched_value_the_model_does_not_show_is_a_warning_naming_both_value
 
 
 def test_a_searched_key_nowhere_is_a_warning_with_the_closest_config_key(caplog):
-    with caplog.at_level(logging.WARNING, logger="hpsearch.arguments"):
+    with caplog.at_level(logging.WARNING, logger="hpsearch.trainer.arguments"):
         warn_unread({"classifier_dropout_rate": 0.1, "zzz_unknown": 1}, a_model())
     first, second = (r.message for r in caplog.records)
     assert "'classifier_dropout_rate', which is neither a `TrainingArguments` field nor in the model's config" in first

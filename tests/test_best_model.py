@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from hpsearch.best_model import BestModelKeeper
+from hpsearch.study.best_model import BestModelKeeper
 
 # The calls by which a promote changes the file system (shutil's moves and removals go through them).
 CHANGES = [(os, "mkdir"), (os, "rename"), (os, "replace"), (os, "symlink"), (os, "unlink"), (os, "rmdir")]
@@ -134,7 +134,7 @@ def test_a_promote_killed_at_any_step_leaves_the_old_model_or_the_new_one_whole(
 
 @pytest.mark.parametrize("name", ["first", "a/b", "a_b", "..", "", "étude 2"])
 def test_each_study_keeps_its_model_in_a_directory_of_its_own_under_output_dir(tmp_path, name):
-    from hpsearch.best_model import STUDIES_DIR, study_dir
+    from hpsearch.study.best_model import STUDIES_DIR, study_dir
 
     assert study_dir(tmp_path) == tmp_path  # the default study's: `output_dir`, as before studies had their own
     own = study_dir(tmp_path, name)

@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 import hpsearch
-from hpsearch.cli import main
 from hpsearch.space import Float, Int
+from hpsearch.tools.cli import main
 
 SPACE = {"x": Float(0.0, 1.0), "n": Int(1, 3)}
 

@@ -18,7 +18,7 @@ def study(tmp_path):
     database = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat_interval=60)
     storage = compat.storage_object(database)
     study = optuna.create_study(storage=storage)
-    study.new_trial = lambda template=None: storage.create_new_trial(  # as `hpsearch.lifecycle.Trials` creates one
+    study.new_trial = lambda template=None: storage.create_new_trial(  # as `lifecycle.Trials` creates one
         storage.get_study_id_from_name(study.study_name), template_trial=template
     )
     return study

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import optuna
 
-from hpsearch import schema, store
+from hpsearch.study import schema, store
 
 HPSEARCH = str(Path(sys.executable).with_name("hpsearch"))
 ENV = dict(os.environ, HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
@@ -235,7 +235,7 @@ def test_a_missing_sqlite_file_is_one_clear_line(tmp_path):
 def test_without_optuna_dashboard_the_error_names_the_extra(tmp_path):
     optuna.create_study(storage=store.storage_url(tmp_path), study_name="s")
     code = (
-        "import sys; sys.modules['optuna_dashboard'] = None; from hpsearch.cli import main; "
+        "import sys; sys.modules['optuna_dashboard'] = None; from hpsearch.tools.cli import main; "
         "main(sys.argv[1:], prog_name='hpsearch')"
     )
     result = subprocess.run(

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # where the public API (`search`, `Search`, `hyperparameter_search`, `Trainer`, `load_trials`,
 # the backend base classes) is documented; the Trainer's examples need a model and data: skipped
-DOCUMENTED = ["hpsearch.engine", "hpsearch.store", "hpsearch.backends.base", "hpsearch.transformers"]
+DOCUMENTED = ["hpsearch.engine", "hpsearch.study.store", "hpsearch.backends.base", "hpsearch.transformers"]
 
 
 @pytest.mark.parametrize("name", DOCUMENTED)

@@ -7,7 +7,7 @@ import re
 import torch
 from click.testing import CliRunner
 
-from hpsearch.cli import main
+from hpsearch.tools.cli import main
 
 
 def test_the_doctor_reports_every_backend_torch_and_a_storage(tmp_path):

@@ -1,4 +1,4 @@
-"""`hpsearch.failures`: when failed trials stop a search, the same rule on every path."""
+"""`hpsearch.loop.failures`: when failed trials stop a search, the same rule on every path."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from hpsearch.errors import SearchFailed
-from hpsearch.failures import FailurePolicy, check_run, nothing_completed, workers_died
+from hpsearch.loop.failures import FailurePolicy, check_run, nothing_completed, workers_died
 from hpsearch.trial import TrialRecord, TrialState
 
 
@@ -44,7 +44,7 @@ def test_after_a_run_some_failed_is_a_warning_naming_what_they_shared(caplog):
     assert [r.message for r in caplog.records] == [
         "2 of 5 trials of this search failed; every one had bs=64; the first error: OOM"
     ]
-    assert caplog.records[0].name == "hpsearch.failures"
+    assert caplog.records[0].name == "hpsearch.loop.failures"
 
 
 def test_dying_workers_and_a_study_with_nothing_completed_are_search_failures():

@@ -1,4 +1,4 @@
-"""`hpsearch.fidelity`: the rungs' progress points (a geometric ladder by the reduction factor), progress in
+"""`hpsearch.loop.fidelity`: the rungs' progress points (a geometric ladder by the reduction factor), progress in
 thousandths of training, the first step that reaches a point, and which optuna pruners may stop a trial."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from hpsearch.fidelity import (
+from hpsearch.loop.fidelity import (
     DEFAULT_EVALS_PER_TRIAL,
     MAX_EVALS_PER_TRIAL,
     PROGRESS_END,
@@ -15,7 +15,7 @@ from hpsearch.fidelity import (
     rung_points,
     step_at,
 )
-from hpsearch.halving import PeerHalvingPruner
+from hpsearch.loop.halving import PeerHalvingPruner
 
 
 @pytest.mark.parametrize(

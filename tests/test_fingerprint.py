@@ -1,8 +1,8 @@
-"""`hpsearch.fingerprint`: a Trainer search's data and fixed arguments, described so that a rerun on others is told."""
+"""`trainer.fingerprint`: a Trainer search's data and fixed arguments, described so that a rerun on others is told."""
 
 from __future__ import annotations
 
-from hpsearch.fingerprint import describe_dataset, describe_setup
+from hpsearch.trainer.fingerprint import describe_dataset, describe_setup
 
 
 def test_a_dataset_is_told_apart_by_its_size_and_its_content():

@@ -1,4 +1,4 @@
-"""Successive halving that waits for peers (`hpsearch.halving`): the rule, and a Trainer search in which the first
+"""Successive halving that waits for peers (`hpsearch.loop.halving`): the rule, and a Trainer search in which the first
 trials pause at their rungs, are resumed from their checkpoints when their peers rank them best, and are pruned
 when not."""
 
@@ -14,9 +14,9 @@ from transformers import TrainerCallback
 
 import hpsearch
 from hpsearch import TrialState
-from hpsearch.decision import peers_to_wait_for, verdict
-from hpsearch.disk import PAUSED_DIR
-from hpsearch.fidelity import step_at
+from hpsearch.loop.decision import peers_to_wait_for, verdict
+from hpsearch.loop.fidelity import step_at
+from hpsearch.study.disk import PAUSED_DIR
 from hpsearch.trial import Decision
 
 

@@ -82,15 +82,15 @@ def test_type_checkers_see_no_cycle_either():
 def test_search_failed_is_made_in_the_failure_policy_only():
     """One failure policy for every path: in this process, worker processes and Ray (issue 26)."""
     for name, path in MODULES.items():
-        if name not in ("failures", "errors"):
+        if name not in ("loop/failures", "errors"):
             assert "SearchFailed(" not in path.read_text(), name
 
 
 def test_a_trials_decision_is_made_in_the_decision_module_only():
-    """Each report's `Decision` is made once, in `hpsearch.decision`: elsewhere a decision to pause or prune is only
+    """Each report's `Decision` is made once, in `loop.decision`: elsewhere a decision to pause or prune is only
     carried out (compared with `is`), never made; no other module judges a rung or asks the backend's pruner."""
     for name, path in MODULES.items():
-        if name == "decision":
+        if name == "loop/decision":
             continue
         tree = ast.parse(path.read_text())
         compared = {id(c) for node in ast.walk(tree) if isinstance(node, ast.Compare) for c in ast.walk(node)}
@@ -98,16 +98,16 @@ def test_a_trials_decision_is_made_in_the_decision_module_only():
             if isinstance(node, ast.Attribute) and ast.unparse(node) in ("Decision.PAUSE", "Decision.PRUNE"):
                 assert id(node) in compared, f"{name} decides: {ast.unparse(node)}"
             if isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] in ("judge", "verdict"):
-                assert name == "halving", f"{name} judges a rung: {ast.unparse(node)}"
+                assert name == "loop/halving", f"{name} judges a rung: {ast.unparse(node)}"
             if isinstance(node, ast.Call) and ast.unparse(node.func) == "self.backend.report":
                 raise AssertionError(f"{name} asks the backend's pruner: {ast.unparse(node)}")
 
 
 def test_one_progress_bar_for_every_executor():
-    """The bar is made in `hpsearch.progress` only: the loop in this process and the worker processes' watcher
+    """The bar is made in `hpsearch.loop.progress` only: the loop in this process and the worker processes' watcher
     show the same one."""
     for name, path in MODULES.items():
-        if name != "progress":
+        if name != "loop/progress":
             assert not re.search(r"\btqdm\(", path.read_text()), name
 
 
@@ -121,8 +121,18 @@ def test_backends_see_the_study_through_their_contract_not_lifecycle():
     """A backend (what to try) reads the study through `backends.base.StudyView` and `StartedTrial`; the trials are
     written where they run, by the executors (Ray Tune's `Mirror` too)."""
     backends = [name for name in MODULES if name.startswith("backends/")]
-    assert [name for name in backends if "lifecycle" in _imports(MODULES[name], for_type_checkers=True)] == []
+    assert [name for name in backends if "study/lifecycle" in _imports(MODULES[name], for_type_checkers=True)] == []
     assert [name for name in backends if any(i.startswith("executors") for i in _imports(MODULES[name]))] == []
+
+
+def test_each_subpackage_says_whether_it_is_internal():
+    """The layout shows the architecture: a subpackage per part, and its `__init__` says what it holds and whether
+    users import from it (`backends/base` and `executors/base` are contracts users extend)."""
+    packages = sorted({path.parent for path in PACKAGE.rglob("*.py") if path.parent != PACKAGE})
+    assert [p.name for p in packages] == ["backends", "executors", "loop", "study", "tools", "trainer"]
+    for package in packages:
+        said = ast.get_docstring(ast.parse((package / "__init__.py").read_text())) or ""
+        assert said.startswith("Internal") == (package.name in ("loop", "study", "trainer")), package.name
 
 
 def test_every_key_a_study_keeps_is_spelt_in_the_schema_only():
@@ -130,7 +140,7 @@ def test_every_key_a_study_keeps_is_spelt_in_the_schema_only():
     no literal of one elsewhere."""
     key = re.compile(r"[\"']hpsearch[:._](?!db\b)[a-z_]+(?!\.py)[\"':]")
     for name, path in MODULES.items():
-        if name != "schema":
+        if name != "study/schema":
             assert not key.findall(path.read_text()), name
 
 

@@ -141,8 +141,8 @@ def test_bad_lifecycle_arguments_fail_before_any_trial(kwargs, message):
 def test_a_paused_trial_another_process_resumed_and_ended_meanwhile_is_passed_over(tmp_path):
     """Two workers look at the same paused trial: the one that reads it first, then finds it ended by the
     other before its own claim, goes on without it (optuna raises on a finished trial's update)."""
-    from hpsearch.lifecycle import Trials
     from hpsearch.settings import SearchSettings
+    from hpsearch.study.lifecycle import Trials
     from hpsearch.trial import Decision
 
     settings = SearchSettings(directions=("minimize",), study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}")

@@ -1,4 +1,4 @@
-"""`hpsearch.liveness`: a trial's owner process and whether it is gone, the heartbeat settings of a search, a running
+"""`study.liveness`: a trial's owner process and whether it is gone, the heartbeat settings of a search, a running
 trial's beat, and the checks that fail the running trials whose workers stopped beating (or never beat), mark them
 beside the study and queue them again; on a real optuna SQLite storage."""
 
@@ -19,9 +19,10 @@ import psutil
 import pytest
 import sqlalchemy
 
-from hpsearch import compat, liveness
+from hpsearch import compat
 from hpsearch.errors import ConfigError
-from hpsearch.liveness import (
+from hpsearch.study import liveness
+from hpsearch.study.liveness import (
     DEFAULT_GRACE_PERIOD,
     DEFAULT_INTERVAL,
     Heartbeat,

@@ -9,8 +9,8 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from hpsearch import schema
 from hpsearch.backends.paused_trials import SeesPausedTrials, StudyWithPaused
+from hpsearch.study import schema
 
 X = {"x": FloatDistribution(0.0, 1.0)}
 

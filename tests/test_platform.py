@@ -13,7 +13,7 @@ from importlib import metadata
 from click.testing import CliRunner
 
 import hpsearch
-from hpsearch.cli import main
+from hpsearch.tools.cli import main
 
 # Run first in every process of the search (a sitecustomize on PYTHONPATH): the modules a Linux
 # machine has and the other systems do not are made absent.
@@ -26,7 +26,7 @@ del os.sched_getaffinity  # as on macOS
 SEARCH = """
 import json, os, sys
 import hpsearch
-from hpsearch.best_model import BestModelKeeper
+from hpsearch.study.best_model import BestModelKeeper
 from hpsearch.space import Float
 
 def objective(trial):  # in a worker process

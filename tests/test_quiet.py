@@ -13,9 +13,9 @@ import optuna
 import pytest
 
 import hpsearch
-from hpsearch import store
 from hpsearch.objective import default_compute_objective, objective_names
 from hpsearch.space import Float
+from hpsearch.study import store
 
 
 def test_a_search_and_its_rerun_print_no_optuna_study_lines(tmp_path):

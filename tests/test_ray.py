@@ -19,7 +19,8 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 from transformers import AutoModelForSequenceClassification
 
 import hpsearch
-from hpsearch import TrialState, schema, store
+from hpsearch import TrialState
+from hpsearch.study import schema, store
 
 RAY = Path(sys.executable).with_name("ray")
 
@@ -214,9 +215,9 @@ def test_ray_default_space_is_transformers_default_with_an_integer_seed():
 def test_trials_ray_finished_but_the_store_missed_are_recorded_after_the_run(tmp_path):
     """The driver can die between Ray ending a trial and the store hearing of it."""
     from hpsearch.executors.ray_tune import Mirror
-    from hpsearch.lifecycle import Trials
     from hpsearch.settings import SearchSettings
     from hpsearch.space import Float
+    from hpsearch.study.lifecycle import Trials
 
     def curve(trial):
         trial.report(1, trial.params["x"] + 1)
@@ -354,9 +355,9 @@ def test_trials_ray_starts_out_of_order_are_numbered_in_rays_order():
     from hpsearch.executors.ray_client import mirroring
     from hpsearch.executors.ray_trainable import NEXT, store_number
     from hpsearch.executors.ray_tune import Mirror, Recorder, ray_numbers
-    from hpsearch.lifecycle import Trials
     from hpsearch.settings import SearchSettings
     from hpsearch.space import Float
+    from hpsearch.study.lifecycle import Trials
 
     trials = Trials(SearchSettings(directions=("minimize",), study_name="out-of-order"))
     numbers = {**ray_numbers(trials.study), NEXT: trials.created()}
@@ -393,11 +394,11 @@ def test_an_error_outside_catch_stops_a_ray_search_as_it_stops_the_engines_loop(
 def test_the_mirror_ends_a_trial_as_its_last_report_says_and_keeps_a_completed_trials_model(tmp_path):
     """One ending for every way Tune tells it: a last report marked final completes the trial (its model offered to
     the engine's keeper), one without it is a trial the scheduler stopped (pruned), an error fails it."""
-    from hpsearch import schema
     from hpsearch.executors.ray_tune import Mirror
-    from hpsearch.lifecycle import Trials
     from hpsearch.settings import SearchSettings
     from hpsearch.space import Float
+    from hpsearch.study import schema
+    from hpsearch.study.lifecycle import Trials
 
     model = tmp_path / "model"
     model.mkdir()

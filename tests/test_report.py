@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from hpsearch import store
-from hpsearch.leaderboard import RUNG_SCORES, leaderboard, markdown_table, rows
-from hpsearch.report import write_report
+from hpsearch.study import store
+from hpsearch.study.leaderboard import RUNG_SCORES, leaderboard, markdown_table, rows
+from hpsearch.tools.report import write_report
 from hpsearch.trial import TrialRecord, TrialState
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from hpsearch import TrialState
-from hpsearch.rungs import MIN_RUNG_EXAMPLES, auto_subset_size, rungs_that_fit
+from hpsearch.trainer.rungs import MIN_RUNG_EXAMPLES, auto_subset_size, rungs_that_fit
 from tests.conftest import ListDataset, make_sentences
 
 

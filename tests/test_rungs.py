@@ -16,7 +16,7 @@ from transformers import AutoModelForSequenceClassification, TrainerCallback
 
 import hpsearch
 from hpsearch import TrialState
-from hpsearch.halving import PeerHalvingPruner
+from hpsearch.loop.halving import PeerHalvingPruner
 from hpsearch.space import Categorical, Float
 
 
@@ -300,7 +300,7 @@ def test_rungs_report_the_evaluation_loss_by_default_or_the_objective(make_train
 def test_by_default_a_rung_scores_a_twentieth_of_what_a_trial_trains_on_from_128_to_1000(train_dataset):
     from transformers import TrainingArguments
 
-    from hpsearch.rungs import auto_subset_size
+    from hpsearch.trainer.rungs import auto_subset_size
 
     def size(dataset=train_dataset, **args):
         return auto_subset_size(TrainingArguments(output_dir="unused", use_cpu=True, **args), dataset)

@@ -1,4 +1,4 @@
-"""`hpsearch.schema`: what a study keeps, read in every format hpsearch wrote; a study written by an earlier
+"""`hpsearch.study.schema`: what a study keeps, read in every format hpsearch wrote; a study written by an earlier
 hpsearch (format 1, checked in under tests/fixtures) opens, reads back and continues."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 import hpsearch
-from hpsearch import schema, store
+from hpsearch.study import schema, store
 from hpsearch.trial import TrialState
 
 FORMAT_1 = Path(__file__).parent / "fixtures" / "study-format-1"

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 
 import hpsearch
 from hpsearch import TrialState
-from hpsearch.cli import main
-from hpsearch.fingerprint import describe_dataset
 from hpsearch.space import Float, Int
+from hpsearch.tools.cli import main
+from hpsearch.trainer.fingerprint import describe_dataset
 from tests.conftest import ListDataset, make_sentences
 
 

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 import hpsearch
-from hpsearch.cli import main
 from hpsearch.settings import DEFAULT_STUDY_NAME
 from hpsearch.space import Float
+from hpsearch.tools.cli import main
 
 SPACES = {"first": {"learning_rate": Float(1e-4, 3e-4)}, "second": {"learning_rate": Float(2e-2, 5e-2)}}
 

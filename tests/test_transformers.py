@@ -13,8 +13,9 @@ from accelerate.state import AcceleratorState
 from transformers import AutoModelForSequenceClassification, TrainerCallback
 
 import hpsearch
-from hpsearch import TrialState, schema, store
+from hpsearch import TrialState
 from hpsearch.space import Categorical, Float
+from hpsearch.study import schema, store
 
 
 def lr_space(low=1e-3, high=3e-2):

@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from transformers import TrainerCallback
 
-from hpsearch import TrialState, schema
-from hpsearch.decision import pause_pays
-from hpsearch.disk import PAUSED_DIR, check_cap
+from hpsearch import TrialState
 from hpsearch.errors import ConfigError, SearchFailed
-from hpsearch.failures import nothing_completed
+from hpsearch.loop.decision import pause_pays
+from hpsearch.loop.failures import nothing_completed
+from hpsearch.study import schema
+from hpsearch.study.disk import PAUSED_DIR, check_cap
 from hpsearch.trial import TrialRecord
 
 

@@ -9,9 +9,10 @@ import optuna
 import pytest
 
 import hpsearch
-from hpsearch import ConfigError, TrialState, store
-from hpsearch.schema import WARM_START
+from hpsearch import ConfigError, TrialState
 from hpsearch.space import Categorical, Float, Int
+from hpsearch.study import store
+from hpsearch.study.schema import WARM_START
 
 SPACE = {"x": Float(-3.0, 3.0), "n": Int(0, 3), "kind": Categorical(["a", "b"])}
 

@@ -17,9 +17,10 @@ import psutil
 import pytest
 
 import hpsearch
-from hpsearch import ConfigError, TrialState, schema, store
+from hpsearch import ConfigError, TrialState
 from hpsearch.executors.in_process import InProcess
 from hpsearch.executors.resources import Machine, plan
+from hpsearch.study import schema, store
 from tests.reliability.spaces import native_space
 
 SCRIPT = Path(__file__).with_name("parallel_search.py")

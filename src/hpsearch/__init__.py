@@ -23,7 +23,7 @@ from hpsearch.errors import (
 )
 from hpsearch.objective import default_compute_objective
 from hpsearch.result import BestRun, SearchSummary
-from hpsearch.store import load_trials
+from hpsearch.study.store import load_trials
 from hpsearch.trial import Trial, TrialPruned, TrialRecord, TrialState
 
 try:

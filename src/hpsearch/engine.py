@@ -1,7 +1,7 @@
 """The public face of a search: `search()`, `Search`, and what they return (`BestRun`).
 
 `Search` checks the arguments and puts the backend, the study's trials and the loop together
-(`hpsearch.loop` runs the trials, `hpsearch.lifecycle` records them), as optuna's
+(`hpsearch.loop.searchloop` runs the trials, `hpsearch.study.lifecycle` records them), as optuna's
 `Study.optimize` stands over its `_optimize`.
 """
 
@@ -17,23 +17,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpsearch import continuity, disk, failures, liveness, schema, store
 from hpsearch.backends.base import Backend, get_backend
-from hpsearch.best_model import kept_model
 from hpsearch.errors import ConfigError, SearchInterrupted, check_number, interrupted_message
 from hpsearch.executors import resources
 from hpsearch.executors.base import Executor
 from hpsearch.executors.in_process import InProcess
 from hpsearch.executors.resources import WorkerShare
 from hpsearch.executors.workers import WorkerProcesses
-from hpsearch.leaderboard import print_leaderboard
-from hpsearch.lifecycle import Trials
-from hpsearch.loop import SearchLoop
+from hpsearch.loop import failures
+from hpsearch.loop.searchloop import SearchLoop
 from hpsearch.objective import check_directions
 from hpsearch.result import BestRun, SearchSummary
 from hpsearch.settings import DEFAULT_STUDY_NAME, SearchSettings
+from hpsearch.study import continuity, disk, liveness, schema, store
+from hpsearch.study.best_model import kept_model
+from hpsearch.study.leaderboard import print_leaderboard
+from hpsearch.study.lifecycle import Trials
+from hpsearch.study.warm_start import WarmStart
 from hpsearch.trial import Trial, TrialRecord, TrialState
-from hpsearch.warm_start import WarmStart
 
 logger = logging.getLogger(__name__)
 
@@ -127,12 +128,12 @@ class Search:
         pause_trials: a trial at a rung with no peers yet waits for them, resumed from `trial.resume_from` (`halving`).
         pause_disk: the most disk the checkpoints of paused trials may take at once: bytes, a size ("20GB"), "auto"
             (default: half the disk free under `output_dir`), or None (no cap). A trial whose pause would pass it
-            is judged by the peers it has (`hpsearch.disk`).
+            is judged by the peers it has (`hpsearch.study.disk`).
         output_dir: where the best model (`best_model/`; a study not named as the default:
             `studies/<study_name>/best_model/`) and the backends' files go.
         warm_start: an earlier study (its search's `output_dir`, a storage URL, an `optuna.Study`) whose best
             trials (up to 3; for several directions, its Pareto front's first) run first in a new study, projected
-            onto this space (`hpsearch.warm_start`); a rerun does not queue them again.
+            onto this space (`hpsearch.study.warm_start`); a rerun does not queue them again.
         **backend_kwargs: the backend's own options (optuna's `sampler`, Ray's `scheduler`, ...).
 
     Raises:

@@ -29,7 +29,7 @@ class MissingExtra(HpsearchError, ImportError):
 
 
 class SearchFailed(HpsearchError, RuntimeError):
-    """The search stopped for its failures (`hpsearch.failures`, the one place that raises it): every trial of the
+    """The search stopped for its failures (`hpsearch.loop.failures`, the one place that raises it): every trial of the
     run failed, or `max_consecutive_failed_trials` in a row while trials remained (raised from the first of those
     trials' errors), or worker processes kept dying with no trial finished between; or a study with no completed
     trial was asked for its best run."""

@@ -6,8 +6,8 @@ import dataclasses
 import html
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from hpsearch import schema, store
-from hpsearch.leaderboard import columns, html_table, rows
+from hpsearch.study import schema, store
+from hpsearch.study.leaderboard import columns, html_table, rows
 from hpsearch.trial import TrialRecord
 
 if TYPE_CHECKING:

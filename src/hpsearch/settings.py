@@ -26,10 +26,10 @@ class SearchSettings:
     `n_trials` counts every finished trial of the study, earlier runs' included. A trial raising
     one of `catch` is recorded as failed and the search goes on, unless
     `max_consecutive_failed_trials` fail in a row (None: never stop for that). `rungs` are the
-    progress points (`hpsearch.fidelity`) at which a Trainer search scores every trial on its way,
+    progress points (`hpsearch.loop.fidelity`) at which a Trainer search scores every trial on its way,
     where the backends' default pruning rules put their rungs; empty for the function API. `pause_trials`: a
-    trial reaching a rung before it has peers pauses there (`hpsearch.halving`) rather than running on, while the
-    paused trials' checkpoints fit in `pause_disk` bytes ("auto": `hpsearch.disk`; None: no cap).
+    trial reaching a rung before it has peers pauses there (`hpsearch.loop.halving`) rather than running on, while the
+    paused trials' checkpoints fit in `pause_disk` bytes ("auto": `hpsearch.study.disk`; None: no cap).
     `heartbeat_interval` and `grace_period` (seconds; None for a storage that is not a database URL)
     are optuna's heartbeats of running trials; a trial they find dead runs again with its parameters up
     to `retry_stale_trials` times. `worker` is which of the search's `workers` processes (`n_jobs`)
@@ -47,7 +47,7 @@ class SearchSettings:
     show_progress: bool = True
     rungs: tuple[int, ...] = ()
     pause_trials: bool = False
-    pause_disk: int | str | None = "auto"  # the most disk paused trials' checkpoints take (`hpsearch.disk`)
+    pause_disk: int | str | None = "auto"  # the most disk paused trials' checkpoints take (`hpsearch.study.disk`)
     heartbeat_interval: int | None = None
     grace_period: int | None = None
     retry_stale_trials: int = 0

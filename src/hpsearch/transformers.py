@@ -1,7 +1,7 @@
 """The 🤗 Transformers integration: a drop-in `Trainer` and `hyperparameter_search`.
 
-The search runs each trial with the trial runner (`hpsearch.runner`); the trial's parameters
-become `TrainingArguments` fields or model hyperparameters (`hpsearch.arguments`).
+The search runs each trial with the trial runner (`hpsearch.trainer.runner`); the trial's parameters
+become `TrainingArguments` fields or model hyperparameters (`hpsearch.trainer.arguments`).
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ from typing import Any
 import transformers
 from transformers.trainer_utils import number_of_arguments
 
-from hpsearch import continuity, schema, store
-from hpsearch.arguments import check_params, check_schedule, typed
 from hpsearch.backends.base import AskTellBackend, get_backend
 from hpsearch.engine import Search
 from hpsearch.errors import ConfigError, check_number
 from hpsearch.executors import ranks as ddp
-from hpsearch.fidelity import DEFAULT_EVALS_PER_TRIAL, MAX_EVALS_PER_TRIAL, rung_points
-from hpsearch.fingerprint import describe_setup
+from hpsearch.loop.fidelity import DEFAULT_EVALS_PER_TRIAL, MAX_EVALS_PER_TRIAL, rung_points
 from hpsearch.objective import default_compute_objective, metric_objective
 from hpsearch.result import BestRun
-from hpsearch.rungs import AUTO, DEFAULT_RUNG_METRIC, RUNG_METRICS, rungs_that_fit
-from hpsearch.runner import RunSettings, TrialRunner
+from hpsearch.study import continuity, schema, store
+from hpsearch.trainer.arguments import check_params, check_schedule, typed
+from hpsearch.trainer.fingerprint import describe_setup
+from hpsearch.trainer.rungs import AUTO, DEFAULT_RUNG_METRIC, RUNG_METRICS, rungs_that_fit
+from hpsearch.trainer.runner import RunSettings, TrialRunner
 
 logger = logging.getLogger(__name__)
 
@@ -109,11 +109,11 @@ def hyperparameter_search(
         hp_name: trial -> the name of its run directory and of its tracking runs.
         objective_at: "last" (the trial's last evaluation, as transformers) or "best" (its best).
         evals_per_trial: how often the pruner looks at a trial: rung evaluations at 1/9, 1/3... of its
-            training (`hpsearch.fidelity`), then its final one. Default 3 where the backend can
+            training (`hpsearch.loop.fidelity`), then its final one. Default 3 where the backend can
             prune; 0 (or 1) turns rungs off, and the pruner then sees the user's own evaluations.
         rung_eval_size: the most examples a rung evaluation scores of each evaluation set (a fixed
             subset, the same for every trial of the study); "auto" (default): 1/20 of the examples a
-            trial trains on, from 128 to 1,000 (`hpsearch.rungs.auto_subset_size`); None: all. An evaluation
+            trial trains on, from 128 to 1,000 (`hpsearch.trainer.rungs.auto_subset_size`); None: all. An evaluation
             set of fewer than 128 examples ranks trials on noise: "auto" then has no rungs (`evals_per_trial=0`).
         rung_metric: what a rung reports to the pruner: "loss" (the evaluation loss, negated when
             maximising; it ranks trials early in training better than few examples' accuracy does) or
@@ -124,7 +124,7 @@ def hyperparameter_search(
         **kwargs: `storage`, `study_name` (default store: `<output_dir>/hpsearch.db`; rerunning
             the same call continues it), `warm_start` (an earlier search's `output_dir`: its best trials
             run first, on this data), `pause_trials` (default True: a trial that reaches a rung before
-            two others pauses there, its checkpoint kept, until it can be compared; `hpsearch.halving`),
+            two others pauses there, its checkpoint kept, until it can be compared; `hpsearch.loop.halving`),
             the search's options (`Search`), the backend's own.
 
     Returns:
@@ -183,7 +183,7 @@ def hyperparameter_search(
 
 
 def _typed(best: BestRun | list[BestRun]) -> BestRun | list[BestRun]:
-    """The best run(s) with values typed as the `TrainingArguments` fields they set (`hpsearch.arguments.typed`)."""
+    """The best run(s) with values typed as the `TrainingArguments` fields they set (`trainer.arguments.typed`)."""
     if isinstance(best, list):
         return [_typed(run) for run in best]
     return best._replace(hyperparameters=typed(best.hyperparameters))
@@ -245,7 +245,7 @@ def _check_search(search: Search, trainer: transformers.Trainer, ranks: Any, obj
 
 
 def _rungs_that_fit(rungs: tuple[int, ...], trainer: transformers.Trainer, size: Any) -> tuple:
-    """The rungs at which trials can be ranked (`hpsearch.rungs.rungs_that_fit`); where none can, said once: the
+    """The rungs at which trials can be ranked (`hpsearch.trainer.rungs.rungs_that_fit`); where none can, said once: the
     search then runs as with `evals_per_trial=0`, on the user's own evaluations."""
     fit, why = rungs_that_fit(rungs, trainer, size)
     if why:

@@ -1,5 +1,5 @@
 """What a running trial sees (`Trial`, and the `Decision` each of its reports gets back, made by
-`hpsearch.decision`), where what it reports goes (`TrialSink`, the path's that runs it) and what the study store
+`hpsearch.loop.decision`), where what it reports goes (`TrialSink`, the path's that runs it) and what the study store
 keeps of it (`TrialRecord`)."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class TrialState(str, enum.Enum):
 
     WAITING = "waiting"  # queued (optuna's `enqueue_trial`), not started
     RUNNING = "running"
-    PAUSED = "paused"  # stopped at a rung until it has peers (`hpsearch.halving`), its checkpoint kept
+    PAUSED = "paused"  # stopped at a rung until it has peers (`hpsearch.loop.halving`), its checkpoint kept
     COMPLETE = "complete"
     PRUNED = "pruned"
     FAILED = "failed"
@@ -83,7 +83,7 @@ class TrialRecord:
 
 class TrialSink:
     """Where a running trial's reports, checkpoints and model go, whichever path runs it: the engine's loop
-    (`hpsearch.loop`), a Ray worker (`executors.ray_trainable`), a DDP rank (`executors.ranks`). Each overrides what
+    (`loop.searchloop`), a Ray worker (`executors.ray_trainable`), a DDP rank (`executors.ranks`). Each overrides what
     its path keeps; this one keeps nothing and never stops the trial."""
 
     def report(self, trial: Trial, step: int, value: float) -> Decision:

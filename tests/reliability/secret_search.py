@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 import hpsearch
-from hpsearch.report import write_report
 from hpsearch.space import Float
-from hpsearch.store import load_study
+from hpsearch.study.store import load_study
+from hpsearch.tools.report import write_report
 
 backend, output_dir = sys.argv[1:3]
 storage = os.environ["HPSEARCH_STORAGE"]

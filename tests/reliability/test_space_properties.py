@@ -13,7 +13,7 @@ from hpsearch.backends import ray as ray_backend
 from hpsearch.backends import sigopt as sigopt_backend
 from hpsearch.backends import wandb_sweep as wandb_backend
 from hpsearch.space import Categorical, Float, Int
-from hpsearch.store import suggest
+from hpsearch.study.store import suggest
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 

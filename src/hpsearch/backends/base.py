@@ -2,7 +2,7 @@
 
 A backend decides what to try next and whether to stop a trial early; it knows nothing of
 transformers, and writes nothing to the study store: the engine records each trial's life
-(`hpsearch.lifecycle`). The engine drives an ask/tell backend (ask -> begin -> report... ->
+(`hpsearch.study.lifecycle`). The engine drives an ask/tell backend (ask -> begin -> report... ->
 tell); a backend with a loop of its own (Ray Tune) runs the trials through the same engine.
 """
 
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from hpsearch import extras
 from hpsearch.errors import ConfigError, MissingExtra
-from hpsearch.fidelity import prunes
+from hpsearch.loop.fidelity import prunes
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension
 from hpsearch.trial import Trial, TrialState
@@ -40,7 +40,7 @@ class Proposal:
 
 
 class StudyView(Protocol):
-    """What a backend sees of the study store (`hpsearch.lifecycle.Trials` is one): its trials as records, how many
+    """What a backend sees of the study store (`study.lifecycle.Trials` is one): its trials as records, how many
     were created and finished, facts of the backend's own kept with the study (a sweep's id), and for optuna's
     samplers the optuna study itself. Only the engine writes the trials."""
 
@@ -218,7 +218,7 @@ class AskTellBackend(Backend):
 
     def report(self, proposal: Proposal, step: int, value: float) -> bool:
         """True stops the trial now, by a rule of the backend's own (a W&B sweep's early termination); the
-        `pruner` on the study store is the engine's to ask (`hpsearch.decision`)."""
+        `pruner` on the study store is the engine's to ask (`hpsearch.loop.decision`)."""
         return False
 
     def tell(self, proposal: Proposal, state: TrialState, values: list[float] | None) -> None:

@@ -7,14 +7,14 @@ from typing import Any
 
 import optuna
 
-from hpsearch import store
 from hpsearch.backends.base import AskTellBackend, Loop, Proposal, StartedTrial
 from hpsearch.backends.out_of_memory import AvoidOutOfMemory
 from hpsearch.backends.randomness import stream_seed
 from hpsearch.errors import ConfigError
-from hpsearch.halving import default_pruner
+from hpsearch.loop.halving import default_pruner
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension, Space, format_hint, is_space
+from hpsearch.study import store
 
 
 def _format_error(hp_space: Any, why: str) -> ConfigError:
@@ -72,7 +72,7 @@ def default_sampler(seed: int | None, parallel: bool) -> AvoidOutOfMemory:
 
 class OptunaBackend(AskTellBackend):
     """optuna: TPE by default (`seed=` seeds it), `sampler=` and `pruner=` as optuna takes them (by
-    default successive halving at the search's rungs, `hpsearch.fidelity`). The study store is
+    default successive halving at the search's rungs, `hpsearch.loop.fidelity`). The study store is
     optuna's own study, so the sampler sees every trial of it. `model_init(trial)` may suggest
     parameters of its own (define-by-run)."""
 

@@ -16,8 +16,8 @@ import numpy
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 
-from hpsearch import schema
 from hpsearch.backends.paused_trials import SeesPausedTrials
+from hpsearch.study import schema
 
 _RESAMPLES = 10  # the sampler's own tries for another value, before one is drawn among those left
 

@@ -1,6 +1,6 @@
 """Paused trials, as optuna's samplers learn from them.
 
-A trial paused at a rung (`hpsearch.halving`) is optuna's WAITING trial, and optuna's samplers learn from complete
+A trial paused at a rung (`hpsearch.loop.halving`) is optuna's WAITING trial, and optuna's samplers learn from complete
 and pruned trials only: the trials that led their rung, waiting there for peers, were hidden from TPE while the
 worse ones, pruned, were not, so it drew its next points from the poorer trials. `SeesPausedTrials` shows the
 sampler each paused trial as pruned at its rung, what it is until resumed: TPE ranks it as it ranks pruned trials,
@@ -17,7 +17,7 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from hpsearch import schema
+from hpsearch.study import schema
 
 
 def _paused(trial: FrozenTrial) -> bool:

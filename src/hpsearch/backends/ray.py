@@ -13,11 +13,10 @@ from typing import Any
 from ray import tune
 from ray.tune.search import sample
 
-from hpsearch import schema
 from hpsearch.backends import ray_options
 from hpsearch.backends.base import Backend
 from hpsearch.errors import ConfigError, check_number
-from hpsearch.fidelity import PROGRESS_END, REDUCTION_FACTOR
+from hpsearch.loop.fidelity import PROGRESS_END, REDUCTION_FACTOR
 from hpsearch.settings import SearchSettings
 from hpsearch.space import (
     Categorical,
@@ -29,6 +28,7 @@ from hpsearch.space import (
     is_space,
     neutral_space,
 )
+from hpsearch.study import schema
 
 logger = logging.getLogger(__name__)
 NO_LAST_STEP = 2**40  # ASHA's `max_t` where no rung ends a trial: beyond any step a trial reports

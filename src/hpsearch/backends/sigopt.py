@@ -17,13 +17,14 @@ from typing import Any
 from sigopt import Connection
 from sigopt.objects import ApiObject, Suggestion
 
-from hpsearch import compat, extras, schema
+from hpsearch import compat, extras
 from hpsearch.backends.base import AskTellBackend, Loop, Proposal, StudyView
 from hpsearch.backends.randomness import PrivateRandomState
 from hpsearch.errors import ConfigError, MissingExtra
-from hpsearch.halving import default_pruner
+from hpsearch.loop.halving import default_pruner
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Categorical, Dimension, Float, Int, called_with_no_trial, format_hint, is_space, plain
+from hpsearch.study import schema
 from hpsearch.trial import TrialState
 
 logger = logging.getLogger(__name__)

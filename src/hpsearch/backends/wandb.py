@@ -30,7 +30,7 @@ import sweeps.hyperband_stopping  # noqa: F401
 import sweeps.random_search  # noqa: F401
 import wandb
 
-from hpsearch import compat, schema
+from hpsearch import compat
 from hpsearch.backends.base import AskTellBackend, Loop, Proposal, StartedTrial, StudyView
 from hpsearch.backends.randomness import PrivateRandomState
 from hpsearch.backends.wandb_sweep import SWEEP_STATES, sweep_config, sweep_goal, sweep_run, to_neutral
@@ -41,6 +41,7 @@ from hpsearch.space import (
     neutral_space,
     plain,
 )
+from hpsearch.study import schema
 from hpsearch.trial import TrialState
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Where a search's trials run (Syne Tune's `TrialBackend`, Ray's trial executor), apart from what to try, which is
-the backend's (`hpsearch.backends`: ask, tell, prune). An executor runs the search's loop (`hpsearch.loop`: ask the
-backend, run the trial, end it through `hpsearch.lifecycle.Trials`) wherever it places it, and owns the resources
+the backend's (`hpsearch.backends`: ask, tell, prune). An executor runs the search's loop (`loop.searchloop`: ask the
+backend, run the trial, end it through `study.lifecycle.Trials`) wherever it places it, and owns the resources
 those places share (`executors.resources`).
 
 - `in_process`: the loop in this process;

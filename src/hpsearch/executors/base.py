@@ -8,8 +8,8 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from hpsearch.lifecycle import Trials
     from hpsearch.settings import SearchSettings
+    from hpsearch.study.lifecycle import Trials
     from hpsearch.trial import Trial
 
 Objective = Callable[["Trial"], Any]
@@ -38,7 +38,7 @@ class Blueprint(Protocol):
 class Executor(ABC):
     """Runs a search's trials until `n_trials` of its study have finished: `run_here(objective)` (the loop, one
     place's share of the trials) at this place (`here`) or at places it builds from the `blueprint`, each place
-    entering `while_running()` around its trials; then the failure policy's verdict on them (`hpsearch.failures`).
+    entering `while_running()` around its trials; then the failure policy's verdict on them (`hpsearch.loop.failures`).
     Ctrl-C ends every place, the trials it stopped recorded as interrupted (`SearchInterrupted`).
 
     A new one (a Slurm or Kubernetes job per worker) starts places that each build the same search from the blueprint

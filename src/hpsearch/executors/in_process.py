@@ -15,5 +15,5 @@ class InProcess(Executor):
             here.run_here(objective, self.drive).check_failures()
 
     def drive(self, loop: Any) -> Any:
-        """Run the trials of the `loop` (`hpsearch.loop`) the backend's way; what the library that ran them returned."""
+        """Run the `loop`'s trials (`loop.searchloop`) the backend's way; what the library that ran them returned."""
         return loop.backend.drive(loop)

@@ -22,14 +22,15 @@ import ray
 from ray import tune
 from ray.tune.search import BasicVariantGenerator
 
-from hpsearch import failures, schema
 from hpsearch.backends.randomness import stream_seed
 from hpsearch.backends.ray import PAUSING_SCHEDULERS, RayBackend
 from hpsearch.executors.in_process import InProcess
 from hpsearch.executors.ray_client import mirroring
 from hpsearch.executors.ray_trainable import NEXT, ray_trial
 from hpsearch.executors.ray_tune import Mirror, Recorder, UserStop, ctrl_c_raises, finished_ray_trials, ray_numbers
-from hpsearch.loop import SearchLoop
+from hpsearch.loop import failures
+from hpsearch.loop.searchloop import SearchLoop
+from hpsearch.study import schema
 
 logger = logging.getLogger(__name__)
 RAY_DIR = "ray"

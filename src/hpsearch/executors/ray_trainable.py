@@ -16,11 +16,11 @@ from typing import Any
 
 from ray import tune
 
-from hpsearch import schema
-from hpsearch.best_model import BestModelKeeper
 from hpsearch.errors import ObjectiveError, TrialError
 from hpsearch.objective import Outcome, run_objective
 from hpsearch.space import plain
+from hpsearch.study import schema
+from hpsearch.study.best_model import BestModelKeeper
 from hpsearch.trial import Decision, Trial, TrialSink, TrialState
 
 NEXT = ""  # in `numbers`: the store's number of a new experiment's first trial

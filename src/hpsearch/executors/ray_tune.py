@@ -22,13 +22,14 @@ import ray
 from ray import tune
 from ray.tune.utils import flatten_dict
 
-from hpsearch import compat, schema, store
+from hpsearch import compat
 from hpsearch.errors import ObjectiveError, SearchFailed, TrialError
 from hpsearch.executors.ray_client import mirrors, outbox_name
 from hpsearch.executors.ray_trainable import place
-from hpsearch.failures import FailurePolicy
-from hpsearch.lifecycle import LiveTrial, Trials
+from hpsearch.loop.failures import FailurePolicy
 from hpsearch.space import Space, plain
+from hpsearch.study import schema, store
+from hpsearch.study.lifecycle import LiveTrial, Trials
 from hpsearch.trial import TrialState
 
 logger = logging.getLogger(__name__)

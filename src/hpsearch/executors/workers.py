@@ -24,14 +24,15 @@ import time
 import traceback
 from pathlib import Path
 
-from tqdm.auto import tqdm  # its `write`: a line above the search's bar (`hpsearch.progress`)
+from tqdm.auto import tqdm  # its `write`: a line above the search's bar (`hpsearch.loop.progress`)
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from hpsearch import failures, schema
 from hpsearch.errors import ConfigError, SearchInterrupted, interrupted_message
 from hpsearch.executors.base import Blueprint, Executor, Objective, Place, RunningContext
 from hpsearch.executors.resources import WorkerShare
-from hpsearch.progress import SearchProgress
+from hpsearch.loop import failures
+from hpsearch.loop.progress import SearchProgress
+from hpsearch.study import schema
 from hpsearch.trial import TrialState
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Rung evaluations: a Trainer trial scored at fixed points of its training, for pruning only.
 
-At each rung point (`hpsearch.fidelity`: 1/9 and 1/3 of the trial's steps by default) the model is
+At each rung point (`hpsearch.loop.fidelity`: 1/9 and 1/3 of the trial's steps by default) the model is
 evaluated quietly: no log, no `on_evaluate` for the callbacks, no best-checkpoint bookkeeping, so
 the user's own evaluations, logs and objective stay as the user configured them. A rung scores at
 most `subset_size` examples of each evaluation set: a fixed subset, the same for every trial of a
@@ -22,9 +22,9 @@ from transformers.trainer_utils import has_length
 
 from hpsearch import compat
 from hpsearch.errors import ConfigError
-from hpsearch.fidelity import step_at
+from hpsearch.loop.fidelity import step_at
 from hpsearch.objective import check_values
-from hpsearch.pausing import estimated_bytes
+from hpsearch.trainer.pausing import estimated_bytes
 from hpsearch.trial import Trial
 
 AUTO = "auto"  # the default `rung_eval_size`: sized from the trial's training (`auto_subset_size`)
@@ -114,7 +114,7 @@ class RungEvaluations(transformers.TrainerCallback):
     """Scores the trial at each rung point of its training and reports the score at that point's
     progress. When the backend says prune, training stops there and nothing more is evaluated or saved; when it
     says pause, training stops after what the user's schedule does at that step (an evaluation, a checkpoint, and
-    those of an epoch's end where the step ends one), and the trial's own checkpoint is saved (`hpsearch.pausing`)."""
+    those of an epoch's end where the step ends one), and the trial's own checkpoint is saved (`pausing`)."""
 
     def __init__(
         self,

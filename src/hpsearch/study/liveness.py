@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 import psutil
 import sqlalchemy
 
-from hpsearch import compat, schema
+from hpsearch import compat
 from hpsearch.errors import ConfigError, check_number
+from hpsearch.study import schema
 
 if TYPE_CHECKING:
     import optuna

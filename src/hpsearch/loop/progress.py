@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
-from hpsearch.leaderboard import format_value
 from hpsearch.objective import is_better
+from hpsearch.study.leaderboard import format_value
 
 if TYPE_CHECKING:
-    from hpsearch.lifecycle import Trials
+    from hpsearch.study.lifecycle import Trials
 
 COUNT_EVERY = 0.5  # seconds between two counts of the study's finished trials and best value (three queries)
 

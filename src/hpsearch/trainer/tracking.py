@@ -18,7 +18,7 @@ from typing import Any
 import transformers
 from transformers.integrations import MLflowCallback, TensorBoardCallback, WandbCallback
 
-from hpsearch import schema
+from hpsearch.study import schema
 from hpsearch.trial import Trial
 
 

@@ -2,7 +2,7 @@
 runs the trial (this process, a worker process, every DDP rank).
 
 The backend's pruner says whether the trial stops. Where that pruner is hpsearch's successive halving that waits
-for peers (`hpsearch.halving`: the rule, explained), the rule's verdict (`verdict`, `judge`, here) says whether
+for peers (`hpsearch.loop.halving`: the rule, explained), the rule's verdict (`verdict`, `judge`, here) says whether
 the trial pauses at its rung or is pruned; a pause must fit under `pause_disk` beside the paused trials'
 checkpoints and cost less than running on would (`pause_pays`), else the trial is judged by the peers it has. A
 paused trial is judged here again each time the loop looks for one to resume.
@@ -15,16 +15,16 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from hpsearch import disk
-from hpsearch.fidelity import PROGRESS_END, REDUCTION_FACTOR
+from hpsearch.loop.fidelity import PROGRESS_END, REDUCTION_FACTOR
+from hpsearch.study import disk
 from hpsearch.trial import Decision
 
 if TYPE_CHECKING:
     import optuna
 
     from hpsearch.backends.base import Backend, Proposal
-    from hpsearch.lifecycle import LiveTrial, Trials
     from hpsearch.settings import SearchSettings
+    from hpsearch.study.lifecycle import LiveTrial, Trials
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def judge(
 
 
 class Decider:
-    """The one place a reported value becomes a `Decision`, for the trials of one search run (`hpsearch.loop`)."""
+    """The one place a reported value becomes a `Decision`, for the trials of one search run (`searchloop`)."""
 
     def __init__(self, settings: SearchSettings, backend: Backend, trials: Trials):
         self.settings, self.backend, self.trials = settings, backend, trials

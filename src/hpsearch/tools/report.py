@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hpsearch import store
-from hpsearch.leaderboard import html_table, markdown_table
+from hpsearch.study import store
+from hpsearch.study.leaderboard import html_table, markdown_table
 
 PAGE = "report.md"
 INTERACTIVE_PAGE = "report.html"

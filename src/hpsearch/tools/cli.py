@@ -10,11 +10,12 @@ from typing import Any
 
 import click
 
-from hpsearch import dashboard, store
-from hpsearch.best_model import kept_model
 from hpsearch.errors import ConfigError, MissingExtra
-from hpsearch.leaderboard import as_json, columns, csv_cell, leaderboard, print_leaderboard, rows
-from hpsearch.report import write_report
+from hpsearch.study import store
+from hpsearch.study.best_model import kept_model
+from hpsearch.study.leaderboard import as_json, columns, csv_cell, leaderboard, print_leaderboard, rows
+from hpsearch.tools import dashboard
+from hpsearch.tools.report import write_report
 from hpsearch.trial import TrialState
 
 _STUDY = click.option("--study", "study_name", default=None, help="Study name, when the store holds several.")
@@ -111,7 +112,7 @@ def dashboard_command(target: str, host: str, port: int) -> None:
 @click.option("--fix", "fix_", is_flag=True, help="Install what pip cannot from the extras (the --no-deps libraries).")
 def doctor(storage: str | None, fix_: bool) -> None:
     """What this environment can run: each backend, torch's build and GPUs, a storage."""
-    from hpsearch import doctor as checkup
+    from hpsearch.tools import doctor as checkup
 
     click.echo(checkup.header())
     for done in checkup.fix() if fix_ else ():
@@ -127,6 +128,6 @@ def doctor(storage: str | None, fix_: bool) -> None:
 @click.pass_context
 def demo(ctx: click.Context) -> None:
     """The main job: a real search of MiniLM on rotten-tomatoes reviews (options: --help of the demo)."""
-    from hpsearch.demo import main as run_demo
+    from hpsearch.tools.demo import main as run_demo
 
     run_demo(ctx.args)

@@ -1,4 +1,4 @@
-"""The disk that trials paused at a rung take (`hpsearch.halving`): each keeps a checkpoint, model and optimizer
+"""The disk that trials paused at a rung take (`hpsearch.loop.halving`): each keeps a checkpoint, model and optimizer
 state, until it resumes or is pruned. Their sum stays under a cap (`pause_disk`): a trial whose checkpoint would pass
 it is judged at once by the peers it has, as when no trial is left to start. The cap by default ("auto") is half the
 disk free under `output_dir` when the search starts; the most that can usefully wait, `reduction_factor**2` trials

@@ -3,7 +3,7 @@
 The store is an optuna study in optuna's own storage (a SQLite file in `output_dir` by
 default, or any optuna storage URL), whichever backend chose the trials: optuna keeps it
 crash-safe, and `load_trials` reads it back the same way for every backend. Only
-`hpsearch.lifecycle` writes trials to it.
+`hpsearch.study.lifecycle` writes trials to it.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
 
-from hpsearch import compat, liveness, schema
+from hpsearch import compat
 from hpsearch.errors import ConfigError
 from hpsearch.space import Categorical, Dimension, Float, Int
+from hpsearch.study import liveness, schema
 from hpsearch.trial import TrialRecord, TrialState
 
 if TYPE_CHECKING:

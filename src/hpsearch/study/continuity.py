@@ -1,6 +1,6 @@
 """A rerun continues the study it finds: over the same space and with the same backend, or it is refused before any
 trial (its trials would not be comparable, its proposals not the backend's); on another set-up (data, fixed
-arguments: `hpsearch.fingerprint`), the user is told and decides. What a study was first run with is kept beside
+arguments: `hpsearch.trainer.fingerprint`), the user is told and decides. What a study was first run with is kept beside
 it, as optuna study user attributes."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from hpsearch import schema
 from hpsearch.errors import ConfigError
 from hpsearch.space import Dimension
+from hpsearch.study import schema
 
 if TYPE_CHECKING:
     import optuna

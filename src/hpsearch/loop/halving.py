@@ -14,7 +14,7 @@ start-up, most of them: 7 of 20 trials ran to the end in BENCHMARKS.md's tweets 
 of all ten trials at that rung would have stopped). Measured against the same engine without it, in the same hour:
 0.83x the wall time, the same best accuracy on all 6 runs, the best reached sooner on 4 (BENCHMARKS.md).
 
-The rule's verdicts are `hpsearch.decision`'s (`verdict`, `judge`), which carries them out; here it is an optuna
+The rule's verdicts are `hpsearch.loop.decision`'s (`verdict`, `judge`), which carries them out; here it is an optuna
 pruner, the default of the backends that prune on the study store.
 """
 
@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 
 import optuna
 
-from hpsearch.decision import judge
-from hpsearch.fidelity import REDUCTION_FACTOR
+from hpsearch.loop.decision import judge
+from hpsearch.loop.fidelity import REDUCTION_FACTOR
 from hpsearch.trial import Decision
 
 if TYPE_CHECKING:
@@ -34,9 +34,9 @@ if TYPE_CHECKING:
 
 
 class PeerHalvingPruner(optuna.pruners.BasePruner):
-    """The rule above at the search's `rungs` (progress points, `hpsearch.fidelity`), as an optuna pruner: `prune`
+    """The rule above at the search's `rungs` (progress points, `hpsearch.loop.fidelity`), as an optuna pruner: `prune`
     is True for a trial to stop there, and `verdicts` keeps why, by trial number (PAUSE or PRUNE), for
-    `hpsearch.decision` to carry out. `pause=False`: optuna's successive halving, which promotes a trial without
+    `hpsearch.loop.decision` to carry out. `pause=False`: optuna's successive halving, which promotes a trial without
     peers."""
 
     def __init__(self, rungs: Sequence[int], reduction_factor: int = REDUCTION_FACTOR, pause: bool = True):

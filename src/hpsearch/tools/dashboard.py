@@ -12,8 +12,9 @@ import os
 import wsgiref.simple_server
 from pathlib import Path
 
-from hpsearch import extras, store
+from hpsearch import extras
 from hpsearch.errors import ConfigError, MissingExtra
+from hpsearch.study import store
 
 DEFAULT_HOST = "127.0.0.1"  # this machine only: a dashboard can change a study (notes, deletions)
 DEFAULT_PORT = 8080

@@ -2,7 +2,7 @@
 
 A trial's parameters that are `TrainingArguments` fields set those fields; the others are model
 hyperparameters, which `model_init(trial)` reads from the backend's trial it is given (on optuna
-it may also suggest them there, define-by-run). The trial's rung evaluations (`hpsearch.rungs`),
+it may also suggest them there, define-by-run). The trial's rung evaluations (`hpsearch.trainer.rungs`),
 or without rungs the user's own evaluations, are reported to the backend at their progress, and
 it may stop the trial there (pruning); each trial is its own run in the `report_to`
 integrations; memory is released between trials; the best model is offered to the search.
@@ -22,15 +22,17 @@ from typing import Any
 import transformers
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, number_of_arguments
 
-from hpsearch import compat, disk, pausing
-from hpsearch.arguments import argument_types, typed, warn_unread
+from hpsearch import compat
 from hpsearch.errors import ConfigError
-from hpsearch.fidelity import progress
+from hpsearch.loop.fidelity import progress
 from hpsearch.objective import check_values, is_better, objective_names
-from hpsearch.recipe import rebuild_trainer, trainer_recipe
-from hpsearch.rungs import AUTO, DEFAULT_RUNG_METRIC, RungEvaluations, rung_score, rung_sources
 from hpsearch.settings import DEFAULT_STUDY_NAME
-from hpsearch.tracking import TrialTracking
+from hpsearch.study import disk
+from hpsearch.trainer import pausing
+from hpsearch.trainer.arguments import argument_types, typed, warn_unread
+from hpsearch.trainer.recipe import rebuild_trainer, trainer_recipe
+from hpsearch.trainer.rungs import AUTO, DEFAULT_RUNG_METRIC, RungEvaluations, rung_score, rung_sources
+from hpsearch.trainer.tracking import TrialTracking
 from hpsearch.trial import Trial, check_searched
 
 

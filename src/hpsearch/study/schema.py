@@ -27,7 +27,7 @@ ERROR = "hpsearch:error"  # a failed trial's traceback
 INTERRUPTED = "hpsearch:interrupted"  # a failed trial that was stopped rather than run (its slot runs again)
 EXTRA_PARAMS = "hpsearch:extra_params"  # parameters outside the space (constants), beside optuna's
 CHECKPOINT = "hpsearch:checkpoint"  # a running trial's latest checkpoint, where a crash resumes it
-PAUSED = "hpsearch:paused"  # a trial waiting at a rung (optuna state WAITING) from its checkpoint (`hpsearch.halving`)
+PAUSED = "hpsearch:paused"  # a trial waiting at a rung (optuna state WAITING) from its checkpoint (`loop.halving`)
 # a paused trial's checkpoint: {"bytes", "seconds" (its save), "remove": what to remove if it never resumes}
 PAUSE_FILES = "hpsearch:pause_files"
 RAN = "hpsearch:ran_s"  # a trial paused at a rung: the seconds it ran before its latest start (optuna's)
@@ -56,7 +56,7 @@ RAY_FAILED = "hpsearch_failed"  # the last report of a trial whose own code fail
 RAY_STOPS = "hpsearch_stops"  # beside it, where the failure stops the search: "ObjectiveError: ..." / "TrialError: ..."
 RAY_RESUME = "hpsearch_resume"  # in a reported checkpoint's metadata: the trial's own checkpoint, where a retry resumes
 
-# Tags on a trial's MLflow run (`hpsearch.tracking`), in MLflow's dotted style
+# Tags on a trial's MLflow run (`hpsearch.trainer.tracking`), in MLflow's dotted style
 TRACKING_STUDY, TRACKING_TRIAL = "hpsearch.study", "hpsearch.trial"
 
 _FORMAT_1 = {

@@ -15,16 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpsearch import schema, store
 from hpsearch.backends.base import Backend
 from hpsearch.errors import ConfigError
 from hpsearch.settings import DEFAULT_STUDY_NAME
 from hpsearch.space import Categorical, Dimension, Float, plain
+from hpsearch.study import schema, store
 
 if TYPE_CHECKING:
     import optuna
 
-    from hpsearch.lifecycle import Trials
+    from hpsearch.study.lifecycle import Trials
 
 logger = logging.getLogger(__name__)
 BEST_TRIALS = 3  # how many of the earlier study's best trials are queued, at most

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpsearch import compat, disk, liveness, schema, store
-from hpsearch.best_model import BestModelKeeper
-from hpsearch.counts import StudyCounts
+from hpsearch import compat
 from hpsearch.errors import out_of_memory
 from hpsearch.objective import is_better
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Space
+from hpsearch.study import disk, liveness, schema, store
+from hpsearch.study.best_model import BestModelKeeper
+from hpsearch.study.counts import StudyCounts
 from hpsearch.trial import Decision, TrialState
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ class Trials(StudyCounts):
     def claim_paused(
         self, decide: Callable[[optuna.trial.FrozenTrial], Decision]
     ) -> tuple[LiveTrial, dict[str, Any]] | None:
-        """A paused trial that `decide` (`hpsearch.decision.Decider.on_paused`) now continues, claimed to resume from
+        """A paused trial that `decide` (`loop.decision.Decider.on_paused`) now continues, claimed to resume from
         its checkpoint, and its parameters; those it prunes are pruned on the way, their checkpoints deleted. None if
         none continues."""
         import optuna

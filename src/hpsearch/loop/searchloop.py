@@ -10,14 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 from hpsearch.backends.base import Backend, Proposal
-from hpsearch.decision import Decider
-from hpsearch.failures import FailurePolicy
-from hpsearch.leaderboard import format_value
-from hpsearch.lifecycle import LiveTrial, Trials
+from hpsearch.loop.decision import Decider
+from hpsearch.loop.failures import FailurePolicy
+from hpsearch.loop.progress import SearchProgress
 from hpsearch.objective import Outcome, name_objectives, run_objective
-from hpsearch.progress import SearchProgress
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension
+from hpsearch.study.leaderboard import format_value
+from hpsearch.study.lifecycle import LiveTrial, Trials
 from hpsearch.trial import Decision, Trial, TrialSink, TrialState
 
 logger = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class SearchLoop:
 
 
 class InLoop(TrialSink):
-    """A trial the loop runs: each report decided once (`hpsearch.decision`), its checkpoints, pause and model kept by
+    """A trial the loop runs: each report decided once (`loop.decision`), its checkpoints, pause and model kept by
     the study's `Trials`, its parameters as the backend's trial has them (define-by-run)."""
 
     def __init__(self, loop: SearchLoop, proposal: Proposal, live: LiveTrial) -> None:

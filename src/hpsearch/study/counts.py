@@ -10,8 +10,8 @@ import math
 import time
 from typing import TYPE_CHECKING
 
-from hpsearch import liveness, schema, store
 from hpsearch.settings import SearchSettings
+from hpsearch.study import liveness, schema, store
 from hpsearch.trial import TrialRecord
 
 _READ_EVERY = 1.0  # seconds between reads of the queued trials, while none is queued
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class StudyCounts:
-    """What `hpsearch.lifecycle.Trials` counts of its study, read from the storage (every worker's trials)."""
+    """What `hpsearch.study.lifecycle.Trials` counts of its study, read from the storage (every worker's trials)."""
 
     settings: SearchSettings
     storage: optuna.storages.BaseStorage
@@ -69,14 +69,14 @@ class StudyCounts:
         return self._read
 
     def paused(self) -> int:
-        """How many trials wait at a rung to resume (`hpsearch.halving`)."""
+        """How many trials wait at a rung to resume (`hpsearch.loop.halving`)."""
         import optuna
 
         trials = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
         return sum(bool(schema.fact(t, schema.PAUSED)) for t in trials)
 
     def paused_bytes(self) -> int:
-        """The disk the checkpoints of the trials waiting at a rung take (`hpsearch.disk`)."""
+        """The disk the checkpoints of the trials waiting at a rung take (`hpsearch.study.disk`)."""
         return sum(schema.fact(t, schema.PAUSE_FILES)["bytes"] for t in self._paused_with_files())
 
     def measured_pause(self) -> tuple[int, float] | None:
