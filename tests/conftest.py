@@ -202,14 +202,15 @@ def free_port() -> int:
     return _free_port()
 
 
-def _ray_start(*options: str, env: dict[str, str] | None = None) -> str:
+def _ray_start(*options: str, env: dict[str, str] | None = None, base: dict[str, str] | None = None) -> str:
     """`ray start` with `options`, its temp dir of its own (so that its processes can be found and killed); the
-    temp dir. Its workers import this checkout (its `src` first) as the tests do."""
+    temp dir. Its workers import this checkout (its `src` first) as the tests do, in `base` (default: this process's
+    environment) with `env`."""
     ray = Path(sys.executable).with_name("ray")
     root = Path(__file__).resolve().parents[1]
     temp_dir = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
     path = os.pathsep.join([str(root / "src"), str(root)])
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": path, **(env or {})}
+    env = {**(os.environ if base is None else base), "RAY_AUTH_MODE": "disabled", "PYTHONPATH": path, **(env or {})}
     common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats", f"--temp-dir={temp_dir}"]
     try:
         started = subprocess.run([str(ray), "start", *common, *options], env=env, capture_output=True, timeout=120)
@@ -245,29 +246,58 @@ def _kill_ray(temp_dir: str) -> None:
 
 
 @contextlib.contextmanager
-def _ray_head(*options: str, env: dict[str, str] | None = None):
+def _ray_head(*options: str, env: dict[str, str] | None = None, base: dict[str, str] | None = None):
     """A real Ray cluster on 127.0.0.1 (`ray start --head`), and its port; stopped by killing its own processes."""
     port = _free_port()
-    temp_dir = _ray_start("--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false", *options, env=env)
+    options = ("--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false", *options)
+    temp_dir = _ray_start(*options, env=env, base=base)
     try:
         yield port
     finally:
         _kill_ray(temp_dir)
 
 
-@pytest.fixture
-def ray_cluster():
-    """A Ray cluster's address."""
-    with _ray_head() as port:
-        yield f"127.0.0.1:{port}"
+# The environment the suite's tests start from (each test's own changes are undone after it: `same_environment`)
+SUITE_ENVIRONMENT = dict(os.environ)
 
 
-@pytest.fixture
-def ray_client_server():
-    """The address of a Ray cluster's Ray Client server."""
+@pytest.fixture(scope="session")
+def shared_ray():
+    """One real Ray cluster per test process, with a Ray Client server, started the first time a test asks for one:
+    the tests that search on a cluster share it, where starting a cluster (or a local Ray) costs seconds each. A
+    search that joins it leaves it running, and its job's workers end with the search's connection."""
     client_port = _free_port()
-    with _ray_head(f"--ray-client-server-port={client_port}"):
-        yield f"ray://127.0.0.1:{client_port}"
+    with _ray_head(f"--ray-client-server-port={client_port}", base=SUITE_ENVIRONMENT) as port:
+        yield SimpleNamespace(address=f"127.0.0.1:{port}", client=f"ray://127.0.0.1:{client_port}")
+
+
+@pytest.fixture
+def ray_cluster(shared_ray):
+    """A Ray cluster's address (the test process's: see `shared_ray`)."""
+    return shared_ray.address
+
+
+@pytest.fixture
+def ray_client_server(shared_ray):
+    """The address of a Ray cluster's Ray Client server (the test process's cluster's: see `shared_ray`)."""
+    return shared_ray.client
+
+
+@pytest.fixture
+def on_ray_cluster(ray_cluster, monkeypatch):
+    """The test's Ray searches join the test process's Ray cluster (`RAY_ADDRESS`, as a user's on a cluster) rather
+    than each start a local Ray and shut it down (~4 s a search, more under load). For tests of what a Ray search
+    does whatever Ray it runs on; the tests of the local Ray a search starts (a script run as written, the seed's
+    example, ...) do without it. The cluster's workers see the suite's environment, not a variable the test sets."""
+    monkeypatch.setenv("RAY_ADDRESS", ray_cluster)
+    return ray_cluster
+
+
+@pytest.fixture
+def ray_on_cluster(request):
+    """For a test parametrized by `backend`: `on_ray_cluster` where it is "ray"."""
+    if request.node.callspec.params.get("backend") == "ray":
+        request.getfixturevalue("on_ray_cluster")
 
 
 @pytest.fixture

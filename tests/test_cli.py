@@ -36,6 +36,8 @@ def searched(request, tmp_path_factory):
     env.setenv("WANDB_MODE", "offline")
     env.delenv("WANDB_API_KEY", raising=False)
     env.delenv("SIGOPT_API_TOKEN", raising=False)
+    if request.param == "ray":  # on the test process's Ray cluster, rather than a local Ray of its own
+        env.setenv("RAY_ADDRESS", request.getfixturevalue("shared_ray").address)
     best = hpsearch.search(
         curve, SPACE, n_trials=4, backend=request.param, output_dir=str(directory), show_progress=False
     )

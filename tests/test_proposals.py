@@ -45,10 +45,14 @@ def offline(monkeypatch, tmp_path):
     monkeypatch.delenv("SIGOPT_API_TOKEN", raising=False)
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray for the module's searches (hpsearch leaves a Ray it did not start running)."""
-    ray.init(num_cpus=2, include_dashboard=False)
+@pytest.fixture
+def connected_to_ray(request):
+    """On Ray, one connection to the test process's Ray cluster for the test's searches (hpsearch leaves a Ray it did
+    not connect to connected)."""
+    if request.node.callspec.params["backend"] != "ray":
+        yield
+        return
+    ray.init(address=request.getfixturevalue("ray_cluster"))
     yield
     ray.shutdown()
 
@@ -61,7 +65,7 @@ def reseeding_objective(trial):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_proposals_ignore_the_global_random_state_and_follow_seed(backend, tmp_path, local_ray):
+def test_proposals_ignore_the_global_random_state_and_follow_seed(backend, tmp_path, connected_to_ray):
     def run(name: str, seed: int, n_trials: int) -> list[float]:
         storage = f"sqlite:///{tmp_path / name}.db"
         hpsearch.search(

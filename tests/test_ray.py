@@ -1,4 +1,5 @@
-"""The Ray Tune backend with the real Ray: a local Ray started by hpsearch, and a real cluster."""
+"""The Ray Tune backend with the real Ray: a local Ray started by hpsearch (the seed's example, a script), and a real
+cluster (the test process's, `on_ray_cluster`, which the other searches here join rather than each start a Ray)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def test_seed_ray_example_runs_as_written(make_trainer):
     assert isinstance(best_trial.run_summary.native, tune.ResultGrid) and len(best_trial.run_summary.native) == 5
 
 
-def test_asha_stops_a_bad_trial_early_and_the_best_model_reloads(make_trainer):
+def test_asha_stops_a_bad_trial_early_and_the_best_model_reloads(make_trainer, on_ray_cluster):
     trainer = make_trainer()
     best = trainer.hyperparameter_search(
         backend="ray",
@@ -80,7 +81,9 @@ def test_asha_stops_a_bad_trial_early_and_the_best_model_reloads(make_trainer):
     assert not [c for c in checkpoints if any(c.iterdir())]  # models do not pile up per trial
 
 
-def test_a_ray_worker_keeps_each_trials_best_evaluation_and_its_model_with_checkpoints_and_tensorboard(make_trainer):
+def test_a_ray_worker_keeps_each_trials_best_evaluation_and_its_model_with_checkpoints_and_tensorboard(
+    make_trainer, on_ray_cluster
+):
     """A Ray worker stages a trial's model at each evaluation that beats the trial's earlier ones, as the loop does,
     with checkpoints saved and a `report_to` integration on: the kept model scores the best trial's best evaluation,
     which is not its last."""
@@ -212,7 +215,7 @@ def test_ray_default_space_is_transformers_default_with_an_integer_seed():
     assert ours["seed"] == hpsearch.space.Int(1, 40)
 
 
-def test_trials_ray_finished_but_the_store_missed_are_recorded_after_the_run(tmp_path):
+def test_trials_ray_finished_but_the_store_missed_are_recorded_after_the_run(tmp_path, on_ray_cluster):
     """The driver can die between Ray ending a trial and the store hearing of it."""
     from hpsearch.executors.ray_tune import Mirror
     from hpsearch.settings import SearchSettings
@@ -234,7 +237,7 @@ def test_trials_ray_finished_but_the_store_missed_are_recorded_after_the_run(tmp
     assert recorded == expected
 
 
-def test_rerun_with_more_trials_adds_only_the_missing_ones(tmp_path):
+def test_rerun_with_more_trials_adds_only_the_missing_ones(tmp_path, on_ray_cluster):
     seen = tmp_path / "seen.log"
 
     def objective(trial):
@@ -249,7 +252,7 @@ def test_rerun_with_more_trials_adds_only_the_missing_ones(tmp_path):
     assert (tmp_path / "ray" / "hpsearch-1").is_dir()  # Ray's first experiment was complete: a second one ran
 
 
-def test_with_no_rungs_the_default_asha_ends_no_trial_at_a_late_step(tmp_path):
+def test_with_no_rungs_the_default_asha_ends_no_trial_at_a_late_step(tmp_path, on_ray_cluster):
     """With no rungs (the function API, a Trainer's `evals_per_trial=0`), ASHA judges the reported steps but has no
     last one: a trial whose own evaluation lands at a Trainer's end of training (progress 1000) or beyond runs on
     to its end and completes."""
@@ -269,8 +272,8 @@ def test_with_no_rungs_the_default_asha_ends_no_trial_at_a_late_step(tmp_path):
     assert all(sorted(t.intermediate) == [500, 1000, 5000] for t in trials)
 
 
-def test_population_based_training_exploits_a_trial_from_another_trials_checkpoint(tmp_path):
-    """PBT on the local Ray: at each perturbation the worse trial restarts from the better one's latest
+def test_population_based_training_exploits_a_trial_from_another_trials_checkpoint(tmp_path, on_ray_cluster):
+    """PBT on Ray: at each perturbation the worse trial restarts from the better one's latest
     checkpoint (`Trial.resume_from`) with a mutated config, and goes on from that trial's step."""
     from ray.tune.schedulers import PopulationBasedTraining
 
@@ -326,7 +329,9 @@ def test_population_based_training_exploits_a_trial_from_another_trials_checkpoi
     assert any(t.state is TrialState.COMPLETE for t in trials)
 
 
-def test_store_trial_n_is_run_n_in_its_run_directory_and_arguments_and_reports_each_step_once(make_trainer, recwarn):
+def test_store_trial_n_is_run_n_in_its_run_directory_and_arguments_and_reports_each_step_once(
+    make_trainer, recwarn, on_ray_cluster
+):
     """Two trials at once on 2 CPUs: Ray may start its trial 1 before its trial 0; the store numbers them in
     Ray's order all the same, so that each trial's run (directory, `run_name`, tracking) bears its store number."""
     trainer = make_trainer(max_steps=2, save_strategy="steps", save_steps=1)
@@ -372,7 +377,7 @@ def test_trials_ray_starts_out_of_order_are_numbered_in_rays_order():
     assert [store_number(t.trial_id, numbers) for t in tune_trials] == [0, 1, 2]
 
 
-def test_an_error_outside_catch_stops_a_ray_search_as_it_stops_the_engines_loop(tmp_path):
+def test_an_error_outside_catch_stops_a_ray_search_as_it_stops_the_engines_loop(tmp_path, on_ray_cluster):
     """How a trial ends is decided by the same code on Ray's workers as in the engine's loop (`run_objective`): an
     error of `catch` fails the trial and the search goes on; one outside it stops the search, with its text."""
 

@@ -177,7 +177,9 @@ class DiesOnceAtItsSecondSave(TrainerCallback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def test_a_trainer_trial_whose_worker_died_resumes_from_its_checkpoint_and_completes(make_trainer, tmp_path):
+def test_a_trainer_trial_whose_worker_died_resumes_from_its_checkpoint_and_completes(
+    make_trainer, tmp_path, on_ray_cluster
+):
     """Steps-based evaluation and checkpoints, `load_best_model_at_end`: the trial's worker dies after its
     checkpoint at step 8; Ray runs the trial again from the checkpoint its last report pointed to (step 4), and it
     completes as one trial whose kept model scores its objective."""

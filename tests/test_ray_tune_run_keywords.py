@@ -201,7 +201,7 @@ def objective_of_kinds(marks: Path):
 
 
 @pytest.mark.parametrize("max_failures", [None, 0])
-def test_a_trial_whose_worker_dies_runs_again_and_one_whose_code_fails_does_not(tmp_path, max_failures):
+def test_a_trial_whose_worker_dies_runs_again_and_one_whose_code_fails_does_not(tmp_path, max_failures, on_ray_cluster):
     marks = tmp_path / "marks"
     marks.mkdir()
     options = {} if max_failures is None else {"max_failures": max_failures}  # None: the default

@@ -243,7 +243,7 @@ def test_with_checkpoints_and_load_best_model_at_end_the_rungs_change_nothing(ma
 
 
 @pytest.mark.parametrize("backend", ["optuna", "sigopt", "wandb", "ray"])
-def test_by_default_successive_halving_stops_worse_trials_on_every_backend(backend, tmp_path):
+def test_by_default_successive_halving_stops_worse_trials_on_every_backend(backend, tmp_path, ray_on_cluster):
     """With each backend's real library, and no rule given: trials worse at a rung stop there."""
     from tests.reliability.spaces import native_space
 

@@ -254,7 +254,7 @@ def test_hp_name_cannot_write_outside_output_dir(make_trainer, tmp_path, name):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_non_number_objective_stops_the_search_at_the_first_evaluation(make_trainer, backend):
+def test_a_non_number_objective_stops_the_search_at_the_first_evaluation(make_trainer, backend, ray_on_cluster):
     trainer = make_trainer(eval_strategy="steps", eval_steps=2, max_steps=8)
     options = {"max_concurrent_trials": 1} if backend == "ray" else {}
     with pytest.raises(ValueError, match=r"must be a number. Received: \{'eval_loss'.*return a float"):

@@ -77,7 +77,7 @@ def test_ctrl_c_records_the_trial_and_exits_with_one_line_saying_how_to_resume(b
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_a_trial_that_raises_or_returns_nan_is_recorded_and_the_search_goes_on(backend, tmp_path):
+def test_a_trial_that_raises_or_returns_nan_is_recorded_and_the_search_goes_on(backend, tmp_path, ray_on_cluster):
     def sometimes_fails(trial):
         if trial.params["x"] < 0.25:
             raise RuntimeError("this trial failed")
