@@ -1,7 +1,9 @@
 """Faults, on every backend: a search killed at any moment, or Ctrl-C'd, then rerun.
 
 `faulty_search.py` runs a 4-trial search and is killed around trial 2; the rerun must finish
-exactly 4 trials, run no finished trial again, and leave a store that reads back whole.
+exactly 4 trials, run no finished trial again, and leave a store that reads back whole. On Ray the
+search process is a driver of the test process's Ray cluster (`ray_on_cluster`), its trials in
+the cluster's workers.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ CASES += [("optuna", "store"), ("sigopt", "store"), ("optuna", "create"), ("wand
 
 
 @pytest.mark.parametrize(("backend", "fault"), CASES)
-def test_sigkill_then_rerun_finishes_exactly_n_trials_and_repeats_none(backend, fault, tmp_path):
+def test_sigkill_then_rerun_finishes_exactly_n_trials_and_repeats_none(backend, fault, tmp_path, ray_on_cluster):
     killed = run(backend, tmp_path, fault)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     finished_before = [t.params["x"] for t in hpsearch.load_trials(tmp_path) if t.counts]
@@ -61,7 +63,7 @@ def test_sigkill_then_rerun_finishes_exactly_n_trials_and_repeats_none(backend, 
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_ctrl_c_records_the_trial_and_exits_with_one_line_saying_how_to_resume(backend, tmp_path):
+def test_ctrl_c_records_the_trial_and_exits_with_one_line_saying_how_to_resume(backend, tmp_path, ray_on_cluster):
     interrupted = run(backend, tmp_path, "sigint")
     assert interrupted.returncode != 0, interrupted.stderr[-5000:]
     assert "Traceback" not in interrupted.stderr
