@@ -4,6 +4,7 @@ after another in one folder, each into its own default output directory. `backen
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -72,11 +73,30 @@ def test_the_ray_cluster_example_joins_the_cluster_it_is_given(ray_cluster, fold
     assert len(hpsearch.load_trials(folder / "runs" / "ray_cluster")) == 2
 
 
+# Each script's `--help` as `python SCRIPT --help` prints it, one script after another in one process (what they
+# import, imported once): the script's name, its exit status and its help, as a JSON line each.
+HELPS = """
+import contextlib, io, json, os, runpy, sys
+
+for script in sys.argv[1:]:
+    sys.argv, out, status = [script, "--help"], io.StringIO(), None
+    sys.path[0] = os.path.dirname(script)  # as `python SCRIPT` has it: the script's folder first
+    with contextlib.redirect_stdout(out):
+        try:
+            runpy.run_path(script, run_name="__main__")
+        except SystemExit as exit:
+            status = exit.code
+    print(json.dumps([script, status, out.getvalue()]))
+"""
+
+
 def test_each_example_has_an_output_dir_of_its_own_by_default():
     """Any two examples run one after another in one folder are two searches, not one refused as another space."""
+    scripts = [str(script) for script in sorted(EXAMPLES.glob("*.py"))]
+    done = subprocess.run([sys.executable, "-c", HELPS, *scripts], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
     defaults = {}
-    for script in sorted(EXAMPLES.glob("*.py")):
-        done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-3000:]
-        defaults[script.name] = re.search(r"\(default: (runs/[^)]+)\)", " ".join(done.stdout.split())).group(1)
-    assert len(set(defaults.values())) == len(defaults) == 6, defaults
+    for script, status, text in map(json.loads, done.stdout.splitlines()):
+        assert status in (0, None), (script, status)  # argparse's --help exits with 0
+        defaults[Path(script).name] = re.search(r"\(default: (runs/[^)]+)\)", " ".join(text.split())).group(1)
+    assert len(set(defaults.values())) == len(defaults) == len(scripts) == 6, defaults
