@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 PIP = ("-m", "pip", "--disable-pip-version-check")
 # pip's default byte-compiles every file it installs (torch's, Ray's, ...): a minute of the suite that tests nothing
 # of hpsearch's; Python compiles what a script imports as it imports it
 NO_COMPILE = "--no-compile"
+IGNORED = shutil.ignore_patterns("__pycache__", "*.egg-info")
 
 # The transformers docs' SigOpt and W&B spaces, as written there, on a tiny BERT made in the empty folder.
 SEED_EXAMPLES = """
@@ -88,11 +91,25 @@ def run(*command: str | Path, cwd: Path) -> str:
     return done.stdout
 
 
+# what the wheel is built from besides `src/`: pyproject.toml, its `readme` and its `license-files`
+WHEEL_FILES = ("pyproject.toml", "README.md", "LICENSE")
+
+
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """hpsearch's wheel, built from this checkout."""
-    dist = tmp_path_factory.mktemp("dist")
-    run(sys.executable, *PIP, "wheel", "--no-deps", "--no-build-isolation", "-w", dist, ROOT, cwd=dist)
+def wheel(tmp_path_factory, worker_id) -> Path:
+    """hpsearch's wheel, built once per session (the test processes take turns) from a copy of this checkout's
+    sources: setuptools builds in the tree's `build/`, where two builds at once collide and an old build's modules
+    would go into the wheel."""
+    session = tmp_path_factory.getbasetemp()
+    session = session if worker_id == "master" else session.parent  # one folder for every test process
+    with FileLock(session / "wheel.lock"):
+        dist = session / "dist"
+        if not dist.exists():
+            source = session / "wheel-source"
+            shutil.copytree(ROOT / "src", source / "src", ignore=IGNORED)
+            for name in WHEEL_FILES:
+                shutil.copy2(ROOT / name, source / name)
+            run(sys.executable, *PIP, "wheel", "--no-deps", "--no-build-isolation", "-w", dist, source, cwd=session)
     (built,) = dist.glob("hpsearch-*.whl")
     return built
 
