@@ -9,6 +9,9 @@ import re
 from pathlib import Path
 
 import hpsearch
+from hpsearch.backends.base import Backend
+from hpsearch.executors.base import PLACING, placing
+from hpsearch.executors.in_process import InProcess
 
 PACKAGE = Path(hpsearch.__file__).parent
 LAYOUT_TABLE = PACKAGE.parents[1] / "docs" / "contributing.md"
@@ -123,6 +126,17 @@ def test_backends_see_the_study_through_their_contract_not_lifecycle():
     backends = [name for name in MODULES if name.startswith("backends/")]
     assert [name for name in backends if "study/lifecycle" in _imports(MODULES[name], for_type_checkers=True)] == []
     assert [name for name in backends if any(i.startswith("executors") for i in _imports(MODULES[name]))] == []
+
+
+def test_a_backend_names_the_executor_its_library_needs_and_the_loop_drives_every_other():
+    """No backend runs trials (`Backend` has no loop of its own to drive): Ray Tune's and a W&B server's agent are the
+    executors a backend names with `placed_by` (`executors.base.PLACING`), each running its trials through the loop."""
+    assert not hasattr(Backend, "drive")
+    assert {name: type(placing(name)).__name__ for name in PLACING} == {
+        "ray-tune": "RayTune",
+        "wandb-agent": "WandbAgent",
+    }
+    assert all(isinstance(placing(name), InProcess) for name in PLACING)  # the loop at this place, the library's way
 
 
 def test_each_subpackage_says_whether_it_is_internal():

@@ -20,7 +20,7 @@ from typing import Any
 from hpsearch.backends.base import Backend, get_backend
 from hpsearch.errors import ConfigError, SearchInterrupted, check_number, interrupted_message
 from hpsearch.executors import resources
-from hpsearch.executors.base import Executor
+from hpsearch.executors.base import Executor, placing
 from hpsearch.executors.in_process import InProcess
 from hpsearch.executors.resources import WorkerShare
 from hpsearch.executors.workers import WorkerProcesses
@@ -77,13 +77,15 @@ class Place:
     def run_here(
         self, objective: Callable[[Trial], Any], drive: Callable[[SearchLoop], Any] | None = None
     ) -> SearchLoop:
-        """Run this place's trials of the search (a worker's, with `n_jobs`), driven by `drive` (an executor's: Ray
-        Tune's), else the backend's way; the loop that ran them."""
+        """Run this place's trials of the search (a worker's, with `n_jobs`): the backend set up for this run, then
+        the loop driven by `drive` (an executor's: Ray Tune's), else on its own; the loop that ran them."""
         loop = SearchLoop(self.settings, self.backend, self.trials, objective, self.param_space)
         try:
-            self.native = (drive or self.backend.drive)(loop)
+            self.native = self.backend.start(self.trials)
+            produced = (drive or SearchLoop.run)(loop)
+            self.native = self.native if produced is None else produced
         except BaseException as e:
-            interrupted = loop.interrupted + self.trials.recover(own=True)  # trials a backend's own loop ran
+            interrupted = loop.interrupted + self.trials.recover(own=True)  # trials a library's own loop ran (Ray's, W&B's agent)
             if not isinstance(e, KeyboardInterrupt):
                 raise
             raise SearchInterrupted(interrupted_message(interrupted)) from None
@@ -212,11 +214,12 @@ class Search:
 
     def _executor(self, n_jobs: int, shares: list[WorkerShare], plan: str, given: Executor | None) -> Executor:
         """Where the trials run: the executor `given` (DDP's), worker processes for the machine's shares (`n_jobs`),
-        else this process (whose backend may place them itself: Ray, n_jobs at once)."""
+        else this process, or the executor of a library that places them itself (Ray Tune, n_jobs at once)."""
         if plan:
             logger.info(f"hpsearch: n_jobs={n_jobs}: {plan}.")
         if not shares:
-            return given or (_places_trials() if self.backend.places_trials else InProcess())
+            placed_by = None if given else self.backend.placed_by(self.trials)
+            return given or (placing(placed_by) if placed_by else InProcess())
         resources.check_shareable(self.settings.storage, given)
         return WorkerProcesses(shares)
 
@@ -260,13 +263,6 @@ class Search:
             return BestRun(str(best.number), best.values[0], best.params, run_summary)
         front = [store.to_record(t) for t in self.study.best_trials]
         return [BestRun(str(t.number), list(t.values), t.params, run_summary) for t in front]
-
-
-def _places_trials() -> Executor:
-    """The executor of a backend whose library places the trials: Ray Tune's (the backend loaded: its extra is in)."""
-    from hpsearch.executors.ray import RayTune
-
-    return RayTune()
 
 
 def _check_search_arguments(n_trials: Any, timeout: Any, gc_after_trial: Any, max_consecutive_failed_trials: Any):

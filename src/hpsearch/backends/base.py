@@ -2,8 +2,9 @@
 
 A backend decides what to try next and whether to stop a trial early; it knows nothing of
 transformers, and writes nothing to the study store: the engine records each trial's life
-(`hpsearch.study.lifecycle`). The engine drives an ask/tell backend (ask -> begin -> report... ->
-tell); a backend with a loop of its own (Ray Tune) runs the trials through the same engine.
+(`hpsearch.study.lifecycle`). The engine's loop drives an ask/tell backend (ask -> begin -> report... ->
+tell); where the backend's library places the trials itself (Ray Tune, a W&B server's agent), they run in that
+library's executor (`placed_by`), through the same loop.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import difflib
 import importlib
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -21,7 +21,7 @@ from hpsearch.errors import ConfigError, MissingExtra
 from hpsearch.loop.fidelity import prunes
 from hpsearch.settings import SearchSettings
 from hpsearch.space import Dimension
-from hpsearch.trial import Trial, TrialState
+from hpsearch.trial import TrialState
 
 if TYPE_CHECKING:
     from hpsearch.trial import TrialRecord
@@ -66,23 +66,8 @@ class StartedTrial(Protocol):
     optuna_trial: Any
 
 
-class Loop(Protocol):
-    """What the engine gives a backend's `drive`: the settings, the study's trials, the objective,
-    and two ways to run trials."""
-
-    settings: SearchSettings
-    trials: StudyView
-    objective: Callable[[Trial], Any]
-
-    def run(self) -> None:
-        """The engine's loop: ask -> run -> tell until `n_trials` trials of the study have finished."""
-
-    def run_trial(self, proposal: Proposal) -> None:
-        """Record and run one trial of a proposal that the backend's own loop made (a W&B agent's run)."""
-
-
 class Backend(ABC):
-    """Base class of the search backends, what to try: their space, and `drive`, which runs the search.
+    """Base class of the search backends, what to try: their space, and `start`, which sets up a run of the search.
 
     Subclasses take `hp_space` in their library's native format and their own options.
     """
@@ -93,8 +78,6 @@ class Backend(ABC):
     # whether the objective may suggest parameters of its own on the backend's trial object
     # (optuna's define-by-run: `model_init(trial)` calling `trial.suggest_*`), so `hp_space` may be empty
     define_by_run: ClassVar[bool] = False
-    # whether the library places the trials itself (Ray Tune's controller): they then run in its executor
-    places_trials: ClassVar[bool] = False
 
     def __init__(self, hp_space: Any, settings: SearchSettings):
         if self.max_objectives is not None and len(settings.directions) > self.max_objectives:
@@ -159,11 +142,17 @@ class Backend(ABC):
         lacks), "whole" (the trial must hold every parameter of its space), or None (never: its own loop runs)."""
         return None
 
-    def drive(self, loop: Loop) -> Any:
-        """Run the search until `n_trials` trials of the study have finished (the engine's loop, by default); return
-        the library's own result object (or None). A backend whose library places its trials itself
-        (`places_trials`: Ray Tune) has an executor of its own instead (`hpsearch.executors`)."""
-        loop.run()
+    def placed_by(self, trials: StudyView) -> str | None:
+        """The executor that must run the trials where the backend's library places them itself: "ray-tune" (Tune's
+        controller) or "wandb-agent" (a W&B server's agent; `hpsearch.executors.placing`); None where hpsearch places
+        them (this process, worker processes, DDP ranks)."""
+        return None
+
+    def start(self, trials: StudyView) -> Any:
+        """Set up this run of the search on the study's `trials` before its first trial (seed the sampler for this
+        run, open the library's experiment); return the library's handle on it (a SigOpt experiment's id, a W&B
+        sweep's id), which `run_summary` carries, or None."""
+        return None
 
 
 class AskTellBackend(Backend):

@@ -7,7 +7,7 @@ from typing import Any
 
 import optuna
 
-from hpsearch.backends.base import AskTellBackend, Loop, Proposal, StartedTrial
+from hpsearch.backends.base import AskTellBackend, Proposal, StartedTrial, StudyView
 from hpsearch.backends.out_of_memory import AvoidOutOfMemory
 from hpsearch.backends.randomness import stream_seed
 from hpsearch.errors import ConfigError
@@ -117,15 +117,14 @@ class OptunaBackend(AskTellBackend):
             probe = optuna.create_study(directions=self.directions, sampler=optuna.samplers.RandomSampler(0)).ask()
         return {name: store.dimension(probe.distributions.get(name)) for name in self._sample(_Named(probe))}
 
-    def drive(self, loop: Loop) -> None:
-        study, worker, parallel = loop.trials.study, self.settings.worker, self.settings.workers > 1
+    def start(self, trials: StudyView) -> None:
+        study, worker, parallel = trials.study, self.settings.worker, self.settings.workers > 1
         if self._options["sampler"] is None:
             # seeded for this run's place in the study (a resumed search draws anew) and this worker's
-            seed = None if self.seed is None else stream_seed(self.seed, loop.trials.created(), worker)
+            seed = None if self.seed is None else stream_seed(self.seed, trials.created(), worker)
             study.sampler = default_sampler(seed, parallel)
         elif worker:  # the user's sampler, copied into each worker: optuna's way to keep the copies apart
             study.sampler.reseed_rng()
-        loop.run()
 
     def ask(self) -> Proposal:
         return Proposal({})  # sampled on the study's trial, once it exists (`begin`)

@@ -14,7 +14,7 @@ from ray import tune
 from ray.tune.search import sample
 
 from hpsearch.backends import ray_options
-from hpsearch.backends.base import Backend
+from hpsearch.backends.base import Backend, StudyView
 from hpsearch.errors import ConfigError, check_number
 from hpsearch.loop.fidelity import PROGRESS_END, REDUCTION_FACTOR
 from hpsearch.settings import SearchSettings
@@ -97,7 +97,6 @@ class RayBackend(Backend):
 
     name = "ray"
     max_objectives = 1
-    places_trials = True
 
     def __init__(
         self,
@@ -199,6 +198,9 @@ class RayBackend(Backend):
 
     def param_space(self) -> dict[str, Dimension | None]:
         return {name: self.space.get(name) for name in self.ray_space}
+
+    def placed_by(self, trials: StudyView) -> str:
+        return "ray-tune"
 
     @property
     def can_prune(self) -> bool:

@@ -18,7 +18,7 @@ from sigopt import Connection
 from sigopt.objects import ApiObject, Suggestion
 
 from hpsearch import compat, extras
-from hpsearch.backends.base import AskTellBackend, Loop, Proposal, StudyView
+from hpsearch.backends.base import AskTellBackend, Proposal, StudyView
 from hpsearch.backends.randomness import PrivateRandomState
 from hpsearch.errors import ConfigError, MissingExtra
 from hpsearch.loop.halving import default_pruner
@@ -165,18 +165,17 @@ class SigOptBackend(AskTellBackend):
     def param_space(self) -> dict[str, Dimension | None]:
         return dict(self.space)
 
-    def drive(self, loop: Loop) -> str:
+    def start(self, trials: StudyView) -> str:
         if self.server and self.settings.workers > 1:
             raise ConfigError(
                 "`n_jobs` with a SigOpt server: run one search per process on the server's experiment (its "
                 "parallel bandwidth), or use the embedded optimizer (no `api_token`) with n_jobs."
             )
         # the embedded optimizer's own random state (it draws from NumPy's global one); a resumed search draws anew
-        self.random_state = PrivateRandomState(self.seed, stream=loop.trials.created(), worker=self.settings.worker)
-        self.trials = loop.trials
+        self.random_state = PrivateRandomState(self.seed, stream=trials.created(), worker=self.settings.worker)
+        self.trials = trials
         with self.random_state.active():
-            self._open_experiment(loop.trials)
-        loop.run()
+            self._open_experiment(trials)
         return self.experiment_id
 
     def _metric_names(self) -> list[str]:

@@ -4,20 +4,19 @@ Local mode (no server configured): W&B's own open-source sweep engine (`sweeps.n
 `sweeps.stop_runs` for hyperband) chooses the trials, driven by our engine; each trial is an
 offline W&B run under `<output_dir>/wandb`, grouped by sweep, that `wandb sync` uploads later.
 Server mode (`server=True`, a `sweep_id=` that is not this study's local sweep, or a
-`WANDB_API_KEY` unless WANDB_MODE is offline or disabled): `wandb.sweep` and `wandb.agent` run the
-trials, each through the same trial runner. Either way, trials go to the study store, and each
-trial's W&B run is the current run (`wandb.run`) while it trains, so the Trainer's own W&B
-logging (`report_to="wandb"`) goes into it.
+`WANDB_API_KEY` unless WANDB_MODE is offline or disabled): the sweep is made with `wandb.sweep` and
+`wandb.agent` runs its trials (`hpsearch.executors.wandb_agent`), each through the same loop. Either
+way, trials go to the study store, and each trial's W&B run is the current run (`wandb.run`) while
+it trains, so the Trainer's own W&B logging (`report_to="wandb"`) goes into it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import sweeps
@@ -31,7 +30,7 @@ import sweeps.random_search  # noqa: F401
 import wandb
 
 from hpsearch import compat
-from hpsearch.backends.base import AskTellBackend, Loop, Proposal, StartedTrial, StudyView
+from hpsearch.backends.base import AskTellBackend, Proposal, StartedTrial, StudyView
 from hpsearch.backends.randomness import PrivateRandomState
 from hpsearch.backends.wandb_sweep import SWEEP_STATES, sweep_config, sweep_goal, sweep_run, to_neutral
 from hpsearch.errors import ConfigError
@@ -45,8 +44,6 @@ from hpsearch.study import schema
 from hpsearch.trial import TrialState
 
 logger = logging.getLogger(__name__)
-# what `wandb.agent` sets for each run and leaves set after its last one
-AGENT_VARIABLES = ("WANDB_RUN_ID", "WANDB_SWEEP_ID", "WANDB_SWEEP_PARAM_PATH")
 # bands at a run's 1st, 2nd, 4th... reported values (the rungs), each keeping the better half
 DEFAULT_EARLY_TERMINATE = {"type": "hyperband", "min_iter": 1, "eta": 2}
 
@@ -135,39 +132,31 @@ class WandbBackend(AskTellBackend):
     def runs_queued(self) -> str | None:
         return None if self._server(None) else "whole"  # a server's agent runs the sweep's runs only
 
-    def drive(self, loop: Loop) -> str:
-        """Local mode: the engine's loop. Server mode: `wandb.agent` calls the engine per run. Either
-        way the sweep's id, which `sweep_id=` takes to continue it."""
-        self.server = self._server(loop.trials)
+    def placed_by(self, trials: StudyView) -> str | None:
+        """Server mode: the W&B agent runs the trials (`hpsearch.executors.wandb_agent`)."""
+        return "wandb-agent" if self._server(trials) else None
+
+    def start(self, trials: StudyView) -> str:
+        """Local mode: the sweep engine set up on the study's runs. Server mode: the sweep made on the server unless
+        it exists. Either way the sweep's id, which `sweep_id=` takes to continue it."""
+        self.server = self._server(trials)
         if self.server and self.settings.workers > 1:
             raise ConfigError(
                 "`n_jobs` with a W&B server: W&B runs parallel agents its own way. Start `wandb agent SWEEP_ID` "
                 "in several shells (each runs your script's trials), or use n_jobs=1."
             )
         # what the sweep engine sees: the store's finished trials (a rerun continues the sweep), then ours
-        self.runs = [sweep_run(r, self.metric) for r in loop.trials.records() if r.counts]
-        if not self.server:
-            # the engine's own random state, this worker's
-            self.random_state = PrivateRandomState(self.seed, stream=len(self.runs), worker=self.settings.worker)
-            self.trials = loop.trials
-            self.sweep_id = loop.trials.recall(schema.WANDB_SWEEP) or secrets.token_hex(4)
-            loop.trials.remember(schema.WANDB_SWEEP, self.sweep_id)
-            self._set_environment()
-            loop.run()
+        self.runs = [sweep_run(r, self.metric) for r in trials.records() if r.counts]
+        if self.server:
+            self.sweep_id = self.sweep_id or wandb.sweep(self.config, project=self.project, entity=self.entity)
             return self.sweep_id
-        sweep_id = self.sweep_id or wandb.sweep(self.config, project=self.project, entity=self.entity)
-        remaining = self.settings.n_trials - loop.trials.finished()
-        if remaining > 0:
-            agent = self.agent or wandb.agent
-            with agent_leftovers_cleared():
-                agent(
-                    sweep_id,
-                    function=lambda: loop.run_trial(self._join_run()),
-                    count=remaining,
-                    project=self.project,
-                    entity=self.entity,
-                )
-        return sweep_id
+        # the engine's own random state, this worker's
+        self.random_state = PrivateRandomState(self.seed, stream=len(self.runs), worker=self.settings.worker)
+        self.trials = trials
+        self.sweep_id = trials.recall(schema.WANDB_SWEEP) or secrets.token_hex(4)
+        trials.remember(schema.WANDB_SWEEP, self.sweep_id)
+        self._set_environment()
+        return self.sweep_id
 
     def _set_environment(self) -> None:
         """What `wandb.agent` sets for the runs of a sweep: its project and entity (none, offline)."""
@@ -208,7 +197,7 @@ class WandbBackend(AskTellBackend):
         self.runs.append(sweep_run)
         self._live[trial.number] = (proposal.tracking_run, sweep_run)
 
-    def _join_run(self) -> Proposal:
+    def agent_run(self) -> Proposal:
         """Server mode, inside the agent: the run the agent started, with the parameters the sweep chose."""
         run = wandb.init(dir=self.dir, settings=self._settings())
         chosen = {name: value for name, value in dict(run.config).items() if not name.startswith("_")}
@@ -230,20 +219,3 @@ class WandbBackend(AskTellBackend):
             sweep_run.summary_metrics = {self.metric: values[0]}
             run.summary[self.metric] = values[0]
         run.finish(exit_code=1 if state is TrialState.FAILED else 0)
-
-
-@contextlib.contextmanager
-def agent_leftovers_cleared() -> Iterator[None]:
-    """After `wandb.agent`: its last run's id and parameter file out of the environment again, and
-    W&B's process state (which keeps that run's sweep parameters) torn down; else every later
-    `wandb.init` in this process, a local search's trials included, takes that id and those values."""
-    before = {name: os.environ.get(name) for name in AGENT_VARIABLES}
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        wandb.teardown()

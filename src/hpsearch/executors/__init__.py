@@ -7,6 +7,6 @@ those places share (`executors.resources`).
 - `ranks`: DDP, the loop on rank 0, each trial run on every rank (the others follow rank 0's word);
 - `workers`: the loop in `n_jobs` worker processes on one machine, on the study's storage.
 
-Backends with a loop of their own run their trials where their library places them: Ray Tune's trainables on its
-cluster, the W&B agent's runs (`Backend.drive`); both record each trial through the same `Trials`.
+Where a backend's library places the trials itself (`Backend.placed_by`), its executor runs them through the same
+loop (`base.placing`): `ray` (Ray Tune's trainables on its cluster) and `wandb_agent` (a W&B server's agent).
 """

@@ -1,7 +1,9 @@
-"""The executor contract: where a search's trials run (`hpsearch.executors`)."""
+"""The executor contract, where a search's trials run (`hpsearch.executors`), and the executors of the libraries
+that place trials themselves."""
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -18,8 +20,8 @@ RunningContext = Callable[[], AbstractContextManager] | None  # the context the 
 
 class Place(Protocol):
     """The search at one place (a process): its settings and study's trials; `recover` what a dead process left
-    running, and `run_here` this place's share of the trials (the loop, driven by `drive` if given, else the
-    backend's way; it returns the loop that ran them)."""
+    running, and `run_here` this place's share of the trials (the loop, driven by `drive` if given: a library's
+    own loop; it returns the loop that ran them)."""
 
     settings: SearchSettings
     trials: Trials
@@ -47,3 +49,16 @@ class Executor(ABC):
 
     @abstractmethod
     def run(self, here: Place, blueprint: Blueprint, objective: Objective, while_running: RunningContext) -> None: ...
+
+
+# the executors of the libraries that place trials themselves, by the name a backend's `placed_by` gives
+PLACING = {
+    "ray-tune": ("hpsearch.executors.ray", "RayTune"),
+    "wandb-agent": ("hpsearch.executors.wandb_agent", "WandbAgent"),
+}
+
+
+def placing(name: str) -> Executor:
+    """The executor named `name` (`PLACING`), imported now: the backend that names it has loaded its library."""
+    module, executor = PLACING[name]
+    return getattr(importlib.import_module(module), executor)()

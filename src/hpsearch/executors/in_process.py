@@ -15,5 +15,6 @@ class InProcess(Executor):
             here.run_here(objective, self.drive).check_failures()
 
     def drive(self, loop: Any) -> Any:
-        """Run the `loop`'s trials (`loop.searchloop`) the backend's way; what the library that ran them returned."""
-        return loop.backend.drive(loop)
+        """Run the `loop`'s trials (`loop.searchloop`): here, the loop's own way (an executor whose library places
+        the trials, Ray Tune's, its library's way); what that library returned, if anything."""
+        return loop.run()

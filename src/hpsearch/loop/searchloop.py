@@ -24,8 +24,9 @@ logger = logging.getLogger(__name__)
 
 
 class SearchLoop:
-    """One run of a search (the `Loop` a backend's `drive` gets): runs trials until `n_trials`
-    trials of the study have finished, the timeout, or the backend has nothing left to try."""
+    """One run of a search at one place: runs trials until `n_trials` trials of the study have finished, the
+    timeout, or the backend has nothing left to try (`run`); a library that places trials itself (Ray Tune, the
+    W&B agent) has its executor run each of its trials through it (`run_trial`)."""
 
     def __init__(
         self,
