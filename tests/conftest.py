@@ -34,6 +34,28 @@ WORDS_FILL = ["the", "movie", "plot", "was", "and", "a", "film", "cast", "very",
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS_POS, *WORDS_NEG, *WORDS_FILL]
 
 
+# The modules whose tests take longest (a minute or more in all; each test starting processes, or Ray), run first.
+# pytest-xdist's `worksteal` hands each test process a contiguous part of the collection, then moves tests from the
+# end of one's queue to the other as it runs out: with the long tests first, the session ends on short ones rather
+# than with one process waiting for the other's long test (in alphabetical order, test_workers'). Order only.
+LONG_FIRST = (
+    "tests/test_examples.py",
+    "tests/test_bench.py",
+    "tests/test_ray.py",
+    "tests/test_install.py",
+    "tests/test_ddp.py",
+    "tests/reliability/test_faults.py",
+    "tests/test_workers.py",
+    "tests/test_ray_node_loss.py",
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The LONG_FIRST modules first, in its order; each module's tests, and the other modules, in their own."""
+    rank = {module: i for i, module in enumerate(LONG_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+
+
 def pytest_collection_finish(session):
     """The libraries the tests imported hold ~500k long-lived objects: freeze them out of the garbage
     collector's sight, so that the full collection each trial runs to release its model (several per
