@@ -85,7 +85,7 @@ class Place:
             produced = (drive or SearchLoop.run)(loop)
             self.native = self.native if produced is None else produced
         except BaseException as e:
-            interrupted = loop.interrupted + self.trials.recover(own=True)  # trials a library's own loop ran (Ray's, W&B's agent)
+            interrupted = loop.interrupted + self.trials.recover(own=True)  # trials a library's own loop ran
             if not isinstance(e, KeyboardInterrupt):
                 raise
             raise SearchInterrupted(interrupted_message(interrupted)) from None
