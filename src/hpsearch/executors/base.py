@@ -50,6 +50,12 @@ class Executor(ABC):
     @abstractmethod
     def run(self, here: Place, blueprint: Blueprint, objective: Objective, while_running: RunningContext) -> None: ...
 
+    def around(self, own: Executor) -> Executor:
+        """This executor given to a search whose trials in this process would run with `own` (`InProcess`, or the
+        executor of a library that places its trials itself: a W&B server's agent): DDP's runs each of them on
+        every rank through `own`; by default an executor runs the trials its own way."""
+        return self
+
 
 # the executors of the libraries that place trials themselves, by the name a backend's `placed_by` gives
 PLACING = {

@@ -86,14 +86,18 @@ class Ranks:
 
 
 class LeadRank(Executor):
-    """Rank 0's executor: the trials in this process (`InProcess`), each run on every rank; the other ranks are told
-    which trial starts, the parameters rank 0's `model_init` built with, and the `Decision` at each report."""
+    """Rank 0's executor: the trials in this process (`own`: `InProcess`, or a W&B server's agent), each run on every
+    rank; the other ranks are told which trial starts, the parameters rank 0's `model_init` built with, and the
+    `Decision` at each report."""
 
-    def __init__(self, ranks: Ranks) -> None:
-        self.ranks = ranks
+    def __init__(self, ranks: Ranks, own: Executor | None = None) -> None:
+        self.ranks, self.own = ranks, own or InProcess()
+
+    def around(self, own: Executor) -> Executor:
+        return LeadRank(self.ranks, own)
 
     def run(self, here: Place, blueprint: Blueprint, objective: Objective, while_running: RunningContext) -> None:
-        InProcess().run(here, blueprint, self.on_every_rank(objective), while_running)
+        self.own.run(here, blueprint, self.on_every_rank(objective), while_running)
 
     def on_every_rank(self, objective: Objective) -> Objective:
         """`objective` as rank 0 runs each trial: every other rank told first, and of each decision."""
