@@ -9,6 +9,8 @@ The docs' set-up ("Hyperparameter Search using Trainer API"): all-MiniLM-L6-v2, 
 - hpsearch: `hpsearch.Trainer.hyperparameter_search`, its defaults (rungs at 1/9 and 1/3 of a
   trial's training, successive halving that waits for peers, optuna's TPE) with `seed=`, from which
   its sampler's seed is derived (5 random start-up trials, not optuna's 10, before 2026-12-03);
+- hpsearch-sampled: hpsearch's defaults but `user_values_first=False`: its first trial sampled too, rather than
+  the `TrainingArguments`' values inside the space (transformers' default learning rate 5e-5);
 - hpsearch-tpe: hpsearch's engine with transformers' sampler (`TPESampler(seed)`): the same first
   points as transformers, so that the engine alone (rungs, halving, pauses) is compared;
 - hpsearch-warm: hpsearch's defaults with `warm_start=` an earlier hpsearch study (`--warm-start`: another
@@ -67,7 +69,16 @@ import transformers  # noqa: E402  (after the offline settings)
 from children import commit, machine, print_result, run_child, speed  # noqa: E402  (bench/ is on the path: this script's folder)
 
 SPEED_TOLERANCE = 0.1  # runs whose machine's speed (`children.speed`) differs by more are not side by side
-SYSTEMS = ("transformers", "hpsearch", "hpsearch-tpe", "hpsearch-warm", "optuna-hyperband", "ray-asha", "random")
+SYSTEMS = (
+    "transformers",
+    "hpsearch",
+    "hpsearch-sampled",
+    "hpsearch-tpe",
+    "hpsearch-warm",
+    "optuna-hyperband",
+    "ray-asha",
+    "random",
+)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -132,7 +143,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
-    default = [system for system in SYSTEMS if system != "hpsearch-warm"]  # that one needs --warm-start
+    # hpsearch-warm needs --warm-start; hpsearch-sampled measures one default (the user's values first) on its own
+    default = [system for system in SYSTEMS if system not in ("hpsearch-warm", "hpsearch-sampled")]
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=default)
     parser.add_argument("--plot", default="bench/anytime.png", help="the anytime plot (default: %(default)s)")
     parser.add_argument("--stores", help="keep each hpsearch search's output_dir (its study) here, named after its run")
@@ -275,8 +287,9 @@ def _options(system: str, seed: int) -> dict[str, Any]:
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
         scheduler = ASHAScheduler(metric="objective", mode="max")
         return {"backend": "ray", "scheduler": scheduler, "search_alg": BasicVariantGenerator(random_state=seed)}
-    if system in ("hpsearch", "hpsearch-warm"):  # its defaults, its sampler included, seeded
-        return {"backend": "optuna", "seed": seed, "show_progress": False}
+    if system in ("hpsearch", "hpsearch-warm", "hpsearch-sampled"):  # its defaults, its sampler included, seeded
+        own = {"user_values_first": False} if system == "hpsearch-sampled" else {}
+        return {"backend": "optuna", "seed": seed, "show_progress": False, **own}
     sampler = optuna.samplers.RandomSampler(seed=seed) if system == "random" else optuna.samplers.TPESampler(seed=seed)
     options: dict[str, Any] = {"backend": "optuna", "sampler": sampler}
     if system == "hpsearch-tpe":
@@ -465,6 +478,7 @@ def report(runs: list[dict[str, Any]]) -> str:
 COLOURS = {
     "transformers": "tab:blue",
     "hpsearch": "tab:red",
+    "hpsearch-sampled": "tab:brown",
     "hpsearch-tpe": "tab:pink",
     "hpsearch-warm": "tab:orange",
     "optuna-hyperband": "tab:green",

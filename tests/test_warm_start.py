@@ -278,3 +278,59 @@ def test_what_was_queued_and_skipped_is_said_where_a_user_without_logging_set_up
     source = f"Warm start from study 'hpsearch' in {(tmp_path / 'a').resolve()}"
     assert f"{source}: skipped trial 2: n_trials=2 leaves it no slot." in done.stderr
     assert f"{source}: its trials [0, 1] run first, as trials [0, 1]." in done.stderr
+
+
+def test_the_users_own_values_inside_the_space_are_the_first_trial_and_the_others_sampled(tmp_path, caplog):
+    values = {"x": 0.5, "n": 7, "kind": "b", "not_searched": 1}
+    with caplog.at_level("INFO", logger="hpsearch"):
+        search(tmp_path, SPACE, n_trials=3, seed=0, user_values=values)
+    first, *others = hpsearch.load_trials(tmp_path)
+    assert first.params["x"] == 0.5 and first.params["kind"] == "b" and first.params["n"] in range(4)  # 7: sampled
+    assert warm_started(tmp_path) == {0: "the user's values"}
+    assert all(t.params["x"] != 0.5 for t in others)
+    assert "Trial 0 runs your own values first: {'x': 0.5, 'kind': 'b'}; n=7 lie outside the space, sampled." in (
+        caplog.messages
+    )
+
+
+def test_the_users_values_run_first_in_a_new_study_only_and_a_warm_start_comes_instead(tmp_path):
+    search(tmp_path / "a", SPACE, n_trials=1, seed=0, user_values={"x": 0.5})
+    search(tmp_path / "a", SPACE, n_trials=3, seed=0, user_values={"x": 0.5})  # a rerun queues nothing again
+    assert [t.params["x"] == 0.5 for t in hpsearch.load_trials(tmp_path / "a")] == [True, False, False]
+    search(tmp_path / "b", SPACE, n_trials=1, seed=0, user_values={"x": -2.0}, warm_start=str(tmp_path / "a"))
+    assert list(warm_started(tmp_path / "b").values()) == [f"trial 0 of study 'hpsearch' in {tmp_path / 'a'}"]
+    search(tmp_path / "c", SPACE, n_trials=1, seed=0, user_values={"x": 9.0, "n": -1})  # none inside: sampled
+    assert warm_started(tmp_path / "c") == {}
+
+
+@pytest.mark.parametrize("whole_only", ["sigopt", "wandb"])
+def test_a_backend_that_runs_whole_points_only_takes_the_users_values_where_each_parameter_has_one(
+    whole_only, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("SIGOPT_API_TOKEN", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    space = {"x": Float(0.0, 2.0), "n": Int(0, 3)}
+    search(tmp_path / "partial", space, n_trials=1, backend=whole_only, seed=0, user_values={"x": 0.5, "n": 9})
+    search(tmp_path / "whole", space, n_trials=1, backend=whole_only, seed=0, user_values={"x": 0.5, "n": 2})
+    assert warm_started(tmp_path / "partial") == {}  # `n` has no value inside
+    assert hpsearch.load_trials(tmp_path / "whole")[0].params == {"x": 0.5, "n": 2}
+
+
+def test_a_trainer_search_runs_its_training_arguments_first_unless_told_not_or_given_a_sampler(make_trainer, tmp_path):
+    def hp_space(trial):
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True),
+            "per_device_train_batch_size": trial.suggest_categorical("per_device_train_batch_size", [4, 16]),
+        }
+
+    def first_trial(name, **options):
+        trainer = make_trainer(output_dir=str(tmp_path / name), max_steps=2, learning_rate=1e-2)  # batch size 8
+        trainer.hyperparameter_search(hp_space=hp_space, n_trials=1, evals_per_trial=0, **options)
+        return hpsearch.load_trials(tmp_path / name)[0].params
+
+    ours = first_trial("default", seed=0)
+    assert ours["learning_rate"] == 1e-2 and ours["per_device_train_batch_size"] in (4, 16)
+    assert first_trial("off", seed=0, user_values_first=False)["learning_rate"] != 1e-2
+    assert first_trial("sampler", sampler=optuna.samplers.RandomSampler(0))["learning_rate"] != 1e-2

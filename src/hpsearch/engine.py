@@ -12,7 +12,7 @@ import dataclasses
 import inspect
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from hpsearch.study import continuity, disk, liveness, schema, store
 from hpsearch.study.best_model import kept_model
 from hpsearch.study.leaderboard import print_leaderboard
 from hpsearch.study.lifecycle import Trials
-from hpsearch.study.warm_start import WarmStart
+from hpsearch.study.warm_start import FirstPoint, WarmStart
 from hpsearch.trial import Trial, TrialRecord, TrialState
 
 logger = logging.getLogger(__name__)
@@ -136,6 +136,9 @@ class Search:
         warm_start: an earlier study (its search's `output_dir`, a storage URL, an `optuna.Study`) whose best
             trials (up to 3; for several directions, its Pareto front's first) run first in a new study, projected
             onto this space (`hpsearch.study.warm_start`); a rerun does not queue them again.
+        user_values: values the user chose themselves (a name -> value mapping; the Trainer's search passes its
+            `TrainingArguments`): where there is no `warm_start`, a new study's first trial takes those inside the
+            space, the others sampled (backends that run whole points only: where every parameter has one).
         **backend_kwargs: the backend's own options (optuna's `sampler`, Ray's `scheduler`, ...).
 
     Raises:
@@ -177,6 +180,7 @@ class Search:
         trials_per_gpu: int | None = None,
         threads_per_trial: int | None = None,
         warm_start: Any = None,
+        user_values: Mapping[str, Any] | None = None,
         **backend_kwargs: Any,
     ):
         _check_search_arguments(n_trials, timeout, gc_after_trial, max_consecutive_failed_trials)
@@ -209,17 +213,20 @@ class Search:
         self.here = Place(backend_class(hp_space, settings, **backend_kwargs), self.blueprint)
         self.settings, self.backend, self.trials = self.here.settings, self.here.backend, self.here.trials
         self.param_space, self.directions = self.here.param_space, list(settings.directions)
-        self.warm_start = WarmStart.load(warm_start, self.backend, self.param_space, n_trials)
+        warm = WarmStart.load(warm_start, self.backend, self.param_space, n_trials)
+        self.first_trials = warm if warm is not None else FirstPoint.of(user_values, self.backend, self.param_space)
         self.executor = self._executor(n_jobs, shares, plan, executor)
 
     def _executor(self, n_jobs: int, shares: list[WorkerShare], plan: str, given: Executor | None) -> Executor:
-        """Where the trials run: the executor `given` (DDP's), worker processes for the machine's shares (`n_jobs`),
-        else this process, or the executor of a library that places them itself (Ray Tune, n_jobs at once)."""
+        """Where the trials run: worker processes for the machine's shares (`n_jobs`), else this process, or the
+        executor of a library that places them itself (Ray Tune, n_jobs at once; a W&B server's agent), each within
+        the executor `given` (DDP's: every rank runs each trial)."""
         if plan:
             logger.info(f"hpsearch: n_jobs={n_jobs}: {plan}.")
         if not shares:
-            placed_by = None if given else self.backend.placed_by(self.trials)
-            return given or (placing(placed_by) if placed_by else InProcess())
+            placed_by = self.backend.placed_by(self.trials)
+            own = placing(placed_by) if placed_by else InProcess()
+            return given.around(own) if given is not None else own
         resources.check_shareable(self.settings.storage, given)
         return WorkerProcesses(shares)
 
@@ -240,8 +247,8 @@ class Search:
         (or `max_consecutive_failed_trials` in a row), `SearchInterrupted` on Ctrl-C.
         """
         continuity.check_space(self.study, self.param_space, self.backend.name)
-        if self.warm_start is not None:  # the earlier study's best trials, queued in a new study
-            self.warm_start.enqueue(self.trials)
+        if self.first_trials is not None:  # an earlier study's best trials, or the user's values, queued in a new study
+            self.first_trials.enqueue(self.trials)
         self.executor.run(self.here, self.blueprint, objective, while_running)
         records = self.trials.records()
         if self.settings.show_progress:

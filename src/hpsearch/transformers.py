@@ -91,6 +91,7 @@ def hyperparameter_search(
     rung_eval_size: int | str | None = AUTO,
     rung_metric: str = DEFAULT_RUNG_METRIC,
     keep_checkpoints: bool = False,
+    user_values_first: bool = True,
     **kwargs: Any,
 ) -> BestRun | list[BestRun]:
     """Search the hyperparameters of `trainer`, as `transformers.Trainer.hyperparameter_search` does.
@@ -121,6 +122,9 @@ def hyperparameter_search(
         keep_checkpoints: keep each finished trial's run directory `<output_dir>/<trial name>` and its
             checkpoints (by default deleted: `best_model/` holds the best trial's model). A crashed
             trial's checkpoints are kept either way, and its rerun resumes from the last one.
+        user_values_first: a new study's first trial runs the values of `trainer.args` that lie inside the space
+            (transformers' defaults included: learning rate 5e-5), the others sampled, as tuned systems start from
+            defaults; False: not. A `warm_start` or your own optuna `sampler=` comes instead.
         **kwargs: `storage`, `study_name` (default store: `<output_dir>/hpsearch.db`; rerunning
             the same call continues it), `warm_start` (an earlier search's `output_dir`: its best trials
             run first, on this data), `pause_trials` (default True: a trial that reaches a rung before
@@ -150,6 +154,8 @@ def hyperparameter_search(
         kwargs.setdefault("storage", store.storage_url(trainer.args.output_dir))
         kwargs.setdefault("pause_trials", True)  # a trial resumes from the checkpoint it paused at
         kwargs.setdefault("output_dir", trainer.args.output_dir if trainer.args.should_save else None)
+        if user_values_first and kwargs.get("sampler") is None:  # your own sampler chooses every point
+            kwargs.setdefault("user_values", vars(trainer.args))
         define_by_run = number_of_arguments(trainer.model_init) == 1  # model_init may suggest on the trial
         rungs = rung_points(DEFAULT_EVALS_PER_TRIAL if evals_per_trial is None else evals_per_trial)
         rungs = _rungs_that_fit(rungs, trainer, rung_eval_size)  # no rung on noise

@@ -1,9 +1,13 @@
-"""Warm start: a new search seeded with an earlier study's best trials, projected onto its space.
+"""Warm start: a new search seeded with points known to be good, projected onto its space.
 
-The earlier study's best completed trials (by its direction; for several, its Pareto front's first)
+`WarmStart`: an earlier study's best completed trials (by its direction; for several, its Pareto front's first)
 are queued in the new study before its first trial, so they run first, on the new data, as trials of
 the new study: no value is copied across. A value the new space does not hold is dropped and sampled
 (optuna), or its point skipped (the backends that run whole points only).
+
+`FirstPoint`: where there is no earlier study, the values the user chose themselves (a Trainer's
+`TrainingArguments`, transformers' defaults among them) are the new study's first trial, as tuned systems
+start from defaults (optuna's `enqueue_trial`; priors as in piBO and PriorBand).
 """
 
 from __future__ import annotations
@@ -99,7 +103,9 @@ class WarmStart:
             logger.warning(self.disjoint)
         for reason in [] if self.disjoint else self.skipped:
             logger.warning(f"Warm start from {self.source}: skipped {reason}.")
-        queued = [(trials.enqueue(self._waiting(n, point)), n) for n, point in self.points]
+        queued = [
+            (trials.enqueue(waiting(point, self.space, f"trial {n} of {self.source}")), n) for n, point in self.points
+        ]
         trials.remember(
             schema.WARM_START, {"source": self.source, "trials": [{"trial": q, "from": n} for q, n in queued]}
         )
@@ -111,19 +117,55 @@ class WarmStart:
         elif not self.disjoint:
             logger.warning(f"Warm start from {self.source} queued nothing: each of its best trials was skipped.")
 
-    def _waiting(self, number: int, point: dict[str, Any]) -> optuna.trial.FrozenTrial:
-        """A queued trial with `point`, recorded in the new space's distributions."""
-        import optuna
 
-        fixed = optuna.trial.FixedTrial(point)
-        for name in point:
-            store.suggest(fixed, name, self.space[name])
-        return optuna.trial.create_trial(
-            state=optuna.trial.TrialState.WAITING,
-            params=point,
-            distributions=fixed.distributions,
-            user_attrs={schema.WARM_START: f"trial {number} of {self.source}"},
-        )
+@dataclass
+class FirstPoint:
+    """The user's own values inside the space (`point`), queued once as a new study's first trial; the space's other
+    parameters sampled (`outside`: the user's values it left out, in words)."""
+
+    point: dict[str, Any]
+    space: Mapping[str, Dimension | None]
+    outside: list[str]
+
+    @classmethod
+    def of(
+        cls, values: Mapping[str, Any] | None, backend: Backend, space: Mapping[str, Dimension | None]
+    ) -> FirstPoint | None:
+        """The `values` (a name -> value mapping, names beyond the space's ignored) that lie inside `space`; None
+        where none does, or the backend runs no queued trial (Ray, a W&B server) or whole points only and some
+        parameter has no value inside."""
+        if not values:
+            return None
+        point = project({name: value for name, value in values.items() if name in space}, space)
+        outside = [f"{name}={values[name]!r}" for name in space if name in values and name not in point]
+        lacks = [name for name, dim in space.items() if dim is not None and name not in point]
+        runs = backend.runs_queued()
+        if not point or runs is None or (runs == "whole" and lacks):
+            return None
+        return cls(point, space, outside)
+
+    def enqueue(self, trials: Trials) -> None:
+        """Queue the point in the new study, if it has no trial yet (a rerun, or a warm start's, queues nothing)."""
+        if trials.created():
+            return
+        number = trials.enqueue(waiting(self.point, self.space, "the user's values"))
+        beyond = f"; {', '.join(self.outside)} lie outside the space, sampled" if self.outside else ""
+        logger.info(f"Trial {number} runs your own values first: {self.point}{beyond}.")
+
+
+def waiting(point: dict[str, Any], space: Mapping[str, Dimension | None], origin: str) -> optuna.trial.FrozenTrial:
+    """A queued trial with `point`, recorded in `space`'s distributions, its `origin` kept beside it."""
+    import optuna
+
+    fixed = optuna.trial.FixedTrial(point)
+    for name in point:
+        store.suggest(fixed, name, space[name])
+    return optuna.trial.create_trial(
+        state=optuna.trial.TrialState.WAITING,
+        params=point,
+        distributions=fixed.distributions,
+        user_attrs={schema.WARM_START: origin},
+    )
 
 
 def project(params: Mapping[str, Any], space: Mapping[str, Dimension | None]) -> dict[str, Any]:
