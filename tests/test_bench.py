@@ -28,6 +28,24 @@ def test_the_machine_speed_is_the_time_of_a_fixed_work(compare):
     assert 0 < children.speed() < 30  # seconds for 100 products of 512x512 matrices
 
 
+# the systems whose searches take paths of their own (the others change an option: `_options`, tested below)
+OWN_PATHS = ("transformers", "hpsearch", "hpsearch-warm", "optuna-hyperband", "ray-asha")
+
+
+def test_each_system_searches_with_its_own_options(compare):
+    """The systems the benchmark's run in parts leaves out (`OWN_PATHS`) differ from those it runs by options only."""
+    import optuna
+
+    options = {system: compare._options(system, seed=3) for system in compare.SYSTEMS if system != "ray-asha"}
+    assert options["hpsearch"] == {"backend": "optuna", "seed": 3, "show_progress": False} == options["hpsearch-warm"]
+    assert options["hpsearch-sampled"] == {**options["hpsearch"], "user_values_first": False}
+    samplers = {system: type(o.get("sampler")).__name__ for system, o in options.items()}
+    assert samplers["transformers"] == samplers["hpsearch-tpe"] == samplers["optuna-hyperband"] == "TPESampler"
+    assert samplers["random"] == "RandomSampler" and samplers["hpsearch"] == "NoneType"  # hpsearch's own
+    assert isinstance(options["optuna-hyperband"]["pruner"], optuna.pruners.HyperbandPruner)
+    assert "pruner" not in options["transformers"] and "pruner" not in options["random"]
+
+
 def test_the_benchmark_runs_in_parts_that_merge_into_one_results_file(
     compare, tiny_model_dir, tmp_path, capsys, monkeypatch
 ):
@@ -42,12 +60,13 @@ def test_the_benchmark_runs_in_parts_that_merge_into_one_results_file(
         return {(r["dataset"], r["seed"], r["system"]): r for r in json.loads(out.read_text())["runs"]}
 
     monkeypatch.setattr(compare, "speed", lambda: 0.5)  # the suite's other process makes the real one vary
-    first = part("transformers", "hpsearch", "hpsearch-tpe")
-    assert sorted(first) == [("tweets", 0, s) for s in ("hpsearch", "hpsearch-tpe", "transformers")]
+    first = part("transformers", "hpsearch")
+    assert sorted(first) == [("tweets", 0, s) for s in ("hpsearch", "transformers")]
     source = stores / "tweets-seed0-hpsearch"  # kept by --stores: the study a later search warm-starts from
+    assert hpsearch.load_trials(source)[0].params["learning_rate"] == 5e-5  # the TrainingArguments' value first
     files += ["--warm-start", str(source)]
-    merged = part("random", "optuna-hyperband", "ray-asha", "hpsearch-warm")  # a second part adds its runs
-    assert sorted(s for _, _, s in merged) == sorted(compare.SYSTEMS)
+    merged = part("optuna-hyperband", "ray-asha", "hpsearch-warm")  # a second part adds its runs
+    assert sorted(s for _, _, s in merged) == sorted(OWN_PATHS)
     assert merged[("tweets", 0, "hpsearch-warm")]["warm_start"] == source.name
     (best, *_) = sorted(
         (t for t in hpsearch.load_trials(source) if t.state is hpsearch.TrialState.COMPLETE), key=lambda t: -t.values[0]
@@ -55,12 +74,14 @@ def test_the_benchmark_runs_in_parts_that_merge_into_one_results_file(
     assert hpsearch.load_trials(stores / "tweets-seed0-hpsearch-warm")[0].params == best.params  # its best runs first
     assert all(merged[key] == run for key, run in first.items())
     tables = capsys.readouterr().out
-    again = {**merged[("tweets", 0, "random")], "wall_s": 12345.0, "machine": "another"}  # a part run again,
+    again = {**merged[("tweets", 0, "optuna-hyperband")], "wall_s": 12345.0, "machine": "another"}  # a part run again,
     compare.merge(out, again)  # on another machine, replaces exactly its own
     rerun = {(r["dataset"], r["seed"], r["system"]): r for r in json.loads(out.read_text())["runs"]}
-    assert rerun == {**merged, ("tweets", 0, "random"): again}
+    assert rerun == {**merged, ("tweets", 0, "optuna-hyperband"): again}
     assert "Not side by side" not in tables  # every part ran on this machine; the rerun is named as apart:
-    assert compare.report(list(rerun.values())).endswith("their ratios compare machines too): tweets seed 0 random")
+    assert compare.report(list(rerun.values())).endswith(
+        "their ratios compare machines too): tweets seed 0 optuna-hyperband"
+    )
     slower = {**merged[("tweets", 0, "hpsearch")], "speed_s": 0.6}  # the same boot, 20% slower than transformers'
     apart = compare.report([*merged.values(), slower])
     assert apart.endswith("machines too): tweets seed 0 hpsearch")

@@ -112,7 +112,9 @@ def test_a_trial_pruned_while_paused_keeps_only_what_the_user_keeps(make_trainer
     assert all(10 in dict(seen.evaluated[f"run-{t.number}"]) for t in pruned_while_paused)
     assert_nothing_left(output, runs_kept=tuple(seen.saved))
     for run in output.glob("run-*"):
-        assert sorted(int(c.name.split("-")[1]) for c in run.glob("checkpoint-*")) == seen.saved[run.name][-2:], run
+        saved, best_step = seen.saved[run.name], seen.best.get(run.name)
+        kept = sorted({best_step, saved[-1]}) if best_step in saved[:-2] else saved[-2:]  # the Trainer keeps the best
+        assert sorted(int(c.name.split("-")[1]) for c in run.glob("checkpoint-*")) == kept, run
     assert not (output / ".staging").exists() and len(list((output / ".models").iterdir())) == 2  # its lock, one model
 
 
