@@ -1,10 +1,12 @@
 """A Trainer search under torchrun, for the DDP tests.
 
-Usage: torchrun --nproc_per_node=2 tests/ddp_search.py BACKEND OUTPUT_DIR MODEL_DIR [prune|kill]
-Each rank prints one line `RESULT {json}`: the trials it trained, each as [number, the step
-training ended at, its planned steps], and the best run's id (None off rank 0). With `prune`,
-an optuna pruner stops trial 1 at its second evaluation; with `kill`, rank 1 SIGKILLs itself
-in the middle of trial 1; with `agent`, W&B runs in server mode through the agent stand-in.
+Usage: torchrun --nproc_per_node=2 tests/ddp_search.py SEARCHES OUTPUT_DIR MODEL_DIR [prune|kill|agent]
+SEARCHES is a backend, or several searches one after another in the same launch, comma-separated, each a backend
+or BACKEND/MODE (`sigopt,wandb,wandb/agent`), each then in OUTPUT_DIR/<its name, / as ->. For each search each rank
+prints one line `RESULT {json}`: the search's name, the trials it trained, each as [number, the step training ended
+at, its planned steps], and the best run's id (None off rank 0). With `prune`, an optuna pruner stops trial 1 at its
+second evaluation; with `kill`, rank 1 SIGKILLs itself in the middle of trial 1; with `agent`, W&B runs in server
+mode through the agent stand-in.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from tests.conftest import ListDataset, compute_metrics, make_sentences  # noqa:
 
 gc.freeze()  # the libraries' objects: each trial's release of its model then collects only the trial's
 
-backend, output_dir, model_dir = sys.argv[1:4]
-mode = sys.argv[4] if len(sys.argv) > 4 else ""
-os.environ.update(WANDB_MODE="offline", WANDB_CONFIG_DIR=str(Path(output_dir) / "wandb-config"))
+searches, output_root, model_dir = sys.argv[1:4]
+default_mode = sys.argv[4] if len(sys.argv) > 4 else ""
+os.environ.update(WANDB_MODE="offline", WANDB_CONFIG_DIR=str(Path(output_root) / "wandb-config"))
+mode = default_mode  # the running search's
 trained: list[list[int]] = []
 
 
@@ -82,42 +85,56 @@ spaces = {
 }
 
 tokenizer = AutoTokenizer.from_pretrained(model_dir)
-trainer = Trainer(
-    model=None,
-    args=TrainingArguments(
-        output_dir=output_dir,
-        use_cpu=True,
-        ddp_backend="gloo",
-        report_to="none",
-        disable_tqdm=True,
-        per_device_train_batch_size=8,
-        learning_rate=1e-2,
-    ),
-    train_dataset=ListDataset(tokenizer, make_sentences(64, seed=1)),
-    eval_dataset=ListDataset(tokenizer, make_sentences(128, seed=2)),
-    compute_metrics=compute_metrics,
-    tokenizer=tokenizer,
-    model_init=model_init,
-    data_collator=DataCollatorWithPadding(tokenizer),
-    callbacks=[Watch()],
-)
-options = {"pruner": PruneSecondTrial()} if mode == "prune" else {}
-if mode == "agent":  # W&B server mode, through the stand-in for wandb.agent (rank 0 runs the agent)
-    from tests.wandb_helpers import StandInAgent
 
-    options = {"sweep_id": "ddp-sweep", "agent": StandInAgent(spaces["wandb"](None), Path(output_dir))}
-best = trainer.hyperparameter_search(
-    direction="minimize",
-    backend=backend,
-    hp_space=spaces[backend],
-    n_trials=3,
-    compute_objective=lambda metrics: metrics["eval_loss"],
-    show_progress=False,
-    **options,
-)
-result = {"rank": dist.get_rank(), "trials": trained, "best": best and best.run_id}
-# One write, newline included: under torchrun's `python -u` print writes its end apart, and the ranks' lines interleave
-sys.stdout.write("RESULT " + json.dumps(result) + "\n")
+
+def search(backend: str, output_dir: str) -> str | None:
+    """One search of the seed's example on `backend`: the best run's id (None off rank 0)."""
+    trainer = Trainer(
+        model=None,
+        args=TrainingArguments(
+            output_dir=output_dir,
+            use_cpu=True,
+            ddp_backend="gloo",
+            report_to="none",
+            disable_tqdm=True,
+            per_device_train_batch_size=8,
+            learning_rate=1e-2,
+        ),
+        train_dataset=ListDataset(tokenizer, make_sentences(64, seed=1)),
+        eval_dataset=ListDataset(tokenizer, make_sentences(128, seed=2)),
+        compute_metrics=compute_metrics,
+        tokenizer=tokenizer,
+        model_init=model_init,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        callbacks=[Watch()],
+    )
+    options = {"pruner": PruneSecondTrial()} if mode == "prune" else {}
+    if mode == "agent":  # W&B server mode, through the stand-in for wandb.agent (rank 0 runs the agent)
+        from tests.wandb_helpers import StandInAgent
+
+        options = {"sweep_id": "ddp-sweep", "agent": StandInAgent(spaces["wandb"](None), Path(output_dir))}
+    best = trainer.hyperparameter_search(
+        direction="minimize",
+        backend=backend,
+        hp_space=spaces[backend],
+        n_trials=3,
+        compute_objective=lambda metrics: metrics["eval_loss"],
+        show_progress=False,
+        **options,
+    )
+    return best and best.run_id
+
+
+names = searches.split(",")
+for name in names:
+    backend, _, mode = name.partition("/")
+    mode = mode or default_mode
+    trained.clear()
+    best = search(backend, str(Path(output_root, name.replace("/", "-"))) if len(names) > 1 else output_root)
+    result = {"search": name, "rank": dist.get_rank(), "trials": trained, "best": best}
+    # One write, newline included: under torchrun's `python -u` print writes its end apart, and the ranks' lines
+    # interleave
+    sys.stdout.write("RESULT " + json.dumps(result) + "\n")
 dist.destroy_process_group()  # exiting with gloo's threads still up can abort the process (pytorch#190489)
 sys.stdout.flush()
 os._exit(0)  # even after it, torch's C++ teardown at exit now and then aborts the process ("terminate called

@@ -9,15 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 import hpsearch
 from hpsearch import TrialState
 
 SCRIPT = Path(__file__).with_name("ddp_search.py")
 
 
-def torchrun(backend: str, output_dir: Path, model_dir: Path, mode: str = "") -> subprocess.CompletedProcess:
+def torchrun(searches: str, output_dir: Path, model_dir: Path, mode: str = "") -> subprocess.CompletedProcess:
+    """`tests/ddp_search.py` on two ranks: one search (a backend), or several in the same launch (`ddp_search`)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -29,7 +28,7 @@ def torchrun(backend: str, output_dir: Path, model_dir: Path, mode: str = "") ->
         "--master_addr=127.0.0.1",
         f"--master_port={port}",
         str(SCRIPT),
-        backend,
+        searches,
         str(output_dir),
         str(model_dir),
         mode,
@@ -37,27 +36,31 @@ def torchrun(backend: str, output_dir: Path, model_dir: Path, mode: str = "") ->
     return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
 
-def results(run: subprocess.CompletedProcess) -> dict[int, dict]:
+def results(run: subprocess.CompletedProcess, search: str) -> dict[int, dict]:
+    """What each rank said of `search` (a backend, or BACKEND/MODE), by rank."""
     lines = [json.loads(line[len("RESULT ") :]) for line in run.stdout.splitlines() if line.startswith("RESULT ")]
-    return {r["rank"]: r for r in lines}
+    return {r["rank"]: r for r in lines if r["search"] == search}
 
 
 # optuna's seed example runs under torchrun in the pruning test below
-@pytest.mark.parametrize(("backend", "mode"), [("sigopt", ""), ("wandb", ""), ("wandb", "agent")])
-def test_seed_examples_under_torchrun_train_the_same_trials_on_every_rank(backend, mode, tiny_model_dir, tmp_path):
-    run = torchrun(backend, tmp_path, tiny_model_dir, mode)
+SEED_EXAMPLES = ("sigopt", "wandb", "wandb/agent")  # one launch: torchrun and two ranks' imports once
+
+
+def test_seed_examples_under_torchrun_train_the_same_trials_on_every_rank(tiny_model_dir, tmp_path):
+    run = torchrun(",".join(SEED_EXAMPLES), tmp_path, tiny_model_dir)
     assert run.returncode == 0, run.stderr[-3000:]
-    by_rank = results(run)
-    assert by_rank[0]["trials"] == by_rank[1]["trials"] and len(by_rank[0]["trials"]) == 3
-    assert by_rank[0]["best"] is not None and by_rank[1]["best"] is None  # other ranks return None
-    trials = hpsearch.load_trials(tmp_path)  # only rank 0 wrote the store
-    assert len(trials) == 3 and {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    for search in SEED_EXAMPLES:
+        by_rank = results(run, search)
+        assert by_rank[0]["trials"] == by_rank[1]["trials"] and len(by_rank[0]["trials"]) == 3, search
+        assert by_rank[0]["best"] is not None and by_rank[1]["best"] is None, search  # other ranks return None
+        trials = hpsearch.load_trials(tmp_path / search.replace("/", "-"))  # only rank 0 wrote the store
+        assert len(trials) == 3 and {t.state for t in trials} <= {TrialState.COMPLETE, TrialState.PRUNED}, search
 
 
 def test_a_pruned_trial_stops_every_rank_at_the_same_step(tiny_model_dir, tmp_path):
     run = torchrun("optuna", tmp_path, tiny_model_dir, "prune")
     assert run.returncode == 0, run.stderr[-3000:]
-    by_rank = results(run)
+    by_rank = results(run, "optuna")
     assert by_rank[0]["trials"] == by_rank[1]["trials"]
     assert by_rank[0]["best"] is not None and by_rank[1]["best"] is None  # other ranks return None
     ended = [(step, planned) for _, step, planned in by_rank[0]["trials"]]
@@ -75,7 +78,7 @@ def test_a_paused_trial_resumes_from_its_checkpoint_on_every_rank(tiny_model_dir
     trials that tie at a rung all go on, so how many end pruned varies.)"""
     run = torchrun("optuna", tmp_path, tiny_model_dir)
     assert run.returncode == 0, run.stderr[-3000:]
-    by_rank = results(run)
+    by_rank = results(run, "optuna")
     assert by_rank[0]["trials"] == by_rank[1]["trials"]  # [number, step it ended at, planned steps] per run
     runs = by_rank[0]["trials"]
     numbers = [number for number, _, _ in runs]

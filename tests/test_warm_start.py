@@ -318,7 +318,7 @@ def test_a_backend_that_runs_whole_points_only_takes_the_users_values_where_each
     assert hpsearch.load_trials(tmp_path / "whole")[0].params == {"x": 0.5, "n": 2}
 
 
-def test_a_trainer_search_runs_its_training_arguments_first_unless_told_not_or_given_a_sampler(make_trainer, tmp_path):
+def test_a_trainer_search_runs_its_training_arguments_first_when_asked_unless_given_a_sampler(make_trainer, tmp_path):
     def hp_space(trial):
         return {
             "learning_rate": trial.suggest_float("learning_rate", 1e-4, 1e-1, log=True),
@@ -330,7 +330,8 @@ def test_a_trainer_search_runs_its_training_arguments_first_unless_told_not_or_g
         trainer.hyperparameter_search(hp_space=hp_space, n_trials=1, evals_per_trial=0, **options)
         return hpsearch.load_trials(tmp_path / name)[0].params
 
-    ours = first_trial("default", seed=0)
+    ours = first_trial("asked", seed=0, user_values_first=True)
     assert ours["learning_rate"] == 1e-2 and ours["per_device_train_batch_size"] in (4, 16)
-    assert first_trial("off", seed=0, user_values_first=False)["learning_rate"] != 1e-2
-    assert first_trial("sampler", sampler=optuna.samplers.RandomSampler(0))["learning_rate"] != 1e-2
+    assert first_trial("default", seed=0)["learning_rate"] != 1e-2  # off by default
+    own_sampler = optuna.samplers.RandomSampler(0)
+    assert first_trial("sampler", sampler=own_sampler, user_values_first=True)["learning_rate"] != 1e-2

@@ -91,7 +91,7 @@ def hyperparameter_search(
     rung_eval_size: int | str | None = AUTO,
     rung_metric: str = DEFAULT_RUNG_METRIC,
     keep_checkpoints: bool = False,
-    user_values_first: bool = True,
+    user_values_first: bool = False,
     **kwargs: Any,
 ) -> BestRun | list[BestRun]:
     """Search the hyperparameters of `trainer`, as `transformers.Trainer.hyperparameter_search` does.
@@ -122,9 +122,10 @@ def hyperparameter_search(
         keep_checkpoints: keep each finished trial's run directory `<output_dir>/<trial name>` and its
             checkpoints (by default deleted: `best_model/` holds the best trial's model). A crashed
             trial's checkpoints are kept either way, and its rerun resumes from the last one.
-        user_values_first: a new study's first trial runs the values of `trainer.args` that lie inside the space
-            (transformers' defaults included: learning rate 5e-5), the others sampled, as tuned systems start from
-            defaults; False: not. A `warm_start` or your own optuna `sampler=` comes instead.
+        user_values_first: True: a new study's first trial runs the values of `trainer.args` that lie inside the
+            space (transformers' defaults included: learning rate 5e-5), the others sampled, as tuned systems start
+            from defaults; a `warm_start` or your own optuna `sampler=` comes instead. Off by default: transformers'
+            defaults are no good point for every set-up (the docs' one epoch on a small set; docs/resume.md).
         **kwargs: `storage`, `study_name` (default store: `<output_dir>/hpsearch.db`; rerunning
             the same call continues it), `warm_start` (an earlier search's `output_dir`: its best trials
             run first, on this data), `pause_trials` (default True: a trial that reaches a rung before
