@@ -89,9 +89,20 @@ def test_proposals_ignore_the_global_random_state_and_follow_seed(backend, tmp_p
     assert resumed[:3] == first and len(set(resumed)) == 5, resumed
 
 
+def test_tpes_start_up_is_half_the_budget_at_most_optunas_ten():
+    """A search of 10 trials or fewer is not all random start-up: half of `n_trials`, at least one, and optuna's own
+    10 from 20 trials on (transformers' search, the benchmark's 20-trial runs)."""
+    import optuna
+
+    from hpsearch.backends.optuna import startup_trials
+
+    assert [startup_trials(n) for n in (1, 2, 3, 8, 9, 19, 20, 100)] == [1, 1, 1, 4, 4, 9, 10, 10]
+    assert startup_trials(20) == optuna.samplers.TPESampler()._n_startup_trials
+
+
 def test_optunas_default_sampler_is_optunas_tpe_seeded_and_the_users_own_wins(tmp_path):
-    """The default is optuna's TPE with its own settings (as transformers' search makes it); a seeded search
-    proposes the same points again; a sampler passed in is used."""
+    """The default is optuna's TPE, its random start-up half of `n_trials` (4 of 8); a seeded search proposes the
+    same points again; a sampler passed in is used."""
     import optuna
 
     from hpsearch import Search
@@ -110,7 +121,7 @@ def test_optunas_default_sampler_is_optunas_tpe_seeded_and_the_users_own_wins(tm
     seeded = run("a", seed=3, show_progress=False)
     sampler = seeded.sampler.base  # optuna's TPE, behind what keeps values that ran out of memory from coming back
     assert isinstance(sampler, optuna.samplers.TPESampler)
-    assert sampler._n_startup_trials == optuna.samplers.TPESampler()._n_startup_trials == 10  # optuna's own
+    assert sampler._n_startup_trials == 4  # half of the 8 trials
     again = run("b", seed=3, show_progress=False)
     assert [t.params for t in again.trials] == [t.params for t in seeded.trials]
     assert len({(t.params["lr"], t.params["batch"]) for t in seeded.trials}) == 8  # a search that searches

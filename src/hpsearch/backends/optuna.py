@@ -61,13 +61,23 @@ class _Named:
         return suggest
 
 
-def default_sampler(seed: int | None, parallel: bool) -> AvoidOutOfMemory:
-    """optuna's TPE as transformers' search makes it, its 10 random start-up trials included: on the benchmark's
-    real trials it ended as well as or better than with 5, in less time (BENCHMARKS.md, "Which sampler"). With
-    workers, the running trials count as if bad (optuna's constant liar), so that workers try apart. The discrete
-    values of a trial that ran out of memory are not drawn again (`AvoidOutOfMemory`), and trials paused at a rung
-    count as pruned there (`SeesPausedTrials`)."""
-    return AvoidOutOfMemory(optuna.samplers.TPESampler(seed=seed, constant_liar=parallel), seed)
+OPTUNA_STARTUP_TRIALS = 10  # TPE's random start-up trials, optuna's default and transformers'
+
+
+def startup_trials(n_trials: int) -> int:
+    """TPE's random start-up trials for a search of `n_trials`: half of them, at most optuna's 10. With optuna's 10, a
+    search of 10 trials or fewer is random search; at 8 trials, 4 start-up trials end higher (BENCHMARKS.md, "TPE's
+    start-up sized to the budget"), and 20 or more keep optuna's 10."""
+    return max(1, min(OPTUNA_STARTUP_TRIALS, n_trials // 2))
+
+
+def default_sampler(seed: int | None, parallel: bool, n_trials: int) -> AvoidOutOfMemory:
+    """optuna's TPE, its random start-up sized to the search's `n_trials` (`startup_trials`). With workers, the running
+    trials count as if bad (optuna's constant liar), so that workers try apart. The discrete values of a trial that
+    ran out of memory are not drawn again (`AvoidOutOfMemory`), and trials paused at a rung count as pruned there
+    (`SeesPausedTrials`)."""
+    tpe = optuna.samplers.TPESampler(seed=seed, constant_liar=parallel, n_startup_trials=startup_trials(n_trials))
+    return AvoidOutOfMemory(tpe, seed)
 
 
 class OptunaBackend(AskTellBackend):
@@ -122,7 +132,7 @@ class OptunaBackend(AskTellBackend):
         if self._options["sampler"] is None:
             # seeded for this run's place in the study (a resumed search draws anew) and this worker's
             seed = None if self.seed is None else stream_seed(self.seed, trials.created(), worker)
-            study.sampler = default_sampler(seed, parallel)
+            study.sampler = default_sampler(seed, parallel, self.settings.n_trials)
         elif worker:  # the user's sampler, copied into each worker: optuna's way to keep the copies apart
             study.sampler.reseed_rng()
 

@@ -134,7 +134,7 @@ def _optuna_suggests() -> str:
     from hpsearch.study import store
 
     with store.quiet_optuna():
-        study = optuna.create_study(sampler=default_sampler(seed=0, parallel=False))
+        study = optuna.create_study(sampler=default_sampler(seed=0, parallel=False, n_trials=3))
     for _ in range(3):
         trial = study.ask()
         study.tell(trial, (trial.suggest_float("x", 1e-6, 1e-4, log=True) - 5e-5) ** 2 + trial.suggest_int("n", 1, 3))
