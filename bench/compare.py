@@ -12,6 +12,8 @@ The docs' set-up ("Hyperparameter Search using Trainer API"): all-MiniLM-L6-v2, 
 - hpsearch-user-values: hpsearch's defaults with `user_values_first=True`: its first trial the `TrainingArguments`'
   values inside the space (transformers' default learning rate 5e-5), the lever of issue 38 (not a default: it
   ended 5 to 8.5 points below hpsearch's defaults on tweets at 8 trials, BENCHMARKS.md);
+- hpsearch-startup10: hpsearch's defaults, its TPE's random start-up optuna's 10 whatever `n_trials` (the default
+  before 2026-12-07: at 8 trials a random search), the same seed; against hpsearch, TPE's start-up sized to the budget;
 - hpsearch-tpe: hpsearch's engine with transformers' sampler (`TPESampler(seed)`): the same first
   points as transformers, so that the engine alone (rungs, halving, pauses) is compared;
 - hpsearch-warm: hpsearch's defaults with `warm_start=` an earlier hpsearch study (`--warm-start`: another
@@ -74,6 +76,7 @@ SYSTEMS = (
     "transformers",
     "hpsearch",
     "hpsearch-user-values",
+    "hpsearch-startup10",
     "hpsearch-tpe",
     "hpsearch-warm",
     "optuna-hyperband",
@@ -145,7 +148,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--datasets", nargs="+", choices=list(DATASETS), default=list(DATASETS))
     # hpsearch-warm needs --warm-start; hpsearch-user-values measures one lever (the user's values first) on its own
-    default = [system for system in SYSTEMS if system not in ("hpsearch-warm", "hpsearch-user-values")]
+    default = [s for s in SYSTEMS if s not in ("hpsearch-warm", "hpsearch-user-values", "hpsearch-startup10")]
     parser.add_argument("--systems", nargs="+", choices=SYSTEMS, default=default)
     parser.add_argument("--plot", default="bench/anytime.png", help="the anytime plot (default: %(default)s)")
     parser.add_argument("--stores", help="keep each hpsearch search's output_dir (its study) here, named after its run")
@@ -291,6 +294,12 @@ def _options(system: str, seed: int) -> dict[str, Any]:
     if system in ("hpsearch", "hpsearch-warm", "hpsearch-user-values"):  # its defaults, its sampler included, seeded
         own = {"user_values_first": True} if system == "hpsearch-user-values" else {}
         return {"backend": "optuna", "seed": seed, "show_progress": False, **own}
+    if system == "hpsearch-startup10":  # hpsearch's default sampler as a search of 20 or more trials makes it
+        from hpsearch.backends.optuna import OPTUNA_STARTUP_TRIALS, default_sampler
+        from hpsearch.backends.randomness import stream_seed
+
+        sampler = default_sampler(stream_seed(seed, 0), parallel=False, n_trials=2 * OPTUNA_STARTUP_TRIALS)
+        return {"backend": "optuna", "sampler": sampler, "show_progress": False}
     sampler = optuna.samplers.RandomSampler(seed=seed) if system == "random" else optuna.samplers.TPESampler(seed=seed)
     options: dict[str, Any] = {"backend": "optuna", "sampler": sampler}
     if system == "hpsearch-tpe":
@@ -480,6 +489,7 @@ COLOURS = {
     "transformers": "tab:blue",
     "hpsearch": "tab:red",
     "hpsearch-user-values": "tab:brown",
+    "hpsearch-startup10": "tab:olive",
     "hpsearch-tpe": "tab:pink",
     "hpsearch-warm": "tab:orange",
     "optuna-hyperband": "tab:green",

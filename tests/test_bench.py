@@ -43,6 +43,8 @@ def test_each_system_searches_with_its_own_options(compare):
     assert samplers["transformers"] == samplers["hpsearch-tpe"] == samplers["optuna-hyperband"] == "TPESampler"
     assert samplers["random"] == "RandomSampler" and samplers["hpsearch"] == "NoneType"  # hpsearch's own
     assert isinstance(options["optuna-hyperband"]["pruner"], optuna.pruners.HyperbandPruner)
+    startup10 = options["hpsearch-startup10"]["sampler"]  # hpsearch's default sampler, as it was at 8 trials
+    assert startup10.base._n_startup_trials == 10 and "seed" not in options["hpsearch-startup10"]
     assert "pruner" not in options["transformers"] and "pruner" not in options["random"]
 
 

@@ -65,9 +65,8 @@ OPTUNA_STARTUP_TRIALS = 10  # TPE's random start-up trials, optuna's default and
 
 
 def startup_trials(n_trials: int) -> int:
-    """TPE's random start-up trials for a search of `n_trials`: half of them, at most optuna's 10. With optuna's 10, a
-    search of 10 trials or fewer is random search; at 8 trials, 4 start-up trials end higher (BENCHMARKS.md, "TPE's
-    start-up sized to the budget"), and 20 or more keep optuna's 10."""
+    """TPE's random start-up trials for a search of `n_trials`: half of them, at most optuna's 10 (with optuna's 10,
+    a search of 10 trials or fewer would be random search; BENCHMARKS.md)."""
     return max(1, min(OPTUNA_STARTUP_TRIALS, n_trials // 2))
 
 

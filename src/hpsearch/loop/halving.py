@@ -9,10 +9,7 @@ trial is left to start, a paused trial is judged by the peers it has: the best a
 
 At the last rung a trial among the best third goes on only once `reduction_factor**2` trials are there, pausing
 until then (one below it is pruned as at any rung): what it is promoted to costs the most, the last two thirds of a
-trial's training, and among a few peers each trial that beats the ones before it went on (after TPE's random
-start-up, most of them: 7 of 20 trials ran to the end in BENCHMARKS.md's tweets search, 4 of which the best third
-of all ten trials at that rung would have stopped). Measured against the same engine without it, in the same hour:
-0.83x the wall time, the same best accuracy on all 6 runs, the best reached sooner on 4 (BENCHMARKS.md).
+trial's training, and among a few peers each trial that beats the ones before it would go on (BENCHMARKS.md).
 
 The rule's verdicts are `hpsearch.loop.decision`'s (`verdict`, `judge`), which carries them out; here it is an optuna
 pruner, the default of the backends that prune on the study store.
