@@ -139,9 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{results['settings']}, {args.trials} trials a search, {args.replays} replays, rungs at {RUNGS}")
     print(
         "| last rung, settled | training (trials) | trials to the end | points below the same points' best (mean) "
-        "| searches within one example of it |"
+        "| searches that end at it | within one evaluation example |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for name, variant in VARIANTS.items():
         runs = [
             (Replay(trials, order, subset, variant).run(), max(accuracy(trials[t]) for t in order))
@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"| {name} | {statistics.mean(cost for (_, cost, _), _ in runs):.2f} of {args.trials} | "
             f"{statistics.mean(ended for (_, _, ended), _ in runs):.2f} | {100 * statistics.mean(gaps):.2f} | "
+            f"{sum(gap <= 1e-9 for gap in gaps) / len(gaps):.1%} | "
             f"{sum(gap <= example + 1e-9 for gap in gaps) / len(gaps):.1%} |"
         )
 
