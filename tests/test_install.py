@@ -150,7 +150,8 @@ import sys, hpsearch
 from hpsearch.space import Float, Int
 best = hpsearch.search(lambda t: (t.params["x"] - 1) ** 2 + t.params["n"], {"x": Float(-3.0, 3.0), "n": Int(0, 2)},
                        n_trials=12, output_dir="out", show_progress=False, seed=0)
-print(sys.version_info[:2], len(hpsearch.load_trials("out")), best.objective < 1, "torch" in sys.modules)
+trials = hpsearch.load_trials("out")
+print(sys.version_info[:2], len(trials), best.objective == min(t.values[0] for t in trials), "torch" in sys.modules)
 """
 
 
