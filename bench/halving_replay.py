@@ -38,20 +38,15 @@ LAST = max(RUNGS)
 Variant = Callable[[int, dict[int, list[float]]], bool]
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
 def best_two(trial: int, losses: dict[int, list[float]]) -> bool:
-    return sorted(losses, key=lambda t: _mean(losses[t])).index(trial) < 2
+    return sorted(losses, key=lambda t: statistics.fmean(losses[t])).index(trial) < 2
 
 
 def within_noise(trial: int, losses: dict[int, list[float]]) -> bool:
     """Within one standard error of the leader's mean loss, the error of the per-example differences (paired)."""
-    leader = min(losses, key=lambda t: _mean(losses[t]))
+    leader = min(losses, key=lambda t: statistics.fmean(losses[t]))
     differences = [mine - best for mine, best in zip(losses[trial], losses[leader], strict=True)]
-    error = statistics.stdev(differences) / math.sqrt(len(differences)) if trial != leader else 0.0
-    return _mean(differences) <= error
+    return statistics.fmean(differences) <= statistics.stdev(differences) / math.sqrt(len(differences))
 
 
 VARIANTS: dict[str, Variant] = {
@@ -82,7 +77,7 @@ class Replay:
         return max(accuracy(self.trials[t]) for t in self.finished), self.cost, len(self.finished)
 
     def _decide(self, trial: int, rung: int, settling: bool) -> Decision:
-        peers = {t: _mean(losses) for t, losses in self.scores[rung].items()}
+        peers = {t: statistics.fmean(losses) for t, losses in self.scores[rung].items()}
         wait_for = 0 if settling else peers_to_wait_for(rung, RUNGS, REDUCTION_FACTOR)
         decision = verdict(list(peers.values()), peers[trial], False, REDUCTION_FACTOR, wait_for)
         if settling and rung == LAST and decision is Decision.PRUNE and self.variant(trial, self.scores[rung]):
@@ -118,7 +113,7 @@ class Replay:
 
 
 def accuracy(trial: dict[str, Any]) -> float:
-    return _mean(trial["final"]["correct"])
+    return statistics.fmean(trial["final"]["correct"])
 
 
 def main(argv: list[str] | None = None) -> None:
