@@ -1,18 +1,22 @@
-"""What a rule for the last rung would change, replayed on real trials: more than one finisher when the budget is small.
+"""What a rule for the last rung would change, replayed on real trials: more than one finisher when the budget is
+small, and a clear leader going on before its nine peers.
 
 At 8 trials hpsearch's last rung (1/3 of training) never has the nine peers it waits for, so when no trial is left to
-start the best trial there runs to the end and the others paused there are pruned: one finisher. Would letting more of
-them finish (the best two, or each within the rung's noise of the leader) find a better final point, and at what cost?
+start the best trial there runs to the end and the others paused there are pruned: one finisher, at the search's end.
+Would letting more of them finish (the best two, or each within the rung's noise of the leader) find a better final
+point, and at what cost? Would promoting a trial that leads the rung's three or more peers by more than the rung's
+noise (PASHA's idea: go on where the ranking is clear, Bohdal et al. 2023) bring the final answer sooner?
 
 The real trials of `bench/rung_signals.py` (random points of the docs' space, each trained to the end and scored on
 every evaluation example at 1/9 and 1/3 of its training and at the end) stand for the training. Each replay draws
 `n_trials` of them in a random order and a rung subset of `--subset` evaluation examples, and runs hpsearch's rule
-(`hpsearch.loop.decision.verdict`, one trial at a time, paused trials judged again before each new one, then settled
-by the peers they have) with the last rung's settling changed as each variant says. A variant is scored by the training
-it costs (in whole trials; a trial run to the end is 1) and the final accuracy it ends with, against the best final
-accuracy among the same points (what a search running every trial to the end finds).
+(`hpsearch.loop.decision`'s `verdict` and `leads_clearly`, one trial at a time, paused trials judged again before
+each new one, then settled by the peers they have) with the last rung changed as each variant says. A variant is
+scored by the training it costs (in whole trials; a trial run to the end is 1) and the final accuracy it ends with,
+against the best final accuracy among the same points (what a search running every trial to the end finds), and by
+the training spent until its best final accuracy was first reached (the time to its answer, one trial at a time).
 
-    .venv/bin/python bench/halving_replay.py bench/rung_signals-tweets.json --trials 8 --replays 2000
+    .venv/bin/python bench/halving_replay.py bench/rung_signals-tweets.json --trials 8 --replays 2000  # and --trials 20
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hpsearch.loop.decision import peers_to_wait_for, verdict
+from hpsearch.loop.decision import leads_clearly, peers_to_wait_for, verdict
 from hpsearch.loop.fidelity import PROGRESS_END, REDUCTION_FACTOR, rung_points
 from hpsearch.trial import Decision
 
@@ -49,38 +53,59 @@ def within_noise(trial: int, losses: dict[int, list[float]]) -> bool:
     return statistics.fmean(differences) <= statistics.stdev(differences) / math.sqrt(len(differences))
 
 
-VARIANTS: dict[str, Variant] = {
-    "one finisher (hpsearch's rule)": lambda trial, losses: False,
-    "the best two": best_two,
-    "each within the rung's noise of the leader": within_noise,
+def clear_leader(trial: int, losses: dict[int, list[float]]) -> bool:
+    """hpsearch's promotion test (`leads_clearly`), each score's standard error its own evaluation's."""
+
+    def scored(t: int) -> tuple[float, float]:
+        return statistics.fmean(losses[t]), statistics.stdev(losses[t]) / math.sqrt(len(losses[t]))
+
+    return leads_clearly(scored(trial), [scored(t) for t in losses if t != trial], maximize=False)
+
+
+never: Variant = lambda trial, losses: False  # noqa: E731
+# name -> (how the settled last rung ends, whether a leader there goes on before its nine peers)
+RULES: dict[str, tuple[Variant, Variant]] = {
+    "waits for nine peers (the rule until 2026-12-08)": (never, never),
+    "the best two": (best_two, never),
+    "each within the rung's noise of the leader": (within_noise, never),
+    "a clear leader goes on at once (hpsearch's rule)": (never, clear_leader),
 }
 
 
 class Replay:
-    """One search of `order` (indices of `trials`) under hpsearch's rule, its last rung settled as `variant` says."""
+    """One search of `order` (indices of `trials`) under hpsearch's rule, its last rung settled as `variant` says
+    and a leader there promoted before its nine peers where `promote` says."""
 
-    def __init__(self, trials: list[dict[str, Any]], order: list[int], subset: list[int], variant: Variant):
-        self.trials, self.order, self.subset, self.variant = trials, order, subset, variant
+    def __init__(
+        self, trials: list[dict[str, Any]], order: list[int], subset: list[int], variant: Variant, promote: Variant
+    ):
+        self.trials, self.order, self.subset, self.variant, self.promote = trials, order, subset, variant, promote
         self.scores: dict[int, dict[int, list[float]]] = {rung: {} for rung in RUNGS}  # rung -> trial -> losses
         self.paused: dict[int, int] = {}  # trial -> its rung
-        self.finished: list[int] = []
+        self.finished: dict[int, float] = {}  # trial -> the training spent when it ended
         self.cost = 0.0  # trials' training, in whole trials
 
-    def run(self) -> tuple[float, float, int]:
-        """The best final accuracy, the training spent, and how many trials ran to the end."""
+    def run(self) -> tuple[float, float, int, float]:
+        """The best final accuracy, the training spent, how many trials ran to the end, and the training spent until
+        the best final accuracy was first reached."""
         for trial in self.order:
             while self._resume(settling=False):
                 pass
             self._advance(trial, 0, settling=False)
         while self._resume(settling=True):
             pass
-        return max(accuracy(self.trials[t]) for t in self.finished), self.cost, len(self.finished)
+        best = max(accuracy(self.trials[t]) for t in self.finished)
+        reached = min(cost for t, cost in self.finished.items() if accuracy(self.trials[t]) == best)
+        return best, self.cost, len(self.finished), reached
 
     def _decide(self, trial: int, rung: int, settling: bool) -> Decision:
         peers = {t: statistics.fmean(losses) for t, losses in self.scores[rung].items()}
         wait_for = 0 if settling else peers_to_wait_for(rung, RUNGS, REDUCTION_FACTOR)
         decision = verdict(list(peers.values()), peers[trial], False, REDUCTION_FACTOR, wait_for)
         if settling and rung == LAST and decision is Decision.PRUNE and self.variant(trial, self.scores[rung]):
+            return Decision.CONTINUE
+        early = not settling and rung == LAST and len(peers) >= REDUCTION_FACTOR
+        if early and decision is Decision.PAUSE and self.promote(trial, self.scores[rung]):
             return Decision.CONTINUE
         return decision
 
@@ -90,7 +115,7 @@ class Replay:
             self.cost += (point - start) / PROGRESS_END
             start = point
             if point == PROGRESS_END:
-                self.finished.append(trial)
+                self.finished[trial] = self.cost
                 return
             losses = self.trials[trial]["rungs"][str(point)]["loss"]
             self.scores[point][trial] = [losses[i] for i in self.subset]
@@ -133,19 +158,20 @@ def main(argv: list[str] | None = None) -> None:
     example = 1 / eval_size
     print(f"{results['settings']}, {args.trials} trials a search, {args.replays} replays, rungs at {RUNGS}")
     print(
-        "| last rung, settled | training (trials) | trials to the end | points below the same points' best (mean) "
-        "| searches that end at it | within one evaluation example |"
+        "| last rung | training (trials) | to its answer (trials) | trials to the end "
+        "| points below the same points' best (mean) | searches that end at it | within one evaluation example |"
     )
-    print("|---|---|---|---|---|---|")
-    for name, variant in VARIANTS.items():
+    print("|---|---|---|---|---|---|---|")
+    for name, (variant, promote) in RULES.items():
         runs = [
-            (Replay(trials, order, subset, variant).run(), max(accuracy(trials[t]) for t in order))
+            (Replay(trials, order, subset, variant, promote).run(), max(accuracy(trials[t]) for t in order))
             for order, subset in draws
         ]
-        gaps = [best_all - best for (best, _, _), best_all in runs]
+        gaps = [best_all - best for (best, *_), best_all in runs]
         print(
-            f"| {name} | {statistics.mean(cost for (_, cost, _), _ in runs):.2f} of {args.trials} | "
-            f"{statistics.mean(ended for (_, _, ended), _ in runs):.2f} | {100 * statistics.mean(gaps):.2f} | "
+            f"| {name} | {statistics.fmean(cost for (_, cost, _, _), _ in runs):.2f} of {args.trials} | "
+            f"{statistics.fmean(reached for (*_, reached), _ in runs):.2f} | "
+            f"{statistics.fmean(ended for (_, _, ended, _), _ in runs):.2f} | {100 * statistics.fmean(gaps):.2f} | "
             f"{sum(gap <= 1e-9 for gap in gaps) / len(gaps):.1%} | "
             f"{sum(gap <= example + 1e-9 for gap in gaps) / len(gaps):.1%} |"
         )

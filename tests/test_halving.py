@@ -9,13 +9,16 @@ import math
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from transformers import TrainerCallback
 
 import hpsearch
 from hpsearch import TrialState
-from hpsearch.loop.decision import peers_to_wait_for, verdict
+from hpsearch.loop.decision import leads_clearly, peers_to_wait_for, verdict
 from hpsearch.loop.fidelity import step_at
+from hpsearch.loop.halving import PeerHalvingPruner
+from hpsearch.study import schema, store
 from hpsearch.study.disk import PAUSED_DIR
 from hpsearch.trial import Decision
 
@@ -48,6 +51,48 @@ def test_the_last_rung_waits_for_the_square_of_the_reduction_factor():
     """The promotion to a trial's last stretch of training, the costliest one, is judged among more peers."""
     assert [peers_to_wait_for(step, (37, 111, 333), 3) for step in (37, 111, 333)] == [3, 3, 9]
     assert peers_to_wait_for(333, (333,), 3) == 9 and peers_to_wait_for(111, (111, 333), 2) == 2
+
+
+@pytest.mark.parametrize(
+    ("mine", "others", "maximize", "expected"),
+    [
+        ((0.2, 0.05), [(0.5, 0.05), (0.6, 0.05)], False, True),  # 0.3 ahead of each; the difference's error 0.07
+        ((0.2, 0.05), [(0.25, 0.05), (0.6, 0.05)], False, False),  # 0.05 ahead of one: within the noise
+        ((0.2, 0.01), [(0.25, 0.01), (0.6, 0.01)], False, True),  # the same lead, measured on more examples
+        ((0.5, 0.05), [(0.2, 0.05)], False, False),  # behind
+        ((-0.2, 0.05), [(-0.5, 0.05)], True, True),  # maximising (a rung's negated loss)
+        ((0.2, None), [(0.5, 0.05)], False, False),  # an error not measured: no lead is clear
+        ((0.2, 0.05), [(0.5, None)], False, False),
+    ],
+)
+def test_a_clear_leader_beats_each_peer_by_more_than_the_standard_error_of_the_difference(
+    mine, others, maximize, expected
+):
+    assert leads_clearly(mine, others, maximize) is expected
+
+
+def at_last_rung(scores):
+    """A study whose trials scored (value, standard error) at the last rung (1/3), as a Trainer search records them;
+    the pruner's word on its last trial, with and without the promotion of a clear leader."""
+    study = optuna.create_study()
+    for value, error in scores:
+        trial = study.ask()
+        trial.report(value, 333)
+        trial.set_user_attr(f"{schema.RUNG_ERROR}333", error)
+    last = study.trials[-1]
+    words = {}
+    for promote in (True, False):
+        pruner = PeerHalvingPruner((111, 333), promote_leaders=promote)
+        words[promote] = pruner.verdicts.get(last.number, Decision.CONTINUE) if pruner.prune(study, last) else None
+    return words
+
+
+def test_a_clear_leader_at_the_last_rung_goes_on_without_waiting_for_nine_peers():
+    """PASHA's idea: the first final result comes early where the ranking is clear, not after nine peers."""
+    assert at_last_rung([(0.9, 0.02), (0.8, 0.02), (0.3, 0.02)]) == {True: None, False: Decision.PAUSE}
+    assert at_last_rung([(0.9, 0.02), (0.32, 0.02), (0.3, 0.02)])[True] is Decision.PAUSE  # within the noise
+    assert at_last_rung([(0.9, 0.02), (0.3, 0.02)])[True] is Decision.PAUSE  # two peers: it waits
+    assert at_last_rung([(0.9, 0.02), (0.8, 0.02), (0.85, 0.02)])[True] is Decision.PRUNE  # not the best third
 
 
 class Starts(TrainerCallback):
@@ -113,6 +158,9 @@ def test_the_first_trials_pause_at_a_rung_and_only_those_their_peers_rank_best_g
     output = Path(trainer.args.output_dir)
     assert not list(output.glob("run-*/checkpoint-*"))  # every checkpoint of a paused trial is gone at the end
     assert (output / "best_model" / "config.json").is_file()
+    for trial in store.load_study(output).trials:  # each rung's loss with its standard error, from its 4 batches
+        errors = {step: trial.user_attrs.get(f"{schema.RUNG_ERROR}{step}") for step in trial.intermediate_values}
+        assert errors and all(0 < error < 1 for error in errors.values()), errors
 
 
 def test_without_pausing_the_first_trial_runs_to_the_end_as_optunas_halving_does(make_trainer):

@@ -123,7 +123,8 @@ class Trial:
     (define-by-run), which `params` then holds too. `tracking_run` is the experiment-tracking run
     the backend opened for the trial (a W&B run), if any. `resume_from` is the checkpoint a trial
     resumed after a crash or a pause continues from (None for a fresh start). `pause_bytes` is what a checkpoint of
-    the trial would take if it paused at its rung (an estimate its runner gives before reporting there). What the
+    the trial would take if it paused at its rung (an estimate its runner gives before reporting there), and
+    `score_error` the standard error of the score it reports there (None: not measured). What the
     trial reports and saves goes to its `sink`, the path's that runs it (`TrialSink`).
     """
 
@@ -145,6 +146,7 @@ class Trial:
         self.metrics: dict[str, Any] = {}  # the evaluation metrics of the latest report
         self.pausing = False  # stopped to pause at a rung: its checkpoint is kept there, it resumes later
         self.pause_bytes: int | None = None
+        self.score_error: float | None = None
         self._params = params
         self._named = False
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from hpsearch.loop.fidelity import PROGRESS_END, REDUCTION_FACTOR
-from hpsearch.study import disk
+from hpsearch.study import disk, schema
 from hpsearch.trial import Decision
 
 if TYPE_CHECKING:
@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from hpsearch.backends.base import Backend, Proposal
     from hpsearch.settings import SearchSettings
     from hpsearch.study.lifecycle import LiveTrial, Trials
+    from hpsearch.trial import Trial
 
 logger = logging.getLogger(__name__)
+Scored = tuple[float, float | None]  # a rung score and its standard error (None: not measured)
 
 
 def verdict(peers: Sequence[float], value: float, maximize: bool, reduction_factor: int, wait_for: int) -> Decision:
@@ -44,6 +46,19 @@ def verdict(peers: Sequence[float], value: float, maximize: bool, reduction_fact
     return Decision.PAUSE if len(peers) < wait_for else Decision.CONTINUE
 
 
+def leads_clearly(mine: Scored, others: Sequence[Scored], maximize: bool) -> bool:
+    """Whether a rung score `mine` (value, standard error) beats each of `others` by more than the standard error of
+    the difference: a ranking the rung's noise cannot turn (PASHA's idea, Bohdal et al. 2023). A score whose error
+    was not measured (None) is never clearly beaten or beating."""
+    value, error = mine
+    for other, other_error in others:
+        if error is None or other_error is None:
+            return False
+        if (value - other if maximize else other - value) <= math.hypot(error, other_error):
+            return False
+    return True
+
+
 def peers_to_wait_for(step: int, rungs: Sequence[int], reduction_factor: int) -> int:
     """How many trials scored at rung `step` (itself included) a trial there waits for before it goes on:
     `reduction_factor`, and its square at the last of the search's `rungs` (above: the promotion that costs most)."""
@@ -59,17 +74,34 @@ def pause_pays(pause_seconds: float, ran_seconds: float, step: int, next_step: i
 
 
 def judge(
-    study: optuna.Study, trial: optuna.trial.FrozenTrial, reduction_factor: int, can_wait: bool, rungs: Sequence[int]
+    study: optuna.Study,
+    trial: optuna.trial.FrozenTrial,
+    reduction_factor: int,
+    can_wait: bool,
+    rungs: Sequence[int],
+    promote_leaders: bool = False,
 ) -> Decision:
     """The `verdict` on `trial` at the rung of its latest intermediate value (one of the search's `rungs`), among
-    every trial of `study` scored there (in any state: paused, pruned, running or complete)."""
+    every trial of `study` scored there (in any state: paused, pruned, running or complete). With `promote_leaders`,
+    a trial that would wait for more peers goes on where it has `reduction_factor` of them and `leads_clearly`."""
     step = trial.last_step
     if step is None:
         return Decision.CONTINUE
-    peers = [t.intermediate_values[step] for t in study.get_trials(deepcopy=False) if step in t.intermediate_values]
+    peers = [t for t in study.get_trials(deepcopy=False) if step in t.intermediate_values]
     maximize = study.direction.name == "MAXIMIZE"
     wait_for = peers_to_wait_for(step, rungs, reduction_factor) if can_wait else 0
-    return verdict(peers, trial.intermediate_values[step], maximize, reduction_factor, wait_for)
+    values = [peer.intermediate_values[step] for peer in peers]
+    decision = verdict(values, trial.intermediate_values[step], maximize, reduction_factor, wait_for)
+    if decision is Decision.PAUSE and promote_leaders and len(peers) >= reduction_factor:
+        others = [scored(peer, step) for peer in peers if peer.number != trial.number]
+        if leads_clearly(scored(trial, step), others, maximize):
+            return Decision.CONTINUE
+    return decision
+
+
+def scored(trial: optuna.trial.FrozenTrial, step: int) -> Scored:
+    """The trial's score at rung `step` and its standard error, where its runner measured one (`schema.RUNG_ERROR`)."""
+    return trial.intermediate_values[step], trial.user_attrs.get(f"{schema.RUNG_ERROR}{step}")
 
 
 class Decider:
@@ -81,12 +113,11 @@ class Decider:
         self._pause_cap = disk.cap_bytes(settings.pause_disk, settings.output_dir)  # as the disk is when it starts
         self._told_full = False
 
-    def at_report(
-        self, proposal: Proposal, live: LiveTrial, step: int, value: float, pause_bytes: int | None
-    ) -> Decision:
-        """The decision on a trial that reported `value` at `step` (`pause_bytes`: what its pause would take, if its
-        runner knows). A trial another worker failed meanwhile stops; several objectives are never pruned."""
-        if not self.trials.report(live, step, value):
+    def at_report(self, proposal: Proposal, live: LiveTrial, step: int, value: float, trial: Trial) -> Decision:
+        """The decision on `trial`, which reported `value` at `step` (with what its runner knows: the value's
+        standard error, what its pause would take). A trial another worker failed meanwhile stops; several
+        objectives are never pruned."""
+        if not self.trials.report(live, step, value, trial.score_error):
             return Decision.PRUNE
         if not self.settings.single_objective:
             return Decision.CONTINUE
@@ -100,7 +131,7 @@ class Decider:
         verdict = Decision.PRUNE if verdicts is None else verdicts.pop(live.number, Decision.PRUNE)
         if verdict is Decision.PAUSE:
             frozen = self.trials.storage.get_trial(live.trial_id)
-            if not self._may_pause(frozen, pause_bytes, pruner.reduction_factor):
+            if not self._may_pause(frozen, trial.pause_bytes, pruner.reduction_factor):
                 return self.on_paused(frozen, can_wait=False)
         return verdict
 
@@ -108,7 +139,7 @@ class Decider:
         """The verdict on a paused trial at its rung: CONTINUE resumes it, PRUNE ends it, PAUSE leaves it waiting."""
         factor = getattr(self.backend.pruner, "reduction_factor", REDUCTION_FACTOR)
         can_wait = not self.settling if can_wait is None else can_wait
-        return judge(self.trials.study, frozen, factor, can_wait, self.settings.rungs)
+        return judge(self.trials.study, frozen, factor, can_wait, self.settings.rungs, self.settings.promote_leaders)
 
     def _may_pause(self, frozen: optuna.trial.FrozenTrial, pause_bytes: int | None, reduction_factor: int) -> bool:
         """Whether the trial's pause checkpoint fits under `pause_disk` beside the paused trials' and costs less

@@ -9,7 +9,10 @@ trial is left to start, a paused trial is judged by the peers it has: the best a
 
 At the last rung a trial among the best third goes on only once `reduction_factor**2` trials are there, pausing
 until then (one below it is pruned as at any rung): what it is promoted to costs the most, the last two thirds of a
-trial's training, and among a few peers each trial that beats the ones before it would go on (BENCHMARKS.md).
+trial's training, and among a few peers each trial that beats the ones before it would go on (BENCHMARKS.md). A
+clear leader does not wait (`promote_leaders`): a trial that beats each of at least `reduction_factor` peers there by
+more than the standard error of the difference goes on at once, so that the first final result comes early (PASHA's
+idea of growing the budget only where the ranking is unclear, Bohdal et al. 2023).
 
 The rule's verdicts are `hpsearch.loop.decision`'s (`verdict`, `judge`), which carries them out; here it is an optuna
 pruner, the default of the backends that prune on the study store.
@@ -34,16 +37,23 @@ class PeerHalvingPruner(optuna.pruners.BasePruner):
     """The rule above at the search's `rungs` (progress points, `hpsearch.loop.fidelity`), as an optuna pruner: `prune`
     is True for a trial to stop there, and `verdicts` keeps why, by trial number (PAUSE or PRUNE), for
     `hpsearch.loop.decision` to carry out. `pause=False`: optuna's successive halving, which promotes a trial without
-    peers."""
+    peers. `promote_leaders`: a clear leader goes on without waiting for the last rung's peers (above)."""
 
-    def __init__(self, rungs: Sequence[int], reduction_factor: int = REDUCTION_FACTOR, pause: bool = True):
+    def __init__(
+        self,
+        rungs: Sequence[int],
+        reduction_factor: int = REDUCTION_FACTOR,
+        pause: bool = True,
+        promote_leaders: bool = True,
+    ):
         self.rungs, self.reduction_factor, self.pause = tuple(rungs), reduction_factor, pause
+        self.promote_leaders = promote_leaders
         self.verdicts: dict[int, Decision] = {}
 
     def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         if trial.last_step not in self.rungs:
             return False
-        decision = judge(study, trial, self.reduction_factor, self.pause, self.rungs)
+        decision = judge(study, trial, self.reduction_factor, self.pause, self.rungs, self.promote_leaders)
         if decision.stops:
             self.verdicts[trial.number] = decision
         return decision.stops
@@ -54,5 +64,6 @@ def default_pruner(settings: SearchSettings, pause: bool = True) -> optuna.prune
     `pause` and the search's `pause_trials` say so (above); without rungs, optuna's, its first rung
     estimated from the first finished trial."""
     if settings.rungs:
-        return PeerHalvingPruner(settings.rungs, REDUCTION_FACTOR, pause=pause and settings.pause_trials)
+        pauses = pause and settings.pause_trials
+        return PeerHalvingPruner(settings.rungs, REDUCTION_FACTOR, pauses, settings.promote_leaders)
     return optuna.pruners.SuccessiveHalvingPruner(min_resource="auto", reduction_factor=REDUCTION_FACTOR)

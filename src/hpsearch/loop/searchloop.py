@@ -164,7 +164,7 @@ class InLoop(TrialSink):
         self.loop, self.proposal, self.live = loop, proposal, live
 
     def report(self, trial: Trial, step: int, value: float) -> Decision:
-        decision = self.loop.decider.at_report(self.proposal, self.live, step, value, trial.pause_bytes)
+        decision = self.loop.decider.at_report(self.proposal, self.live, step, value, trial)
         self.loop.progress.show(f"trial {self.live.number} at {step}: {format_value(value)}")
         return decision
 

@@ -211,13 +211,16 @@ class Trials(StudyCounts):
         files = {"bytes": size, "seconds": seconds, "remove": leftovers}
         self.storage.set_trial_user_attr(live.trial_id, schema.PAUSE_FILES, files)
 
-    def report(self, live: LiveTrial, step: int, value: float) -> bool:
-        """Record an intermediate value (none for several objectives); False once another worker failed the trial."""
+    def report(self, live: LiveTrial, step: int, value: float, error: float | None = None) -> bool:
+        """Record an intermediate value (none for several objectives) and its standard error where measured; False
+        once another worker failed the trial."""
         import optuna
 
         if self.settings.single_objective and not live.taken_over:
             try:
                 live.optuna_trial.report(value, step)
+                if error is not None:
+                    self.storage.set_trial_user_attr(live.trial_id, f"{schema.RUNG_ERROR}{step}", error)
             except optuna.exceptions.UpdateFinishedTrialError:
                 self._taken_over(live)
         return not live.taken_over

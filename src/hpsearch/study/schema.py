@@ -30,6 +30,7 @@ CHECKPOINT = "hpsearch:checkpoint"  # a running trial's latest checkpoint, where
 PAUSED = "hpsearch:paused"  # a trial waiting at a rung (optuna state WAITING) from its checkpoint (`loop.halving`)
 # a paused trial's checkpoint: {"bytes", "seconds" (its save), "remove": what to remove if it never resumes}
 PAUSE_FILES = "hpsearch:pause_files"
+RUNG_ERROR = "hpsearch:rung_error:"  # + a rung's progress: the standard error of the trial's score there, measured
 RAN = "hpsearch:ran_s"  # a trial paused at a rung: the seconds it ran before its latest start (optuna's)
 RAY_TRIAL_ID = "hpsearch:ray_trial_id"  # Ray's id of the trial
 WARM_START = "hpsearch:warm_start"  # beside a trial: its origin; beside the study: the source and what it queued

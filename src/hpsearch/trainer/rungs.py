@@ -11,9 +11,12 @@ default, which ranks trials early in training better than the objective does on 
 
 from __future__ import annotations
 
+import contextlib
+import math
 import random
+import statistics
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -156,17 +159,54 @@ class RungEvaluations(transformers.TrainerCallback):
         return self._latest[1]
 
     def _evaluate(self) -> float:
+        """The rung's score; the trial's `score_error` its standard error where the score is the loss."""
         trainer = self.trainer
         metrics: dict[str, float] = {}
+        errors: list[float | None] = []
         for prefix, source in self.sources:
-            output = trainer.evaluation_loop(
-                trainer.get_eval_dataloader(source),
-                description="Rung evaluation",
-                prediction_loss_only=True if self.loss_only or trainer.compute_metrics is None else None,
-                metric_key_prefix=prefix,
-            )
+            with batch_losses(trainer) as losses:
+                output = trainer.evaluation_loop(
+                    trainer.get_eval_dataloader(source),
+                    description="Rung evaluation",
+                    prediction_loss_only=True if self.loss_only or trainer.compute_metrics is None else None,
+                    metric_key_prefix=prefix,
+                )
             metrics.update(output.metrics)
+            errors.append(standard_error(losses))
         for callback in trainer.callback_handler.callbacks:  # the progress bar `on_evaluate` would close
             compat.close_prediction_bar(callback)
         (value,) = check_values(self.score(metrics), 1)
+        known = self.loss_only and None not in errors  # the score is the mean of the sets' losses
+        self.trial.score_error = math.hypot(*errors) / len(errors) if known else None
         return value
+
+
+@contextlib.contextmanager
+def batch_losses(trainer: transformers.Trainer) -> Iterator[list[float]]:
+    """The mean loss of each batch `trainer` evaluates meanwhile (what its `prediction_step` returns), from which
+    the evaluation's standard error is measured (under DDP: this rank's batches, which overstates it)."""
+    losses: list[float] = []
+    own = vars(trainer).get("prediction_step")  # a step set on the instance, kept
+    step = trainer.prediction_step
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        output = step(*args, **kwargs)
+        if output[0] is not None:
+            losses.append(float(output[0].float().mean()))
+        return output
+
+    trainer.prediction_step = recorded
+    try:
+        yield losses
+    finally:
+        if own is None:
+            del trainer.prediction_step
+        else:
+            trainer.prediction_step = own
+
+
+def standard_error(batch_means: Sequence[float]) -> float | None:
+    """The standard error of the mean of an evaluation from its batches' means (None below two batches)."""
+    if len(batch_means) < 2:
+        return None
+    return statistics.stdev(batch_means) / math.sqrt(len(batch_means))
