@@ -66,13 +66,16 @@ def test_the_docs_site_builds_with_no_warning(tmp_path):
 def test_the_api_reference_documents_the_public_api_and_nothing_else():
     """The public API is listed once, `hpsearch.__all__`; the reference documents each of its names (the errors and
     the backend contract as whole modules, the space's dimensions under `hpsearch.space`) and no internal name."""
-    entries = re.findall(r"^::: ([\w.]+)$", (ROOT / "docs" / "reference.md").read_text(), flags=re.MULTILINE)
+    reference = (ROOT / "docs" / "reference.md").read_text()
+    entries = re.findall(r"^::: ([\w.]+)$", reference, flags=re.MULTILINE)
     whole = {"hpsearch.errors", "hpsearch.backends.base"}  # documented as modules: every error; a backend's base
     named = {entry.rsplit(".", 1)[1]: entry.rsplit(".", 1)[0] for entry in entries if entry not in whole}
     public = {name: getattr(hpsearch, name) for name in hpsearch.__all__}
     errors = {name for name, value in public.items() if getattr(value, "__module__", "") == "hpsearch.errors"}
     dimensions = {name for name, module in named.items() if module == "hpsearch.space"}
     assert set(named) - dimensions == set(public) - errors - {"space"}
+    (documented_errors,) = re.findall(r"^::: hpsearch.errors\n.*\n\s+members: \[(.*)\]$", reference, flags=re.MULTILINE)
+    assert set(documented_errors.split(", ")) == errors  # every error a user can catch, and only those
     for name, module in named.items():
         where = hpsearch.space if name in dimensions else hpsearch
         assert getattr(where, name) is getattr(importlib.import_module(module), name), f"{module}.{name}"
