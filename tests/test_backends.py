@@ -9,6 +9,7 @@ import sys
 import pytest
 from transformers.trainer_utils import HPSearchBackend
 
+from hpsearch import extras
 from hpsearch.backends.base import BACKEND_NAMES, get_backend
 from hpsearch.backends.optuna import OptunaBackend
 from hpsearch.settings import SearchSettings
@@ -72,6 +73,6 @@ def test_sigopt_without_its_embedded_optimizer_names_the_no_deps_install_and_the
     from hpsearch.backends.sigopt import embedded_connection
 
     uninstall("sigoptlite")
-    command = 'pip install "hpsearch[sigopt]" && pip install --no-deps sigoptlite==0.1.2 libsigopt==1.0.0 qmcpy==1.2'
+    command = f"{extras.extra_command('sigopt')} && pip install --no-deps sigoptlite==0.1.2 libsigopt==1.0.0 qmcpy==1.2"
     with pytest.raises(ImportError, match=re.escape(command) + r".*hpsearch doctor --fix.*SIGOPT_API_TOKEN"):
         embedded_connection()

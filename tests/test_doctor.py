@@ -7,6 +7,7 @@ import re
 import torch
 from click.testing import CliRunner
 
+from hpsearch import extras
 from hpsearch.tools.cli import main
 
 
@@ -33,10 +34,10 @@ def test_a_missing_library_is_named_with_the_install_that_fixes_it(uninstall):
     result = CliRunner().invoke(main, ["doctor"])
     assert result.exit_code == 0  # optional extras: told, not a failure
     assert (
-        'missing  backend "wandb": pip install "hpsearch[wandb]" && pip install --no-deps sweeps==0.3.0 '
+        f'missing  backend "wandb": {extras.extra_command("wandb")} && pip install --no-deps sweeps==0.3.0 '
         "(or: hpsearch doctor --fix)"
     ) in result.output
-    assert 'missing  backend "ray": pip install "hpsearch[ray]"\n' in result.output
+    assert f'missing  backend "ray": {extras.extra_command("ray")}\n' in result.output
 
 
 def test_fix_names_the_pip_install_it_leaves_to_the_user_and_what_follows_it(uninstall):
@@ -47,10 +48,11 @@ def test_fix_names_the_pip_install_it_leaves_to_the_user_and_what_follows_it(uni
     result = CliRunner().invoke(main, ["doctor", "--fix"])
     assert result.exit_code == 0, result.output
     assert (
-        'fix      hpsearch dashboard: not installed by --fix; run pip install "hpsearch[dashboard]"\n' in result.output
+        f"fix      hpsearch dashboard: not installed by --fix; run {extras.extra_command('dashboard')}\n"
+        in result.output
     )
     assert (
-        'fix      backend "wandb": not installed by --fix; run pip install "hpsearch[wandb]", '
+        f'fix      backend "wandb": not installed by --fix; run {extras.extra_command("wandb")}, '
         "then hpsearch doctor --fix\n"
     ) in result.output
 

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hpsearch import extras
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_an_extra_is_installed_by_its_pip_extra_then_its_no_deps_engine():
+    """From where this hpsearch came: the suite's is installed from this checkout (`pip install -e .`), whose folder
+    pip takes an extra from, where `hpsearch[wandb]` would ask the package index for another hpsearch."""
+    assert extras.installed_from() == str(ROOT)
     sweeps = next(library for library in extras.EXTRAS["wandb"] if library.module == "sweeps")
     assert (
-        extras.install_command("wandb", sweeps)
-        == 'pip install "hpsearch[wandb]" && pip install --no-deps sweeps==0.3.0'
+        extras.install_command("wandb", sweeps) == f'pip install "{ROOT}[wandb]" && pip install --no-deps sweeps==0.3.0'
     )
     ray = extras.EXTRAS["ray"][0]
-    assert extras.install_command("ray", ray) == 'pip install "hpsearch[ray]"'
+    assert extras.install_command("ray", ray) == f'pip install "{ROOT}[ray]"'
 
 
 def test_every_no_deps_engine_is_pinned():

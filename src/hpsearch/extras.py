@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import json
 import subprocess
 import sys
+import urllib.parse
 import warnings
 from dataclasses import dataclass
 
@@ -39,8 +41,24 @@ EXTRAS: dict[str, tuple[Library, ...]] = {
 
 def install_command(extra: str, library: Library) -> str:
     """What installs `library`: the extra, then (for a `--no-deps` library) the library itself."""
-    command = f'pip install "hpsearch[{extra}]"'
+    command = extra_command(extra)
     return f"{command} && pip install --no-deps {library.no_deps}" if library.no_deps else command
+
+
+def extra_command(extra: str) -> str:
+    """The `pip install` of hpsearch's `extra`, from where this hpsearch came (`installed_from`)."""
+    return f'pip install "{installed_from()}[{extra}]"'
+
+
+def installed_from() -> str:
+    """What pip installs this hpsearch from again: the checkout's folder or the wheel it was installed from (its
+    `direct_url.json`), else its name on the package index."""
+    try:
+        direct = importlib.metadata.distribution("hpsearch").read_text("direct_url.json")
+    except importlib.metadata.PackageNotFoundError:
+        return "hpsearch"
+    url = json.loads(direct or "{}").get("url", "")
+    return urllib.parse.unquote(urllib.parse.urlparse(url).path) if url.startswith("file://") else "hpsearch"
 
 
 def import_error(library: Library) -> ImportError | None:

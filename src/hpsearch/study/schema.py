@@ -91,5 +91,5 @@ def check_format(study: optuna.Study) -> None:
     elif written > FORMAT:
         raise ConfigError(
             f"The study {study.study_name!r} was written by a later hpsearch (format {written}; this one reads up "
-            f"to {FORMAT}). Upgrade hpsearch (pip install -U hpsearch) to continue it."
+            f"to {FORMAT}). Continue it with the hpsearch that wrote it, or a later one."
         )

@@ -49,7 +49,7 @@ def fix() -> list[str]:
         absent = extras.missing(extra)
         if any(library.no_deps is None for library in absent):
             then = ", then hpsearch doctor --fix" if any(library.no_deps for library in extras.EXTRAS[extra]) else ""
-            done.append(f'{USES[extra]}: not installed by --fix; run pip install "hpsearch[{extra}]"{then}')
+            done.append(f"{USES[extra]}: not installed by --fix; run {extras.extra_command(extra)}{then}")
             continue
         for library in absent:
             extras.install_no_deps(library)
@@ -65,7 +65,7 @@ def header() -> str:
 
 def _core(distribution: str) -> Check:
     version = extras.version(distribution)
-    fix = f'pip install "hpsearch" (it depends on {distribution})'
+    fix = f'pip install "{extras.installed_from()}" (it depends on {distribution})'
     return Check(distribution, version is not None, version or fix, required=True)
 
 
