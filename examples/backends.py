@@ -8,8 +8,6 @@ offline with W&B's own sweep engine, SigOpt with its embedded optimizer, Ray on 
 
 import os
 
-from ray import tune
-
 from hpsearch.tools.demo import review_trainer, size_parser
 
 
@@ -28,6 +26,8 @@ def sigopt_hp_space(trial):
 
 
 def ray_hp_space(trial):
+    from ray import tune  # the ray extra, needed by this backend only
+
     return {
         "learning_rate": tune.loguniform(1e-6, 1e-4),
         "per_device_train_batch_size": tune.choice([16, 32, 64, 128]),

@@ -33,3 +33,5 @@ if __name__ == "__main__":
     )
     if best_run is not None:  # rank 0; the other ranks get None, as in transformers
         print(f"best run {best_run.run_id}: accuracy {best_run.objective:.4f}, {best_run.hyperparameters}")
+    if torch.distributed.is_initialized():  # as PyTorch asks of every DDP script (docs/parallel.md)
+        torch.distributed.destroy_process_group()

@@ -1,5 +1,6 @@
 """A LoRA search with peft: the adapter's rank and scaling searched with the learning rate.
 
+    pip install ".[lora]"       # peft, from this checkout
     python examples/lora.py
 
 `model_init(trial)` reads the trial's rank and alpha to build the adapter: parameters that are not

@@ -100,3 +100,10 @@ def test_each_example_has_an_output_dir_of_its_own_by_default():
         assert status in (0, None), (script, status)  # argparse's --help exits with 0
         defaults[Path(script).name] = re.search(r"\(default: (runs/[^)]+)\)", " ".join(text.split())).group(1)
     assert len(set(defaults.values())) == len(defaults) == len(scripts) == 6, defaults
+
+
+def test_the_backends_example_imports_a_backend_library_only_where_it_searches_with_it():
+    """The optuna run of `backends.py` needs no ray, wandb or sigopt extra."""
+    check = "import sys, backends; print(sorted({'ray', 'wandb', 'sigopt'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", check], cwd=EXAMPLES, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-3000:]
