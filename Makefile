@@ -23,14 +23,18 @@ demo: $(STAMP)
 	$(VENV)/bin/hpsearch demo $(ARGS)
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench examples docs/hooks.py
-	$(VENV)/bin/ruff format --check src tests bench examples docs/hooks.py
+	$(VENV)/bin/ruff check src tests bench examples docs/hooks.py docs/search_over_time.py
+	$(VENV)/bin/ruff format --check src tests bench examples docs/hooks.py docs/search_over_time.py
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=30 $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench examples docs/hooks.py
-	$(VENV)/bin/ruff format --check src tests bench examples docs/hooks.py
+	$(VENV)/bin/ruff check src tests bench examples docs/hooks.py docs/search_over_time.py
+	$(VENV)/bin/ruff format --check src tests bench examples docs/hooks.py docs/search_over_time.py
 
-# The docs site, into site/ (warnings are errors: mkdocs.yml's `strict`); tests/test_docs.py builds it too.
+# The docs site, into site/ (warnings are errors: mkdocs.yml's `strict`), after the picture of docs/pruning.md, drawn
+# from a real small search (~1 min), and the command line's reference docs/cli.md; tests/test_docs.py builds the site
+# too, draws the picture from its runs and checks docs/cli.md.
 docs: $(STAMP)
+	$(PY) docs/hooks.py
+	$(PY) docs/search_over_time.py
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --site-dir site

@@ -4,9 +4,8 @@
     ray start --address=HEAD_IP:6379                 # on every other machine (same environment, hpsearch installed)
     python examples/ray_cluster.py --address HEAD_IP:6379
 
-Without --address (and RAY_ADDRESS), hpsearch starts a local Ray. Each trial gets 1 CPU and --gpus-per-trial GPUs
-(default 0: on a cluster with GPUs pass 1, or a fraction to share one); the study store stays on this machine, which
-records every trial as it ends.
+Without --address (and RAY_ADDRESS), hpsearch starts a local Ray. Each trial gets 1 CPU (and 1 GPU where the
+cluster has them); the study store stays on this machine, which records every trial as it ends.
 """
 
 from backends import ray_hp_space  # this folder's example: the docs' Ray Tune space
@@ -16,7 +15,6 @@ from hpsearch.tools.demo import review_trainer, size_parser
 if __name__ == "__main__":
     parser = size_parser(__doc__, "runs/ray_cluster")
     parser.add_argument("--address", default=None, help="the cluster's address (default: RAY_ADDRESS, else local)")
-    parser.add_argument("--gpus-per-trial", type=float, default=0, help="GPUs each trial takes (default: 0)")
     args = parser.parse_args()
     trainer = review_trainer(args)
     best_run = trainer.hyperparameter_search(
@@ -25,7 +23,6 @@ if __name__ == "__main__":
         hp_space=ray_hp_space,
         n_trials=args.trials,
         compute_objective=lambda metrics: metrics["eval_accuracy"],
-        address=args.address,
-        resources_per_trial={"cpu": 1, "gpu": args.gpus_per_trial},
+        address=args.address,  # each trial: 1 CPU, and 1 GPU where the cluster has GPUs (resources_per_trial=...)
     )
     print(f"best run {best_run.run_id}: accuracy {best_run.objective:.4f}, {best_run.hyperparameters}")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import json
 import os
 import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -79,3 +81,26 @@ def test_the_api_reference_documents_the_public_api_and_nothing_else():
     for name, module in named.items():
         where = hpsearch.space if name in dimensions else hpsearch
         assert getattr(where, name) is getattr(importlib.import_module(module), name), f"{module}.{name}"
+
+
+def test_the_search_over_time_picture_shows_a_real_search_that_paused_resumed_and_pruned(tmp_path):
+    """docs/pruning.md's picture: the training runs of a real search (`make docs` reruns it), drawn again here."""
+    saved = ROOT / "docs" / "search-over-time.json"
+    runs = json.loads(saved.read_text())
+    assert {run["fate"] for run in runs} == {"paused", "pruned", "finished"}
+    trials = [run["trial"] for run in runs]
+    assert len(set(trials)) == 9 and len(trials) > 9  # a paused trial went on from its checkpoint
+    assert any(run["pruned"] for run in runs)  # one waited at its rung until its peers ranked it out
+    picture = tmp_path / "picture.png"
+    script = ROOT / "docs" / "search_over_time.py"
+    done = subprocess.run(
+        [sys.executable, script, "--runs", saved, "--out", picture], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert picture.stat().st_size > 10_000 and "9 trials" in done.stdout
+
+
+def test_the_command_line_reference_is_each_commands_help_as_printed():
+    """docs/cli.md is what `make docs` writes from the commands' `--help`: a new option shows there once it is run."""
+    hooks = runpy.run_path(str(ROOT / "docs" / "hooks.py"))
+    assert (ROOT / "docs" / "cli.md").read_text() == hooks["cli_reference"](), "docs/cli.md is stale: run make docs"
