@@ -104,3 +104,22 @@ def test_the_command_line_reference_is_each_commands_help_as_printed():
     """docs/cli.md is what `make docs` writes from the commands' `--help`: a new option shows there once it is run."""
     hooks = runpy.run_path(str(ROOT / "docs" / "hooks.py"))
     assert (ROOT / "docs" / "cli.md").read_text() == hooks["cli_reference"](), "docs/cli.md is stale: run make docs"
+
+
+def test_the_spaces_page_writes_one_space_on_every_backend():
+    """docs/spaces.md: each backend's block is the `hpsearch.space` block to its backend (SigOpt's values strings)."""
+    from hpsearch.backends.base import get_backend
+    from hpsearch.settings import SearchSettings
+    from hpsearch.space import Categorical
+
+    text = (ROOT / "docs" / "spaces.md").read_text()
+    namespace: dict = {}
+    for body in re.findall(r"\n## .+?\n\n```python\n(.*?)```", text, flags=re.DOTALL):
+        exec(body, namespace)
+    neutral, settings = namespace["space"], SearchSettings(directions=("maximize",))
+    for backend in ("optuna", "sigopt", "ray", "wandb"):
+        space = get_backend(backend)(namespace[f"{backend}_hp_space"], settings).param_space()
+        if backend == "sigopt":
+            choices = space["per_device_train_batch_size"].choices
+            space["per_device_train_batch_size"] = Categorical([int(choice) for choice in choices])
+        assert space == neutral, backend
