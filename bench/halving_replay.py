@@ -54,7 +54,8 @@ def within_noise(trial: int, losses: dict[int, list[float]]) -> bool:
 
 
 def clear_leader(trial: int, losses: dict[int, list[float]]) -> bool:
-    """hpsearch's promotion test (`leads_clearly`), each score's standard error its own evaluation's."""
+    """hpsearch's promotion test (`leads_clearly`, `promote_leaders=True`), each score's standard error its own
+    evaluation's."""
 
     def scored(t: int) -> tuple[float, float]:
         return statistics.fmean(losses[t]), statistics.stdev(losses[t]) / math.sqrt(len(losses[t]))
@@ -65,10 +66,10 @@ def clear_leader(trial: int, losses: dict[int, list[float]]) -> bool:
 never: Variant = lambda trial, losses: False  # noqa: E731
 # name -> (how the settled last rung ends, whether a leader there goes on before its nine peers)
 RULES: dict[str, tuple[Variant, Variant]] = {
-    "waits for nine peers (the rule until 2026-12-08)": (never, never),
+    "waits for nine peers (hpsearch's rule)": (never, never),
     "the best two": (best_two, never),
     "each within the rung's noise of the leader": (within_noise, never),
-    "a clear leader goes on at once (hpsearch's rule)": (never, clear_leader),
+    "a clear leader goes on at once (promote_leaders=True)": (never, clear_leader),
 }
 
 

@@ -39,7 +39,7 @@ def test_each_system_searches_with_its_own_options(compare):
     options = {system: compare._options(system, seed=3) for system in compare.SYSTEMS if system != "ray-asha"}
     assert options["hpsearch"] == {"backend": "optuna", "seed": 3, "show_progress": False} == options["hpsearch-warm"]
     assert options["hpsearch-user-values"] == {**options["hpsearch"], "user_values_first": True}
-    assert options["hpsearch-wait9"] == {**options["hpsearch"], "promote_leaders": False}
+    assert options["hpsearch-promote"] == {**options["hpsearch"], "promote_leaders": True}
     samplers = {system: type(o.get("sampler")).__name__ for system, o in options.items()}
     assert samplers["transformers"] == samplers["hpsearch-tpe"] == samplers["optuna-hyperband"] == "TPESampler"
     assert samplers["random"] == "RandomSampler" and samplers["hpsearch"] == "NoneType"  # hpsearch's own

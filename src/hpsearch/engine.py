@@ -128,8 +128,8 @@ class Search:
         retry_stale_trials: run such a trial again with its parameters up to this many times (optuna's
             `RetryHeartbeatStaleTrialCallback(max_retry=...)`), before any new trial.
         pause_trials: a trial at a rung with no peers yet waits for them, resumed from `trial.resume_from` (`halving`).
-        promote_leaders: a trial waiting at the last rung goes on at once where it beats each of its peers there (3
-            or more) by more than the standard error of the difference (`halving`); False: it waits for 9.
+        promote_leaders: True: a trial waiting at the last rung goes on at once where it beats each of its peers there
+            (3 or more) by more than the standard error of the difference (`halving`); False (default): it waits for 9.
         pause_disk: the most disk the checkpoints of paused trials may take at once: bytes, a size ("20GB"), "auto"
             (default: half the disk free under `output_dir`), or None (no cap). A trial whose pause would pass it
             is judged by the peers it has (`hpsearch.study.disk`).
@@ -175,7 +175,7 @@ class Search:
         define_by_run: bool = True,
         rungs: Sequence[int] = (),
         pause_trials: bool = False,
-        promote_leaders: bool = True,
+        promote_leaders: bool = False,
         pause_disk: int | str | None = disk.AUTO,
         heartbeat_interval: int | None = None,
         grace_period: int | None = None,

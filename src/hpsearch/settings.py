@@ -29,8 +29,8 @@ class SearchSettings:
     progress points (`hpsearch.loop.fidelity`) at which a Trainer search scores every trial on its way,
     where the backends' default pruning rules put their rungs; empty for the function API. `pause_trials`: a
     trial reaching a rung before it has peers pauses there (`hpsearch.loop.halving`) rather than running on, while the
-    paused trials' checkpoints fit in `pause_disk` bytes ("auto": `hpsearch.study.disk`; None: no cap), except a clear
-    leader at the last rung where `promote_leaders` (`hpsearch.loop.halving`).
+    paused trials' checkpoints fit in `pause_disk` bytes ("auto": `hpsearch.study.disk`; None: no cap); with
+    `promote_leaders`, a clear leader at the last rung does not wait (`hpsearch.loop.halving`).
     `heartbeat_interval` and `grace_period` (seconds; None for a storage that is not a database URL)
     are optuna's heartbeats of running trials; a trial they find dead runs again with its parameters up
     to `retry_stale_trials` times. `worker` is which of the search's `workers` processes (`n_jobs`)
@@ -48,7 +48,7 @@ class SearchSettings:
     show_progress: bool = True
     rungs: tuple[int, ...] = ()
     pause_trials: bool = False
-    promote_leaders: bool = True
+    promote_leaders: bool = False
     pause_disk: int | str | None = "auto"  # the most disk paused trials' checkpoints take (`hpsearch.study.disk`)
     heartbeat_interval: int | None = None
     grace_period: int | None = None

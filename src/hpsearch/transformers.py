@@ -130,8 +130,8 @@ def hyperparameter_search(
             the same call continues it), `warm_start` (an earlier search's `output_dir`: its best trials
             run first, on this data), `pause_trials` (default True: a trial that reaches a rung before
             two others pauses there, its checkpoint kept, until it can be compared; `hpsearch.loop.halving`),
-            `promote_leaders` (default True: at the last rung a trial that clearly leads three or more peers goes on
-            without waiting for nine), the search's options (`Search`), the backend's own.
+            `promote_leaders` (default False; True: at the last rung a trial that clearly leads three or more peers goes
+            on without waiting for nine), the search's options (`Search`), the backend's own.
 
     Returns:
         The best run (`BestRun`; its `run_summary.best_model_dir` holds its model), or the Pareto

@@ -9,10 +9,11 @@ trial is left to start, a paused trial is judged by the peers it has: the best a
 
 At the last rung a trial among the best third goes on only once `reduction_factor**2` trials are there, pausing
 until then (one below it is pruned as at any rung): what it is promoted to costs the most, the last two thirds of a
-trial's training, and among a few peers each trial that beats the ones before it would go on (BENCHMARKS.md). A
-clear leader does not wait (`promote_leaders`): a trial that beats each of at least `reduction_factor` peers there by
+trial's training, and among a few peers each trial that beats the ones before it would go on (BENCHMARKS.md). With
+`promote_leaders` a clear leader does not wait: a trial that beats each of at least `reduction_factor` peers there by
 more than the standard error of the difference goes on at once, so that the first final result comes early (PASHA's
-idea of growing the budget only where the ranking is unclear, Bohdal et al. 2023).
+idea of growing the budget only where the ranking is unclear, Bohdal et al. 2023). Not the default: a leader among
+the first few peers is seldom the search's best, and each one promoted trains to the end (BENCHMARKS.md).
 
 The rule's verdicts are `hpsearch.loop.decision`'s (`verdict`, `judge`), which carries them out; here it is an optuna
 pruner, the default of the backends that prune on the study store.
@@ -44,7 +45,7 @@ class PeerHalvingPruner(optuna.pruners.BasePruner):
         rungs: Sequence[int],
         reduction_factor: int = REDUCTION_FACTOR,
         pause: bool = True,
-        promote_leaders: bool = True,
+        promote_leaders: bool = False,
     ):
         self.rungs, self.reduction_factor, self.pause = tuple(rungs), reduction_factor, pause
         self.promote_leaders = promote_leaders
