@@ -35,7 +35,7 @@ def test_unknown_backend_lists_the_valid_names():
 )
 def test_missing_backend_library_names_the_install_command(uninstall, name, module, extra):
     uninstall(module)
-    with pytest.raises(ImportError, match=rf'pip install "hpsearch\[{extra}\]"'):
+    with pytest.raises(ImportError, match=re.escape(extras.extra_command(extra))):
         get_backend(name)
 
 

@@ -55,7 +55,9 @@ def test_a_format_1_study_refuses_another_space_as_it_did(format_1_study):
 def test_a_study_from_a_later_format_is_refused_before_any_trial(tmp_path):
     study = optuna.create_study(storage=store.storage_url(tmp_path), study_name="hpsearch")
     study.set_user_attr(schema.FORMAT_KEY, schema.FORMAT + 1)
-    with pytest.raises(hpsearch.ConfigError, match="written by a later hpsearch .*pip install -U hpsearch"):
+    with pytest.raises(
+        hpsearch.ConfigError, match="written by a later hpsearch .*Continue it with the hpsearch that wrote it"
+    ):
         hpsearch.search(lambda t: 0.0, {"x": hpsearch.space.Float(0, 1)}, n_trials=1, output_dir=str(tmp_path))
     assert not study.trials
 

@@ -15,6 +15,7 @@ from ray import tune
 from transformers import AutoModelForSequenceClassification
 
 import hpsearch
+from hpsearch import extras
 
 BACKENDS = ["optuna", "sigopt", "wandb", "ray"]
 NAMES = {"optuna": "optuna", "sigopt": "SigOpt", "wandb": "W&B", "ray": "Ray Tune"}
@@ -212,7 +213,7 @@ def test_bad_input_fails_before_training(counted, kwargs, message):
 def test_backend_not_installed_names_the_extra(counted, uninstall):
     trainer, calls = counted
     uninstall("ray")
-    with pytest.raises(ImportError, match=r'pip install "hpsearch\[ray\]"'):
+    with pytest.raises(ImportError, match=re.escape(extras.extra_command("ray"))):
         trainer.hyperparameter_search(backend="ray", n_trials=2)
     assert calls == [1]
 
