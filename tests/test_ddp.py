@@ -97,8 +97,10 @@ def test_killing_one_rank_ends_the_other_within_a_minute(tiny_model_dir, tmp_pat
     run = torchrun("optuna", tmp_path, tiny_model_dir, "kill")
     assert run.returncode != 0
     assert time.monotonic() - start < 60 + 20  # a minute for the ranks, plus torchrun's own start
-    trials = hpsearch.load_trials(tmp_path)  # the store stays readable: trial 0 waits at its rung, 1 is running
-    assert [t.state for t in trials][:2] == [TrialState.PAUSED, TrialState.RUNNING]
+    trials = hpsearch.load_trials(tmp_path)  # the store stays readable: trial 0 waits at its rung, and trial 1 is
+    # running (torchrun stopped rank 0 first) or failed (rank 0's collective raised first, and the trial was recorded)
+    assert [t.state for t in trials][0] == TrialState.PAUSED
+    assert trials[1].state in (TrialState.RUNNING, TrialState.FAILED)
 
 
 def test_ray_under_torchrun_is_refused_on_every_rank(tiny_model_dir, tmp_path):
